@@ -1,0 +1,73 @@
+"""Paths and hyperparameters shared by the scripts.
+
+Every path can be moved with an environment variable, so a Docker volume or a test can point the
+whole toolkit elsewhere:
+  MER_MODELS_DIR   models root (default ./models beside this file)
+  MER_DATA_DIR     data root (default ./data beside this file)
+  MER_PRETRAINED_DIR, MER_USERS_DIR, MER_FEATS_DIR, MER_ANNOTATIONS, MER_PLAYLISTS,
+  MER_SHARED_DATA  finer overrides (defaults derived from the two roots)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _path(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _int(var: str, default: int) -> int:
+    value = os.environ.get(var)
+    return int(value) if value else default
+
+
+def _float(var: str, default: float) -> float:
+    value = os.environ.get(var)
+    return float(value) if value else default
+
+
+# --- paths -------------------------------------------------------------------------------
+MODELS_DIR = _path("MER_MODELS_DIR", ROOT / "models")
+DATA_DIR = _path("MER_DATA_DIR", ROOT / "data")
+PRETRAINED_DIR = _path("MER_PRETRAINED_DIR", MODELS_DIR / "pretrained")
+USERS_DIR = _path("MER_USERS_DIR", MODELS_DIR / "users")
+FEATS_DIR = _path("MER_FEATS_DIR", DATA_DIR / "feats")
+
+
+def _default_annotations() -> Path:
+    json_path = DATA_DIR / "annotations.json"
+    csv_path = DATA_DIR / "annotations.csv"
+    return csv_path if csv_path.exists() and not json_path.exists() else json_path
+
+
+ANNOTATIONS = _path("MER_ANNOTATIONS", _default_annotations())
+PLAYLISTS = _path("MER_PLAYLISTS", DATA_DIR / "playlists.csv")
+# The real corpora beside the project (never copied into it).
+SHARED_DATA_DIR = _path("MER_SHARED_DATA", ROOT.parent / "shared" / "data")
+CACHE_DIR = _path("MER_CACHE_DIR", ROOT / ".cache")
+
+# --- hyperparameters ---------------------------------------------------------------------
+SEED = _int("MER_SEED", 1987)
+CV_SPLITS = _int("MER_CV_SPLITS", 5)
+TEST_SIZE = _float("MER_TEST_SIZE", 0.2)
+JOBS = _int("MER_JOBS", 1)
+LOCK_TIMEOUT_S = _float("MER_LOCK_TIMEOUT", 60.0)
+
+XGB_PARAMS = {
+    "objective": "multi:softprob",
+    "num_class": 4,
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.5,
+    "tree_method": "hist",
+    "nthread": 1,
+    "seed": SEED,
+}
+XGB_ROUNDS = _int("MER_XGB_ROUNDS", 100)
+XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", 10)
+SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-3, "max_iter": 50, "tol": None}

@@ -1,0 +1,33 @@
+"""What every top-level script shares: one-line errors, exit codes, argparse types."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import MERError
+
+
+def main_wrapper(fn) -> None:
+    """Run `fn()`; report a MERError (or a missing file) as one stderr line and exit 1."""
+    try:
+        code = fn()
+    except MERError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except FileNotFoundError as err:
+        print(f"error: {err.filename}: no such file or folder", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
