@@ -1,0 +1,36 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import settings  # noqa: E402
+
+SHARED = settings.SHARED_DATA_DIR
+
+
+def shared_path(*parts) -> Path:
+    """A path under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (run beside ../shared/data)")
+    return path
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def script_env(tmp_path):
+    """Environment for running the top-level scripts against throwaway model/data roots."""
+    env = dict(os.environ)
+    env["MER_MODELS_DIR"] = str(tmp_path / "models")
+    env["MER_DATA_DIR"] = str(tmp_path / "data")
+    env["MER_PRETRAINED_DIR"] = str(ROOT / "models" / "pretrained")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
