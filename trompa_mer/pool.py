@@ -1,0 +1,197 @@
+"""The pool store: a folder of per-song feature CSVs consolidated into one cached float32 table.
+
+The cache lives beside the CSVs in `<feats_dir>/.pool_cache/` as plain `.npy` arrays, so a
+consolidated pool is memory-mapped instead of parsed (10,000 songs × 60 windows load in well
+under a second). It is rebuilt only when the folder changes (a file added, removed, or
+rewritten: name, size or modification time), and then only the changed songs are re-read.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+import fcntl
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from .errors import MERError
+from .features import FEATURE_NAMES, read_feature_csv
+
+CACHE_NAME = ".pool_cache"
+CACHE_VERSION = 1
+
+
+@dataclass
+class Pool:
+    song_ids: np.ndarray            # (songs,) str, sorted
+    X: np.ndarray                   # (windows, 260) float32, songs in song_ids order
+    offsets: np.ndarray             # (songs + 1,) int64: song i is X[offsets[i]:offsets[i+1]]
+    frame_times: np.ndarray         # (windows,) float32
+    feature_names: list = field(default_factory=lambda: list(FEATURE_NAMES))
+
+    def __post_init__(self):
+        self._index = {s: i for i, s in enumerate(self.song_ids.tolist())}
+
+    def __len__(self) -> int:
+        return len(self.song_ids)
+
+    def __contains__(self, song_id) -> bool:
+        return song_id in self._index
+
+    @property
+    def song_of_window(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.song_ids)), np.diff(self.offsets))
+
+    def index_of(self, song_id) -> int:
+        return self._index[song_id]
+
+    def windows(self, song_id) -> np.ndarray:
+        i = self._index[song_id]
+        return self.X[self.offsets[i]:self.offsets[i + 1]]
+
+    def subset(self, song_ids) -> "Pool":
+        """A new in-memory pool holding only `song_ids` (kept in the given order)."""
+        song_ids = [s for s in song_ids]
+        missing = [s for s in song_ids if s not in self._index]
+        if missing:
+            raise MERError(f"pool: no features for song {missing[0]!r} ({len(missing)} missing)")
+        idx = [self._index[s] for s in song_ids]
+        lengths = np.diff(self.offsets)[idx]
+        rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]) if idx else np.zeros(0, int)
+        return Pool(np.asarray(song_ids, dtype=str), np.asarray(self.X[rows]),
+                    np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                    np.asarray(self.frame_times[rows]), list(self.feature_names))
+
+    def song_mean(self) -> np.ndarray:
+        """Songs × features: the mean of each song's windows."""
+        sums = np.add.reduceat(np.asarray(self.X, dtype=np.float64), self.offsets[:-1], axis=0)
+        return (sums / np.diff(self.offsets)[:, None]).astype(np.float32)
+
+
+def _listing(feats_dir: Path) -> dict:
+    """{file name: [size, mtime_ns]} of the CSVs in the folder: the cache's signature."""
+    out = {}
+    with os.scandir(feats_dir) as entries:
+        for entry in entries:
+            if entry.name.lower().endswith(".csv") and entry.is_file():
+                st = entry.stat()
+                out[entry.name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _read_cache(cache: Path, mmap: bool):
+    meta_path = cache / "meta.json"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("version") != CACHE_VERSION or meta.get("feature_names") != FEATURE_NAMES:
+            return None
+        mode = "r" if mmap else None
+        arrays = {name: np.load(cache / f"{name}.npy", mmap_mode=mode if name == "X" else None)
+                  for name in ("X", "offsets", "frame_times", "song_ids")}
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    return meta, Pool(arrays["song_ids"].astype(str), arrays["X"], arrays["offsets"], arrays["frame_times"])
+
+
+@contextlib.contextmanager
+def _locked(feats_dir: Path):
+    # One rebuild at a time per folder; a second process waits, then finds the fresh cache.
+    # The lock lives in the temp folder so a read-only pool folder can still be read.
+    key = str(feats_dir.resolve()).replace(os.sep, "_")
+    lock_path = Path(tempfile.gettempdir()) / f"trompa_mer_pool{key[-120:]}.lock"
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_song(path: Path):
+    table = read_feature_csv(path)
+    return (table[FEATURE_NAMES].to_numpy(dtype=np.float32),
+            table["frameTime"].to_numpy(dtype=np.float32))
+
+
+def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int = 1, mmap: bool = True) -> Pool:
+    """The pool of `feats_dir/*.csv`, from its cache when the folder has not changed."""
+    feats_dir = Path(feats_dir)
+    if not feats_dir.is_dir():
+        raise MERError(f"{feats_dir}: feature pool folder not found")
+    listing = _listing(feats_dir)
+    if not listing:
+        raise MERError(f"{feats_dir}: no feature CSVs in the pool folder")
+    cache_dir = feats_dir / CACHE_NAME
+    if cache:
+        hit = _read_cache(cache_dir, mmap)
+        if hit is not None and hit[0]["listing"] == listing:
+            return hit[1]
+    with _locked(feats_dir):
+        old = _read_cache(cache_dir, mmap=True) if cache else None
+        listing = _listing(feats_dir)
+        if old is not None and old[0]["listing"] == listing:
+            return old[1]
+        pool = _build(feats_dir, listing, old, progress, jobs)
+        if cache:
+            _write_cache(feats_dir, cache_dir, listing, pool)
+        return pool
+
+
+def _build(feats_dir: Path, listing: dict, old, progress: bool, jobs: int) -> Pool:
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    names = sorted(listing)
+    song_ids = [n[:-4].lower() for n in names]
+    dupes = [s for s, n in Counter(song_ids).items() if n > 1]
+    if dupes:
+        raise MERError(f"{feats_dir}: song id {sorted(dupes)[0]!r} appears in more than one CSV (ids are case-insensitive)")
+    reuse = {}
+    if old is not None:
+        old_meta, old_pool = old
+        for name in names:
+            if old_meta["listing"].get(name) == listing[name] and name[:-4].lower() in old_pool:
+                sid = name[:-4].lower()
+                i = old_pool.index_of(sid)
+                sl = slice(old_pool.offsets[i], old_pool.offsets[i + 1])
+                reuse[name] = (np.asarray(old_pool.X[sl]), np.asarray(old_pool.frame_times[sl]))
+    todo = [n for n in names if n not in reuse]
+    read = Parallel(n_jobs=jobs)(delayed(_read_song)(feats_dir / n)
+                                 for n in tqdm(todo, desc="consolidating pool", unit="song",
+                                               disable=not progress, file=sys.stderr))
+    parts = dict(reuse)
+    parts.update(zip(todo, read))
+    order = np.argsort(np.asarray(song_ids, dtype=str), kind="stable")
+    ordered = [names[i] for i in order]
+    X = np.concatenate([parts[n][0] for n in ordered]) if ordered else np.zeros((0, len(FEATURE_NAMES)), np.float32)
+    times = np.concatenate([parts[n][1] for n in ordered])
+    lengths = [len(parts[n][0]) for n in ordered]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Pool(np.asarray([song_ids[i] for i in order], dtype=str), X, offsets, times)
+
+
+def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) -> None:
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{CACHE_NAME}.tmp-", dir=feats_dir))
+    except OSError:
+        return  # a read-only pool folder: work from memory, no cache
+    try:
+        np.save(tmp / "X.npy", np.ascontiguousarray(pool.X, dtype=np.float32))
+        np.save(tmp / "offsets.npy", pool.offsets)
+        np.save(tmp / "frame_times.npy", pool.frame_times)
+        np.save(tmp / "song_ids.npy", pool.song_ids.astype(str))
+        atomic.write_json(tmp / "meta.json", {"version": CACHE_VERSION, "listing": listing,
+                                              "feature_names": FEATURE_NAMES}, indent=None)
+        atomic.replace_dir(tmp, cache_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
