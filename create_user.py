@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Create a listener's folder: a copy of the committee, the query mode and the state.
+
+  python create_user.py -i USER_ID -m {mc,hc,mix,rand} [--balanced] [--committee DIR]
+                        [--annotations FILE] [--exist-ok]
+"""
+import argparse
+
+import settings
+from trompa_mer import loop
+from trompa_mer.cli import main_wrapper
+from trompa_mer.consensus import MODES
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Create models/users/<USER_ID>/ (root: MER_USERS_DIR) with a copy of the "
+                    "committee and the listener's state.")
+    parser.add_argument("-i", "--user-id", "--user_id", dest="user_id", required=True,
+                        help="the listener's id: letters, digits, '_' and '-' only")
+    parser.add_argument("-m", "--mode", required=True, choices=MODES,
+                        help="query mode: mc machine consensus, hc human consensus (other "
+                             "listeners' annotations), mix the higher of both, rand random")
+    parser.add_argument("--balanced", action="store_true",
+                        help="ask the top q/4 songs per predicted quadrant instead of the top q")
+    parser.add_argument("--committee", default=str(settings.PRETRAINED_DIR),
+                        help=f"committee folder to copy (default {settings.PRETRAINED_DIR}, "
+                             "MER_PRETRAINED_DIR)")
+    parser.add_argument("--annotations", default=str(settings.ANNOTATIONS),
+                        help="hc/mix: multi-listener annotations, a TROMPA-MER export (.json) or a "
+                             f"CSV user,song,quadrant|arousal,valence (default {settings.ANNOTATIONS}, "
+                             "MER_ANNOTATIONS)")
+    parser.add_argument("--exist-ok", action="store_true",
+                        help="an existing user with the same mode is not an error (left unchanged)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    summary = loop.create_user(args.user_id, args.mode, settings.USERS_DIR, args.committee,
+                               balanced=args.balanced, annotations_path=args.annotations,
+                               exist_ok=args.exist_ok, lock_timeout=settings.LOCK_TIMEOUT_S)
+    verb = "created" if summary["created"] else "already exists, left unchanged:"
+    extra = (f", human consensus of {summary['consensus_songs']} songs"
+             if summary.get("consensus_songs") is not None else "")
+    print(f"user {summary['user_id']} {verb} mode {summary['mode']}"
+          f"{' (balanced)' if summary['balanced'] else ''}{extra} in {summary['folder']}")
+
+
+if __name__ == "__main__":
+    main_wrapper(main)

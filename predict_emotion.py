@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Predict emotion quadrants for a feature CSV or an audio file.
+
+  python predict_emotion.py -i FEATURES.csv|AUDIO -o OUT.json [-m MODEL_FILE|default | -u USER_ID]
+"""
+import argparse
+
+import settings
+from trompa_mer import loop
+from trompa_mer.cli import main_wrapper
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Write per-window and song-level quadrant probabilities as JSON (keys "
+                    "input_feats, output_probs, mean_probs, highest_prob_quad, "
+                    "output_predictions, freq_pred, mode_quad). Features are standardized with "
+                    "the committee's stored scaler.")
+    parser.add_argument("-i", "--input", required=True,
+                        help="a feature CSV (as extract_features.py writes, or DEAM's) or an "
+                             "audio file (features are extracted on the fly)")
+    parser.add_argument("-o", "--output", required=True, help="output .json file")
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("-m", "--model", default="default",
+                     help="'default' (the committee in MER_PRETRAINED_DIR, the default), a "
+                          "committee folder, or one member file inside a committee folder")
+    who.add_argument("-u", "--user-id", "--user_id", dest="user_id",
+                     help="use this listener's committee (adds each algorithm's mean)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = loop.predict(args.input, args.output, settings.USERS_DIR, settings.PRETRAINED_DIR,
+                          model=args.model, user_id=args.user_id,
+                          lock_timeout=settings.LOCK_TIMEOUT_S)
+    probs = " ".join(f"{q}={p:.3f}" for q, p in zip(("Q1", "Q2", "Q3", "Q4"), result["mean_probs"]))
+    print(f"{args.input}: {result['highest_prob_quad']} ({probs}; {len(result['output_predictions'])} "
+          f"windows, {result['model']}) -> {args.output}")
+
+
+if __name__ == "__main__":
+    main_wrapper(main)

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Retrain a listener's committee on their answers to the pending songs.
+
+  python retrain_model.py -i USER_ID -a ANNOTATIONS.json [--update {batch,cumulative}]
+"""
+import argparse
+
+import settings
+from trompa_mer import loop
+from trompa_mer.cli import main_wrapper
+from trompa_mer.users import UPDATE_STRATEGIES
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Update every member of the listener's committee on their answers. The "
+                    "answers must be a non-empty subset of the pending songs; pending songs "
+                    "left out count as skipped and are not asked again.")
+    parser.add_argument("-i", "--user-id", "--user_id", dest="user_id", required=True,
+                        help="the listener's id")
+    parser.add_argument("-a", "--annotations", required=True,
+                        help='a JSON file {"song_id": "Q1".."Q4", ...} (ids case-insensitive), '
+                             "or the same JSON object given inline")
+    parser.add_argument("--update", choices=UPDATE_STRATEGIES, default=loop.UPDATE_STRATEGY,
+                        help="batch: train on this round's answers only (the original); "
+                             "cumulative: on every answer so far (default "
+                             f"{loop.UPDATE_STRATEGY}, see docs/loop.md)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    summary = loop.retrain(args.user_id, args.annotations, settings.USERS_DIR, settings.FEATS_DIR,
+                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S)
+    skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
+    print(f"user {summary['user_id']}: iteration {summary['iteration']}, {summary['answered']} "
+          f"answers{skipped}, {summary['update']} update on {summary['trained_songs']} songs "
+          f"({summary['trained_windows']} windows)")
+
+
+if __name__ == "__main__":
+    main_wrapper(main)

@@ -1,0 +1,406 @@
+"""The personalization loop: one function per script step.
+
+create_user -> get_hard_tracks -> (listener answers) -> retrain -> ... ; predict and recommend
+at any time. Every function takes its paths as arguments (the scripts pass settings' values),
+validates the user id before touching any file, and holds the user's lock while it reads and
+writes the user's folder. See docs/loop.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import consensus as cons
+from .errors import MERError
+from .quadrants import N_CLASSES, QUADRANTS, quadrant_name
+from .users import (UPDATE_STRATEGIES, UserStore, committee_folder_name, parse_answers,
+                    record_answers, record_queries, record_recommendations, recommended_songs,
+                    validate_user_id)
+
+# Default of retrain_model.py --update. "batch" (train on the new answers only) is the
+# original's behaviour; the offline experiments (issue 6, docs/experiments.md) compare it with
+# "cumulative" and this default follows their result.
+UPDATE_STRATEGY = "batch"
+
+
+def _validate_mode(mode: str) -> str:
+    if mode not in cons.MODES:
+        raise MERError(f"query mode: expected one of {', '.join(cons.MODES)}, got {mode!r}")
+    return mode
+
+
+def _load_committee(path):
+    from .committee import Committee
+
+    path = Path(path)
+    if not path.is_dir():
+        raise MERError(f"{path}: committee folder not found (expected a folder with committee.json)")
+    return Committee.load(path)
+
+
+def _load_pool(feats_dir):
+    from .pool import load_pool
+
+    feats_dir = Path(feats_dir)
+    if not feats_dir.is_dir():
+        raise MERError(f"{feats_dir}: pool folder of feature CSVs not found (set MER_FEATS_DIR "
+                       f"or run extract_features.py into it)")
+    pool = load_pool(feats_dir)
+    if len(pool.song_ids) == 0:
+        raise MERError(f"{feats_dir}: the pool holds no feature CSVs")
+    return pool
+
+
+# --- create_user ----------------------------------------------------------------------------
+def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: bool = False,
+                annotations_path=None, exist_ok: bool = False, lock_timeout: float = 60.0) -> dict:
+    """Create models/users/<id>/ with a copy of the committee, the state and (hc/mix) the
+    human consensus of the other listeners. Returns a summary dict (created: bool)."""
+    validate_user_id(user_id)
+    _validate_mode(mode)
+    store = UserStore(users_dir)
+    if store.user_dir(user_id).exists() and not exist_ok:
+        raise MERError(f"user {user_id!r} already exists ({store.user_dir(user_id)}); "
+                       f"pass --exist-ok to keep it")
+    if store.exists(user_id):
+        return _existing_user(store, user_id, mode, balanced)
+    human = None
+    if mode in ("hc", "mix"):
+        from .datasets.annotations import load_annotations
+
+        if annotations_path is None or not Path(annotations_path).exists():
+            raise MERError(f"annotations: {annotations_path} not found; mode {mode!r} needs the "
+                           f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")
+        table = load_annotations(annotations_path)
+        human = cons.human_consensus(table, exclude_user=user_id)
+    _load_committee(committee_dir)  # verifies the checksums before anything is copied
+    with store.lock(user_id, lock_timeout):
+        if store.exists(user_id):
+            if not exist_ok:
+                raise MERError(f"user {user_id!r} already exists ({store.user_dir(user_id)})")
+            return _existing_user(store, user_id, mode, balanced)
+        if store.user_dir(user_id).exists():
+            raise MERError(f"{store.user_dir(user_id)}: exists but holds no {store.state_path(user_id).name}; "
+                           f"remove the folder to recreate the user")
+        state = store.create(user_id, Path(committee_dir).resolve(), mode, balanced, human,
+                             None if human is None else Path(annotations_path).resolve())
+    return {"user_id": user_id, "created": True, "mode": state["mode"], "balanced": state["balanced"],
+            "folder": str(store.user_dir(user_id)),
+            "consensus_songs": None if human is None else int(len(human))}
+
+
+def _existing_user(store, user_id, mode, balanced) -> dict:
+    state = store.read_state(user_id)
+    if state["mode"] != mode or bool(state.get("balanced")) != bool(balanced):
+        raise MERError(f"user {user_id!r} already exists with mode {state['mode']!r}"
+                       f"{' (balanced)' if state.get('balanced') else ''}, not {mode!r}"
+                       f"{' (balanced)' if balanced else ''}; delete {store.user_dir(user_id)} to change it")
+    return {"user_id": user_id, "created": False, "mode": state["mode"], "balanced": state["balanced"],
+            "folder": str(store.user_dir(user_id)), "iteration": state["iteration"]}
+
+
+# --- get_hard_tracks ------------------------------------------------------------------------
+def _rng_for(user_id: str, iteration: int, seed: int) -> np.random.Generator:
+    # reproducible per user and round; crc32 because Python's hash() is salted per process
+    return np.random.default_rng([int(seed), zlib.crc32(user_id.encode()), int(iteration)])
+
+
+def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: float = 60.0,
+                    seed: int = 1987) -> dict:
+    """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
+
+    Asked again while a round is pending, it returns the same pending songs.
+    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}}.
+    """
+    validate_user_id(user_id)
+    if int(q) < 1:
+        raise MERError(f"number of tracks: expected a positive number, got {q}")
+    store = UserStore(users_dir)
+    with store.lock(user_id, lock_timeout):
+        state = store.read_state(user_id)
+        store.tidy(user_id, state)
+        if state["pending"]:
+            return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {}}
+        mode = state["mode"]
+        pool = _load_pool(feats_dir)
+        song_ids = np.asarray(pool.song_ids)
+        machine = predicted = human = None
+        if mode in ("mc", "mix") or state.get("balanced"):
+            committee = _load_committee(store.committee_dir(user_id, state))
+            machine = cons.machine_consensus(committee.song_proba(pool))
+            predicted = machine.argmax(axis=1)
+        if mode in ("hc", "mix"):
+            human = store.read_consensus(user_id)
+            if human is None:
+                raise MERError(f"{store.consensus_path(user_id)}: missing; mode {mode!r} needs the human "
+                               f"consensus (recreate the user)")
+        scores = cons.mode_scores(mode, song_ids, machine_proba=machine, human_freqs=human,
+                                  rng=_rng_for(user_id, state["iteration"], seed))
+        settled = set(state["asked"]) | set(state.get("skipped", []))
+        songs = cons.select_queries(song_ids, scores, int(q), asked=settled,
+                                    balanced=bool(state.get("balanced")), predicted=predicted)
+        if not songs:
+            raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
+        store.write_state(user_id, record_queries(state, songs))
+    score_of = dict(zip(song_ids.tolist(), np.asarray(scores, dtype=float).tolist()))
+    return {"songs": songs, "reused": False, "mode": mode,
+            "scores": {s: score_of[s] for s in songs}}
+
+
+# --- retrain --------------------------------------------------------------------------------
+def read_answers_arg(value) -> tuple[object, str]:
+    """The -a argument: a path to a JSON file, or (when no such file exists) inline JSON text."""
+    text = str(value)
+    path = Path(text)
+    if path.is_file():
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise MERError(f"{path}: not UTF-8 text (expected a JSON object {{song_id: \"Q1\"..\"Q4\"}})") from None
+        source = str(path)
+    elif text.lstrip().startswith("{"):
+        raw, source = text, "annotations (inline JSON)"
+    else:
+        raise MERError(f"{text}: annotation file not found (expected a JSON file {{song_id: \"Q1\"..\"Q4\"}})")
+    try:
+        return json.loads(raw), source
+    except json.JSONDecodeError as err:
+        raise MERError(f"{source}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+
+
+def song_features(feats_dir, songs) -> dict:
+    """{song: (windows x 260 float32)} read from the songs' own feature CSVs.
+
+    A retrain needs a handful of songs, so reading their CSVs beats loading the whole pool.
+    """
+    from .features import FEATURE_NAMES, read_feature_csv
+
+    feats_dir = Path(feats_dir)
+    by_lower = None
+    out, missing = {}, []
+    for song in songs:
+        path = feats_dir / f"{song}.csv"
+        if not path.is_file():
+            if by_lower is None:  # file names may carry upper case; song ids are lowercase
+                by_lower = {p.stem.lower(): p for p in feats_dir.glob("*.csv")} if feats_dir.is_dir() else {}
+            path = by_lower.get(song)
+        if path is None:
+            missing.append(song)
+            continue
+        out[song] = read_feature_csv(path)[FEATURE_NAMES].to_numpy(dtype=np.float32)
+    if missing:
+        raise MERError(f"{feats_dir}: no feature CSV for song(s) {', '.join(missing)}")
+    return out
+
+
+def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None = None,
+            lock_timeout: float = 60.0) -> dict:
+    """Update every member of the user's committee on the listener's answers.
+
+    The answers must be a non-empty subset of the pending round; unanswered pending songs are
+    recorded as skipped. update="batch" trains on this round's answers, "cumulative" on every
+    answer so far. The new committee and the state are committed together (state.json names
+    the committee folder), so a crash leaves the previous pair loadable.
+    """
+    validate_user_id(user_id)
+    update = UPDATE_STRATEGY if update is None else update
+    if update not in UPDATE_STRATEGIES:
+        raise MERError(f"update strategy: expected one of {', '.join(UPDATE_STRATEGIES)}, got {update!r}")
+    raw, source = read_answers_arg(answers_arg)
+    store = UserStore(users_dir)
+    with store.lock(user_id, lock_timeout):
+        state = store.read_state(user_id)
+        answers = parse_answers(raw, state, source)
+        store.tidy(user_id, state)
+        if update == "cumulative":
+            from .quadrants import parse_quadrant
+
+            training = {s: parse_quadrant(q) for s, q in state.get("answers", {}).items()}
+            training.update(answers)
+        else:
+            training = dict(answers)
+        songs = sorted(training)
+        feats = song_features(feats_dir, songs)
+        X = np.concatenate([feats[s] for s in songs])
+        y = np.concatenate([np.full(len(feats[s]), training[s], dtype=np.int64) for s in songs])
+        committee = _load_committee(store.committee_dir(user_id, state))
+        committee.update(X, y)
+        new_name = committee_folder_name(int(state["iteration"]) + 1)
+        new_dir = store.user_dir(user_id) / new_name
+        committee.save(new_dir)
+        new_state = record_answers(state, answers, update, new_name, n_windows=len(y))
+        store.write_state(user_id, new_state)  # the commit point
+        store.tidy(user_id, new_state)         # the previous committee folder goes
+    return {"user_id": user_id, "iteration": new_state["iteration"], "answered": len(answers),
+            "skipped": new_state["history"][-1]["skipped"], "update": update,
+            "trained_songs": len(songs), "trained_windows": int(len(y))}
+
+
+# --- predict --------------------------------------------------------------------------------
+def _find_committee_of(model_path: Path) -> Path:
+    for folder in (model_path.parent, model_path.parent.parent):
+        if (folder / "committee.json").is_file():
+            return folder
+    raise MERError(f"{model_path}: no committee.json beside this member file (a member is "
+                   f"used with its committee's stored scaler)")
+
+
+def _member_index(committee, model_path: Path) -> int:
+    names = [name for name, _ in committee.members]
+    stem = model_path.name
+    for i, name in enumerate(names):
+        if stem == name or stem.startswith(name + "."):
+            return i
+    raise MERError(f"{model_path}: not a member of the committee in {model_path.parent} "
+                   f"(members: {', '.join(names)})")
+
+
+def read_input_features(input_path) -> tuple[np.ndarray, str]:
+    """Window features from a feature CSV, or extracted on the fly from an audio file."""
+    from .features import AUDIO_SUFFIXES, FEATURE_NAMES, extract_features, read_feature_csv
+
+    path = Path(input_path)
+    if not path.is_file():
+        raise MERError(f"{path}: input file not found")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        table = read_feature_csv(path)
+    elif suffix in AUDIO_SUFFIXES:
+        table = extract_features(path)
+    else:
+        raise MERError(f"{path}: expected a feature CSV (.csv) or audio ({', '.join(AUDIO_SUFFIXES)})")
+    X = table[FEATURE_NAMES].to_numpy(dtype=np.float32)
+    if X.shape[0] == 0:
+        raise MERError(f"{path}: no feature windows (is the audio shorter than 1 s?)")
+    return X, ("audio" if suffix != ".csv" else "features")
+
+
+def prediction_json(input_name: str, window_proba: np.ndarray) -> dict:
+    """The original's keys from (windows, 4) probabilities."""
+    mean = window_proba.mean(axis=0)
+    predictions = window_proba.argmax(axis=1)
+    freq = Counter(quadrant_name(p) for p in predictions)
+    freq_pred = {q: freq[q] for q in QUADRANTS if freq[q]}
+    return {
+        "input_feats": input_name,
+        "output_probs": window_proba.tolist(),
+        "mean_probs": mean.tolist(),
+        "highest_prob_quad": quadrant_name(int(mean.argmax())),
+        "output_predictions": predictions.astype(int).tolist(),
+        "freq_pred": freq_pred,
+        # ties go to the quadrant order Q1..Q4 (max() over the ordered dict)
+        "mode_quad": max(freq_pred, key=freq_pred.get),
+    }
+
+
+def predict(input_path, output_path, users_dir, pretrained_dir, model: str | None = "default",
+            user_id: str | None = None, lock_timeout: float = 60.0) -> dict:
+    """Predict quadrants for a features CSV or an audio file; write the JSON to output_path."""
+    from . import atomic
+
+    if user_id is not None:
+        validate_user_id(user_id)
+    output_path = Path(output_path)
+    if output_path.suffix.lower() != ".json":
+        raise MERError(f"{output_path}: output must be a .json file")
+    X, kind = read_input_features(input_path)
+    member_index = None
+    if user_id is not None:
+        store = UserStore(users_dir)
+        with store.lock(user_id, lock_timeout, shared=True):
+            state = store.read_state(user_id)
+            committee = _load_committee(store.committee_dir(user_id, state))
+        described = f"user {user_id} (iteration {state['iteration']})"
+    elif model in (None, "default"):
+        committee = _load_committee(pretrained_dir)
+        described = f"default committee ({Path(pretrained_dir)})"
+    else:
+        model_path = Path(model)
+        if model_path.is_dir():
+            committee = _load_committee(model_path)
+            described = f"committee {model_path}"
+        elif model_path.is_file():
+            committee = _load_committee(_find_committee_of(model_path))
+            member_index = _member_index(committee, model_path)
+            described = f"member {committee.members[member_index][0]} of {model_path.parent}"
+        else:
+            raise MERError(f"{model_path}: model file not found (expected a member file, a committee "
+                           f"folder or 'default')")
+    proba = np.asarray(committee.window_proba(X), dtype=float)  # members x windows x 4
+    result = prediction_json(str(input_path), proba[member_index] if member_index is not None
+                             else proba.mean(axis=0))
+    result["model"] = described
+    result["input_kind"] = kind
+    if member_index is None:
+        names = [name for name, _ in committee.members]
+        algorithms = [getattr(m, "algorithm", name) for name, m in committee.members]
+        result["member_mean_probs"] = {n: proba[i].mean(axis=0).tolist() for i, n in enumerate(names)}
+        result["algorithm_mean_probs"] = {
+            a: proba[[i for i, b in enumerate(algorithms) if b == a]].mean(axis=(0, 1)).tolist()
+            for a in dict.fromkeys(algorithms)}
+    atomic.write_json(output_path, result, indent=None)
+    return result
+
+
+# --- recommend ------------------------------------------------------------------------------
+def read_playlists(path) -> pd.DataFrame:
+    """A CSV with a group column and a song column -> DataFrame[group, song] (song lowercase)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MERError(f"{path}: playlist file not found (expected a CSV with columns group, song)")
+    try:
+        raw = pd.read_csv(path, sep=None, engine="python", dtype=str, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise MERError(f"{path}: cannot parse as CSV ({err})") from None
+    columns = {str(c).strip().lower(): c for c in raw.columns}
+    group_col = next((columns[k] for k in ("group", "playlist", "group_id", "playlist_id") if k in columns), None)
+    song_col = next((columns[k] for k in ("song", "song_id", "s_id", "track_id", "externalid") if k in columns), None)
+    if group_col is None or song_col is None:
+        raise MERError(f"{path}: expected columns 'group' and 'song' (or song_id), got {', '.join(map(str, raw.columns))}")
+    return pd.DataFrame({"group": raw[group_col].astype(str).str.strip(),
+                         "song": raw[song_col].astype(str).str.strip().str.lower()})
+
+
+def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
+              lock_timeout: float = 60.0) -> dict:
+    """For each quadrant, the group's song the user's committee rates highest for it, among the
+    group's songs not recommended to this user before; the picks are recorded in the state.
+    Returns {"Q1": song or None, ...} (a song is used for one quadrant at most)."""
+    validate_user_id(user_id)
+    playlists = read_playlists(playlists_path)
+    group = str(group).strip()
+    members = playlists.loc[playlists["group"] == group, "song"].unique().tolist()
+    if not members:
+        groups = sorted(playlists["group"].unique())
+        raise MERError(f"{playlists_path}: no group {group!r} (groups: {', '.join(groups[:20])}"
+                       f"{' ...' if len(groups) > 20 else ''})")
+    store = UserStore(users_dir)
+    with store.lock(user_id, lock_timeout):
+        state = store.read_state(user_id)
+        pool = _load_pool(feats_dir)
+        in_pool = set(np.asarray(pool.song_ids).tolist())
+        done = recommended_songs(state)
+        candidates = sorted(s for s in members if s in in_pool and s not in done)
+        if not candidates:
+            raise MERError(f"group {group!r}: no songs left to recommend to user {user_id!r} "
+                           f"({len(members)} in the group, {sum(s in in_pool for s in members)} with features, "
+                           f"{sum(s in done for s in members)} already recommended)")
+        committee = _load_committee(store.committee_dir(user_id, state))
+        sub = pool.subset(candidates)
+        proba = cons.machine_consensus(committee.song_proba(sub))
+        sub_ids = np.asarray(sub.song_ids).tolist()
+        picks, used = {}, set()
+        for c in range(N_CLASSES):
+            order = np.lexsort((np.arange(len(sub_ids)), -proba[:, c]))
+            pick = next((sub_ids[i] for i in order if sub_ids[i] not in used), None)
+            picks[quadrant_name(c)] = pick
+            if pick is not None:
+                used.add(pick)
+        store.write_state(user_id, record_recommendations(state, group, picks))
+    return picks

@@ -1,0 +1,322 @@
+"""The per-user folder: create, lock, read/write state atomically, history of rounds.
+
+Layout of `<users_dir>/<user_id>/`:
+    state.json            the user's state (below); the single commit point of every change
+    committee-NNNN/       the user's copy of the committee at iteration NNNN (committee.json,
+                          members, scaler); state["committee"] names the current one
+    consensus.csv         hc/mix only: song, Q1..Q4 (unrounded relative frequencies among the
+                          *other* listeners), n_listeners
+Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
+be taken before the user folder exists (create) and deleting a user folder forgets the user.
+
+Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, then
+rewrites state.json atomically to point at it, then removes the previous folder. A process
+killed at any moment leaves state.json naming a complete committee; stray folders and temporary
+files from an interrupted change are removed under the lock by the next writer (`tidy`).
+
+State (JSON object):
+    format, user_id, mode, balanced, created, committee_source, annotations_source,
+    iteration          number of retrain rounds done
+    committee          folder name of the current committee
+    asked              every song ever proposed and settled (answered or skipped), in order
+    pending            songs proposed by get_hard_tracks and waiting for answers
+    skipped            songs proposed that the listener did not answer (never asked again)
+    answers            {song: "Q1".."Q4"} every answer so far (the cumulative training set)
+    recommended        [{group, time, songs: {"Q1": song|null, ...}}]
+    history            one entry per round: round, asked (songs), asked_at, answers, skipped,
+                       answered_at, update (strategy), n_windows
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from . import atomic
+from .errors import MERError
+from .quadrants import QUADRANTS, parse_quadrant, quadrant_name
+
+STATE_FORMAT = 1
+STATE_FILE = "state.json"
+CONSENSUS_FILE = "consensus.csv"
+COMMITTEE_PREFIX = "committee-"
+LOCKS_DIR = ".locks"
+USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+UPDATE_STRATEGIES = ("batch", "cumulative")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def validate_user_id(user_id) -> str:
+    """Return `user_id` if it is a plain name (letters, digits, '_' and '-', 1..128 chars)."""
+    if not isinstance(user_id, str) or not USER_ID_PATTERN.fullmatch(user_id):
+        raise MERError(f"user id: expected 1-128 characters from A-Z a-z 0-9 _ -, got {user_id!r}")
+    return user_id
+
+
+def committee_folder_name(iteration: int) -> str:
+    return f"{COMMITTEE_PREFIX}{int(iteration):04d}"
+
+
+class UserStore:
+    """All user folders under one root. Every method validates the user id first."""
+
+    def __init__(self, users_dir):
+        self.users_dir = Path(users_dir)
+
+    # --- paths ----------------------------------------------------------------------------
+    def user_dir(self, user_id) -> Path:
+        return self.users_dir / validate_user_id(user_id)
+
+    def state_path(self, user_id) -> Path:
+        return self.user_dir(user_id) / STATE_FILE
+
+    def lock_path(self, user_id) -> Path:
+        return self.users_dir / LOCKS_DIR / f"{validate_user_id(user_id)}.lock"
+
+    def exists(self, user_id) -> bool:
+        return self.state_path(user_id).is_file()
+
+    def committee_dir(self, user_id, state: dict) -> Path:
+        return self.user_dir(user_id) / state["committee"]
+
+    def consensus_path(self, user_id) -> Path:
+        return self.user_dir(user_id) / CONSENSUS_FILE
+
+    # --- locking --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, user_id, timeout: float = 60.0, shared: bool = False, poll: float = 0.05):
+        """Hold the user's lock (exclusive, or shared for readers) for the block.
+
+        A second process waits up to `timeout` seconds, then gets a MERError. The lock is an
+        flock on a file, so the kernel releases it when the holder exits or is killed.
+        """
+        path = self.lock_path(user_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+            deadline = time.monotonic() + max(0.0, float(timeout))
+            while True:
+                try:
+                    fcntl.flock(fd, mode)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise MERError(
+                            f"user {user_id!r} is busy: another process holds {path} "
+                            f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
+                    time.sleep(poll)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    # --- state ----------------------------------------------------------------------------
+    def read_state(self, user_id) -> dict:
+        path = self.state_path(user_id)
+        if not path.is_file():
+            raise MERError(f"user {user_id!r}: no such user ({path} not found); create it with create_user.py")
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise MERError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise MERError(f"{path}: field 'format': expected {STATE_FORMAT}, got "
+                           f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}")
+        missing = [k for k in ("mode", "committee", "iteration", "pending", "asked") if k not in state]
+        if missing:
+            raise MERError(f"{path}: missing field(s) {', '.join(missing)}")
+        return state
+
+    def write_state(self, user_id, state: dict) -> None:
+        atomic.write_json(self.state_path(user_id), state)
+
+    def read_consensus(self, user_id) -> pd.DataFrame | None:
+        path = self.consensus_path(user_id)
+        if not path.is_file():
+            return None
+        return read_consensus_csv(path)
+
+    # --- create ---------------------------------------------------------------------------
+    def create(self, user_id, committee_source, mode: str, balanced: bool = False,
+               consensus: pd.DataFrame | None = None, annotations_source=None) -> dict:
+        """Create the user folder (call under `lock`). The folder is assembled under a temporary
+        name and renamed into place, so it either exists complete or not at all."""
+        user_dir = self.user_dir(user_id)
+        if user_dir.exists():
+            raise MERError(f"user {user_id!r} already exists ({user_dir})")
+        self.users_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.users_dir / f".tmp-{user_id}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            committee_name = committee_folder_name(0)
+            shutil.copytree(committee_source, tmp / committee_name)
+            if consensus is not None:
+                write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
+            state = new_state(user_id, mode, balanced, committee_name,
+                              str(committee_source), None if annotations_source is None else str(annotations_source))
+            atomic.write_json(tmp / STATE_FILE, state)
+            os.rename(tmp, user_dir)
+            atomic._fsync_dir(self.users_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return state
+
+    def tidy(self, user_id, state: dict) -> None:
+        """Remove what an interrupted change left behind (call under the exclusive lock)."""
+        user_dir = self.user_dir(user_id)
+        for entry in user_dir.iterdir():
+            name = entry.name
+            stale_committee = (name.startswith(COMMITTEE_PREFIX) and name != state["committee"])
+            stale_tmp = name.startswith(".") and ".tmp" in name
+            if stale_committee or stale_tmp:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        entry.unlink()
+        for entry in self.users_dir.glob(f".tmp-{user_id}-*"):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# --- consensus table on disk ----------------------------------------------------------------
+def write_consensus_csv(consensus: pd.DataFrame, path) -> None:
+    """song, Q1..Q4 unrounded (Python's shortest round-trip repr), n_listeners."""
+    table = consensus.reset_index()
+    table = table.rename(columns={table.columns[0]: "song"})[["song", *QUADRANTS, "n_listeners"]]
+    with atomic.atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        table.to_csv(handle, index=False)
+
+
+def read_consensus_csv(path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype={"song": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise MERError(f"{path}: cannot parse as CSV ({err})") from None
+    missing = [c for c in ("song", *QUADRANTS, "n_listeners") if c not in table.columns]
+    if missing:
+        raise MERError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table.set_index("song")
+
+
+# --- the state machine (pure functions on the state dict) -----------------------------------
+def new_state(user_id, mode, balanced, committee_name, committee_source=None, annotations_source=None) -> dict:
+    return {
+        "format": STATE_FORMAT,
+        "user_id": user_id,
+        "mode": mode,
+        "balanced": bool(balanced),
+        "created": now_iso(),
+        "committee_source": committee_source,
+        "annotations_source": annotations_source,
+        "iteration": 0,
+        "committee": committee_name,
+        "asked": [],
+        "pending": [],
+        "skipped": [],
+        "answers": {},
+        "recommended": [],
+        "history": [],
+    }
+
+
+def record_queries(state: dict, songs, when: str | None = None) -> dict:
+    """A copy of `state` with `songs` pending (a round opens)."""
+    if state["pending"]:
+        raise MERError(f"user {state.get('user_id')!r}: a round is already pending; answer it first")
+    new = json.loads(json.dumps(state))
+    new["pending"] = list(songs)
+    new["pending_since"] = when or now_iso()
+    return new
+
+
+def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
+    """Validate listener answers against the pending round; return {song: quadrant index}.
+
+    `raw` is the decoded JSON. Every problem is collected and reported in one line: songs that
+    were not asked (or already answered), invalid labels, duplicate ids differing only in case.
+    """
+    user = state.get("user_id")
+    if not isinstance(raw, dict):
+        raise MERError(f"{source}: expected a JSON object {{song_id: \"Q1\"..\"Q4\"}}, got {type(raw).__name__}")
+    if not raw:
+        raise MERError(f"{source}: no answers (expected at least one pending song with a label)")
+    pending = set(state["pending"])
+    not_pending, bad_labels, duplicates = [], [], []
+    answers: dict[str, int] = {}
+    for key, value in raw.items():
+        song = str(key).strip().lower()
+        if song not in pending:
+            not_pending.append(str(key))
+            continue
+        try:
+            label = parse_quadrant(value)
+        except MERError:
+            bad_labels.append(f"{key}={value!r}")
+            continue
+        if song in answers and answers[song] != label:
+            duplicates.append(str(key))
+        answers[song] = label
+    problems = []
+    if not_pending:
+        where = "pending songs are " + (", ".join(state["pending"]) if pending else "none (run get_hard_tracks.py first)")
+        problems.append(f"songs not pending for user {user!r}: {', '.join(not_pending)} ({where})")
+    if bad_labels:
+        problems.append(f"invalid labels (expected Q1, Q2, Q3 or Q4): {', '.join(bad_labels)}")
+    if duplicates:
+        problems.append(f"songs given twice with different labels: {', '.join(duplicates)}")
+    if problems:
+        raise MERError(f"{source}: " + "; ".join(problems) + "; nothing was changed")
+    return answers
+
+
+def record_answers(state: dict, answers: dict, update: str, committee_name: str,
+                   n_windows: int, when: str | None = None) -> dict:
+    """A copy of `state` after a retrain round: answers stored, unanswered pending songs skipped."""
+    new = json.loads(json.dumps(state))
+    round_songs = list(state["pending"])
+    skipped = [s for s in round_songs if s not in answers]
+    named = {song: quadrant_name(q) for song, q in answers.items()}
+    new["answers"].update(named)
+    new["asked"].extend(round_songs)
+    new["skipped"].extend(skipped)
+    new["pending"] = []
+    new["iteration"] = int(state["iteration"]) + 1
+    new["committee"] = committee_name
+    new["history"].append({
+        "round": new["iteration"],
+        "asked": round_songs,
+        "asked_at": state.get("pending_since"),
+        "answers": named,
+        "skipped": skipped,
+        "answered_at": when or now_iso(),
+        "update": update,
+        "n_windows": int(n_windows),
+    })
+    new.pop("pending_since", None)
+    return new
+
+
+def record_recommendations(state: dict, group: str, picks: dict, when: str | None = None) -> dict:
+    new = json.loads(json.dumps(state))
+    new["recommended"].append({"group": group, "time": when or now_iso(), "songs": picks})
+    return new
+
+
+def recommended_songs(state: dict) -> set:
+    return {s for entry in state.get("recommended", []) for s in entry["songs"].values() if s}
