@@ -1,0 +1,30 @@
+# One command sets everything up and runs the main job; one sets up and runs the tests.
+#   make demo   - create .venv if missing, install the pinned requirements, run the demo loop
+#   make test   - the same set-up, then the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench pretrain clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VPY) demo.py
+
+test: setup
+	$(VPY) -m pytest
+
+bench: setup
+	$(VPY) benchmarks/bench_features.py
+	$(VPY) benchmarks/bench_loop.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .cache
