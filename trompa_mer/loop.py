@@ -8,7 +8,7 @@ writes the user's folder. See docs/loop.md.
 from __future__ import annotations
 
 import json
-import os
+import sys
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -35,7 +35,28 @@ def _validate_mode(mode: str) -> str:
     return mode
 
 
+def _import_skops_quickly() -> None:
+    """Import skops.io without its scikit-learn walk.
+
+    On import, skops.io builds its default trust list with sklearn.utils.all_estimators(),
+    which imports every scikit-learn module and through them torch and dask: seconds of every
+    script call. Committees load with an explicit trust list (members.SKOPS_TRUSTED_TYPES),
+    so that default list is not needed; the walk is skipped while skops.io is imported.
+    """
+    if "skops.io" in sys.modules:
+        return
+    import sklearn.utils
+
+    original = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        import skops.io  # noqa: F401
+    finally:
+        sklearn.utils.all_estimators = original
+
+
 def _load_committee(path):
+    _import_skops_quickly()
     from .committee import Committee
 
     path = Path(path)
@@ -404,3 +425,44 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
                 used.add(pick)
         store.write_state(user_id, record_recommendations(state, group, picks))
     return picks
+
+
+# --- a small committee trained on the spot (demo and tests) --------------------------------
+def train_committee(X_raw, y, directory, algorithms=("gnb", "sgd", "xgb"), per_algorithm: int = 1,
+                    xgb_rounds: int = 20, xgb_update_rounds: int = 5, seed: int = 1987,
+                    feature_names=None, manifest: dict | None = None):
+    """Fit a committee on (windows, labels) and save it to `directory`.
+
+    For the demo (no shipped committee yet) and the tests; the real committee comes from
+    deam_classifier.py. With per_algorithm > 1 each copy trains on a bootstrap sample, so the
+    members disagree the way a committee should.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    _import_skops_quickly()
+    from .committee import Committee
+    from .features import FEATURE_NAMES
+    from .members import DEFAULT_XGB_PARAMS, make_member
+
+    X_raw = np.asarray(X_raw, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    scaler = StandardScaler().fit(X_raw)
+    X = ((X_raw - scaler.mean_) / scaler.scale_).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    members = []
+    for algorithm in algorithms:
+        for k in range(per_algorithm):
+            if algorithm == "xgb":
+                member = make_member("xgb", params={**DEFAULT_XGB_PARAMS, "seed": seed + k},
+                                     rounds=xgb_rounds, update_rounds=xgb_update_rounds)
+            elif algorithm == "sgd":
+                member = make_member("sgd", seed=seed + k)
+            else:
+                member = make_member(algorithm)
+            rows = rng.integers(0, len(y), len(y)) if per_algorithm > 1 else np.arange(len(y))
+            member.fit(X[rows], y[rows])
+            members.append((f"{algorithm}_{k}", member))
+    info = {"corpus": "generated on the spot (demo/test committee)", **(manifest or {})}
+    committee = Committee(members, scaler, list(feature_names or FEATURE_NAMES), info)
+    committee.save(directory)
+    return committee
