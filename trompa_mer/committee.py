@@ -1,0 +1,269 @@
+"""A committee: members + the feature scaler + `committee.json`, loaded and saved as one folder.
+
+Folder layout:
+  committee.json        manifest: members (name, algorithm, input kind, files), feature names,
+                        classes, provenance (corpus, label mapping, splits, scores, command),
+                        library versions, sha256 of every other file
+  scaler.skops          StandardScaler fitted on the committee's training windows
+  <member>.<ext>, <member>.json   one model file + metadata per member (see members.py)
+
+Loading verifies every checksum and the feature layout and refuses a mismatch with a MERError
+naming the file. Saving writes a new folder and swaps it in, so a reader never sees half a
+committee.
+
+Feature members see standardized window rows; song probabilities are the mean of a song's
+window probabilities. Audio members (`input_kind == "audio"`, the CNN) are asked per song:
+`predict_proba_songs(song_ids, audio_source)` and `update_songs(song_ids, y, audio_source)`;
+their rows are joined to the feature members' rows by song id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from .errors import MERError
+from .members import member_class, skops_dump, skops_load
+from .quadrants import N_CLASSES, QUADRANTS
+
+MANIFEST = "committee.json"
+SCALER_FILE = "scaler.skops"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict:
+    import sklearn
+    import skops
+    import xgboost
+
+    from . import __version__
+
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "xgboost": xgboost.__version__,
+            "skops": skops.__version__, "trompa_mer": __version__}
+
+
+def check_feature_names(expected, actual, where: str) -> None:
+    """Refuse a feature layout that differs from the committee's, naming the first difference."""
+    expected, actual = list(expected), list(actual)
+    if expected == actual:
+        return
+    if len(expected) != len(actual):
+        raise MERError(f"{where}: expected {len(expected)} feature columns in the committee's "
+                       f"layout, got {len(actual)}")
+    i = next(i for i, (a, b) in enumerate(zip(expected, actual)) if a != b)
+    raise MERError(f"{where}: feature column {i} is {actual[i]!r}, expected {expected[i]!r} "
+                   "(feature layout differs from the committee's)")
+
+
+class Committee:
+    def __init__(self, members, scaler, feature_names, manifest: dict | None = None):
+        self.members = list(members)  # [(name, member)]
+        names = [name for name, _ in self.members]
+        if len(set(names)) != len(names):
+            raise MERError(f"committee: member names must be unique, got {names}")
+        self.scaler = scaler
+        self.feature_names = list(feature_names)
+        self.manifest = dict(manifest or {})
+        n_in = getattr(scaler, "n_features_in_", len(self.feature_names))
+        if n_in != len(self.feature_names):
+            raise MERError(f"committee: scaler expects {n_in} features but "
+                           f"{len(self.feature_names)} feature names were given")
+
+    # --- introspection -------------------------------------------------------------------
+    def algorithms(self) -> list[str]:
+        return [member.algorithm for _, member in self.members]
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.members]
+
+    def _feature_members(self):
+        return [(i, m) for i, (_, m) in enumerate(self.members)
+                if getattr(m, "input_kind", "features") == "features"]
+
+    def _audio_members(self):
+        return [(i, m) for i, (_, m) in enumerate(self.members)
+                if getattr(m, "input_kind", "features") == "audio"]
+
+    # --- features ------------------------------------------------------------------------
+    def transform(self, X_raw) -> np.ndarray:
+        """Standardize raw window features with the committee's training statistics.
+
+        A DataFrame is checked against the committee's feature names; an array by width.
+        """
+        if hasattr(X_raw, "columns"):
+            columns = [c for c in X_raw.columns if c != "frameTime"]
+            check_feature_names(self.feature_names, columns, "features")
+            X_raw = X_raw[columns].to_numpy()
+        X = np.asarray(X_raw, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            raise MERError(f"features: expected {len(self.feature_names)} columns in the "
+                           f"committee's layout, got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise MERError("features: contains NaN or infinite values")
+        # C order: the same rows give bit-identical probabilities whatever layout came in
+        return np.ascontiguousarray((X - self.scaler.mean_) / self.scaler.scale_, dtype=np.float32)
+
+    def window_proba(self, X_raw) -> np.ndarray:
+        """(n_feature_members, n_windows, 4): every feature member's window probabilities."""
+        X = self.transform(X_raw)
+        members = self._feature_members()
+        out = np.empty((len(members), X.shape[0], N_CLASSES))
+        for row, (_, member) in enumerate(members):
+            out[row] = member.predict_proba(X)
+        return out
+
+    def song_proba(self, pool_or_X_raw, song_of_window=None, song_ids=None,
+                   audio_source=None) -> np.ndarray:
+        """(n_members, n_songs, 4): mean of each song's window probabilities per member.
+
+        Pass a Pool (X, song_of_window, song_ids) or raw windows with `song_of_window`
+        (song index per window; songs without windows get uniform rows). Audio members need
+        `song_ids` (taken from the pool) and an `audio_source` they understand.
+        """
+        if song_of_window is None:
+            pool = pool_or_X_raw
+            X_raw, song_of_window = pool.X, pool.song_of_window
+            song_ids = pool.song_ids if song_ids is None else song_ids
+        else:
+            X_raw = pool_or_X_raw
+        song_of_window = np.asarray(song_of_window, dtype=np.int64)
+        n_songs = len(song_ids) if song_ids is not None else int(song_of_window.max(initial=-1)) + 1
+        out = np.full((len(self.members), n_songs, N_CLASSES), 1.0 / N_CLASSES)
+        feature_members = self._feature_members()
+        if feature_members:
+            windows = self.window_proba(X_raw)
+            counts = np.bincount(song_of_window, minlength=n_songs).astype(float)
+            has = counts > 0
+            for row, (i, _) in enumerate(feature_members):
+                for c in range(N_CLASSES):
+                    sums = np.bincount(song_of_window, weights=windows[row, :, c], minlength=n_songs)
+                    out[i, has, c] = sums[has] / counts[has]
+        audio_members = self._audio_members()
+        if audio_members:
+            if song_ids is None or audio_source is None:
+                raise MERError("committee: audio members "
+                               f"{[self.members[i][0] for i, _ in audio_members]} need song ids "
+                               "and an audio source")
+            for i, member in audio_members:
+                out[i] = member.predict_proba_songs(list(song_ids), audio_source)
+        return out
+
+    def update(self, X_raw, y, song_ids=None, song_y=None, audio_source=None) -> None:
+        """Continue training every member on a labeled batch (it may lack quadrants).
+
+        Feature members get the windows (X_raw, y); audio members get the songs
+        (song_ids, song_y) read through `audio_source`.
+        """
+        X = self.transform(X_raw)
+        y = np.asarray(y, dtype=np.int64)
+        for _, member in self._feature_members():
+            member.update(X, y)
+        audio_members = self._audio_members()
+        if audio_members:
+            if song_ids is None or song_y is None or audio_source is None:
+                raise MERError("committee: audio members need song ids, song labels and an "
+                               "audio source to update")
+            for _, member in audio_members:
+                member.update_songs(list(song_ids), np.asarray(song_y, dtype=np.int64), audio_source)
+
+    # --- persistence ---------------------------------------------------------------------
+    def save(self, directory) -> Path:
+        """Write the committee to a new folder and swap it in place of `directory`."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+        try:
+            files = [SCALER_FILE]
+            skops_dump(self.scaler, tmp / SCALER_FILE)
+            member_entries = []
+            previous = {m.get("name"): m for m in self.manifest.get("members", [])}
+            for name, member in self.members:
+                written = member.save(tmp / name)
+                files.extend(written)
+                entry = dict(previous.get(name, {}))
+                entry.update(name=name, algorithm=member.algorithm,
+                             input_kind=getattr(member, "input_kind", "features"), files=written)
+                member_entries.append(entry)
+            manifest = dict(self.manifest)
+            manifest.update(
+                format=FORMAT_VERSION,
+                classes=list(QUADRANTS),
+                feature_names=self.feature_names,
+                scaler=SCALER_FILE,
+                members=member_entries,
+                versions={**manifest.get("versions", {}), **library_versions()},
+                checksums={f: sha256_file(tmp / f) for f in files},
+            )
+            atomic.write_json(tmp / MANIFEST, manifest)
+            self.manifest = manifest
+            atomic.replace_dir(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def load(cls, directory, feature_names=None) -> "Committee":
+        """Load and verify a committee folder; `feature_names` (optional) must match its layout."""
+        directory = Path(directory)
+        atomic.recover_dir(directory)
+        manifest_path = directory / MANIFEST
+        if not directory.is_dir():
+            raise MERError(f"{directory}: no committee folder here")
+        if not manifest_path.exists():
+            raise MERError(f"{manifest_path}: missing (not a committee folder)")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise MERError(f"{manifest_path}: not valid JSON ({err})") from None
+        for field in ("feature_names", "members", "checksums", "scaler"):
+            if field not in manifest:
+                raise MERError(f"{manifest_path}: field {field!r} missing")
+        if manifest.get("classes", list(QUADRANTS)) != list(QUADRANTS):
+            raise MERError(f"{manifest_path}: field 'classes' is {manifest.get('classes')}, "
+                           f"expected {list(QUADRANTS)}")
+        checksums = manifest["checksums"]
+        listed = {manifest["scaler"]} | {f for m in manifest["members"] for f in m.get("files", [])}
+        unlisted = sorted(listed - set(checksums))
+        if unlisted:
+            raise MERError(f"{manifest_path}: field 'checksums' has no entry for {unlisted[0]}")
+        for name, digest in checksums.items():
+            path = directory / name
+            if Path(name).name != name:
+                raise MERError(f"{manifest_path}: file name {name!r} must not contain a folder")
+            if not path.exists():
+                raise MERError(f"{path}: listed in {MANIFEST} but missing")
+            if sha256_file(path) != digest:
+                raise MERError(f"{path}: checksum does not match {MANIFEST} "
+                               "(the file was changed or damaged after the committee was saved)")
+        if feature_names is not None:
+            check_feature_names(manifest["feature_names"], feature_names, str(manifest_path))
+        scaler = skops_load(directory / manifest["scaler"])
+        members = []
+        for entry in manifest["members"]:
+            name = entry.get("name")
+            if not name or Path(name).name != name:
+                raise MERError(f"{manifest_path}: member name {name!r} is not a plain name")
+            member = member_class(entry.get("algorithm")).load(directory / name)
+            n_features = getattr(member, "n_features", None)
+            if getattr(member, "input_kind", "features") == "features" and \
+                    n_features != len(manifest["feature_names"]):
+                raise MERError(f"{directory / name}: member expects {n_features} features, "
+                               f"committee has {len(manifest['feature_names'])}")
+            members.append((name, member))
+        return cls(members, scaler, manifest["feature_names"], manifest)

@@ -1,0 +1,444 @@
+"""Committee members: one small class per algorithm with the same verbs.
+
+Every member has `algorithm`, `input_kind` ("features" here; the CNN member is "audio"), and
+  fit(X, y, sample_weight=None) -> self       train from scratch on standardized windows
+  update(X, y) -> self                        continue on a labeled batch (may lack quadrants)
+  predict_proba(X) -> (n, 4)                  Q1..Q4, finite, rows sum to 1
+  save(path_without_suffix) -> [file names]   every write atomic
+  load(path_without_suffix)  (classmethod)
+
+Each member writes its model file plus `<name>.json` (algorithm, hyperparameters, temperature).
+`temperature` T > 1 softens a member's probabilities (p ** (1/T), renormalized); the committee
+sets it when cross-validation shows a member is over-confident (GaussianNB is, badly).
+
+Formats: scikit-learn estimators with skops (loaded against an explicit list of trusted types,
+so a member file can never run code), XGBoost boosters in XGBoost's own UBJSON.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.special import log_expit, logsumexp
+
+from . import atomic
+from .errors import MERError
+from .quadrants import CLASSES, N_CLASSES
+
+# Defaults mirror settings.py; the scripts pass settings' values explicitly.
+DEFAULT_SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-3, "max_iter": 50, "tol": None}
+DEFAULT_XGB_PARAMS = {
+    "objective": "multi:softprob",
+    "num_class": N_CLASSES,
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.5,
+    "tree_method": "hist",
+    "nthread": 1,
+    "seed": 1987,
+}
+DEFAULT_XGB_ROUNDS = 100
+DEFAULT_XGB_UPDATE_ROUNDS = 10
+
+# The only types a skops member or scaler file may contain. Anything else is refused.
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.naive_bayes.GaussianNB",
+    "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.svm._classes.SVC",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.gaussian_process._gpc.GaussianProcessClassifier",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.random.mtrand.RandomState",
+    "builtins.int",
+    "builtins.float",
+    "builtins.str",
+]
+
+
+def skops_dump(obj, path) -> None:
+    import skops.io as sio
+
+    with atomic.atomic_open(path, "wb") as handle:
+        handle.write(sio.dumps(obj))
+
+
+def skops_load(path):
+    """Load a skops file, refusing any type outside SKOPS_TRUSTED_TYPES with a MERError."""
+    import skops.io as sio
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in SKOPS_TRUSTED_TYPES]
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # skops raises assorted errors on a damaged file
+        raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
+    if untrusted:
+        raise MERError(f"{path}: contains types that are not trusted: {', '.join(untrusted)}")
+    try:
+        return sio.loads(data, trusted=SKOPS_TRUSTED_TYPES)
+    except Exception as err:
+        raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
+
+
+def _check_xy(X, y=None, where: str = "features"):
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise MERError(f"{where}: expected a 2-D array windows x features, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise MERError(f"{where}: contains NaN or infinite values")
+    if y is None:
+        return X, None
+    y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise MERError(f"{where}: {X.shape[0]} rows but {y.shape} labels")
+    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= N_CLASSES):
+        raise MERError(f"{where}: labels must be quadrant indices 0..3, got {np.unique(y)[:5]}")
+    return X, y.astype(np.int64)
+
+
+def _normalize_log(log_p: np.ndarray, temperature: float) -> np.ndarray:
+    """Rows of log-probabilities (any offset) -> probabilities, tempered, finite, summing to 1."""
+    log_p = np.asarray(log_p, dtype=np.float64) / float(temperature)
+    # -inf (a class with zero prior) stays a zero probability; a row of all -inf becomes uniform
+    log_p = np.where(np.isnan(log_p), -np.inf, log_p)
+    all_inf = ~np.isfinite(log_p).any(axis=1)
+    log_p[all_inf] = 0.0
+    with np.errstate(invalid="ignore"):
+        proba = np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True))
+    return proba
+
+
+class Member:
+    """Base class: the metadata sidecar and the common verbs."""
+
+    algorithm = "base"
+    input_kind = "features"
+    model_suffix = ".skops"
+
+    def __init__(self, temperature: float = 1.0):
+        self.temperature = float(temperature)
+        self.n_features: int | None = None
+
+    # subclasses implement _fit, _update, _log_proba, _save_model, _load_model, params
+    def params(self) -> dict:
+        return {}
+
+    def fit(self, X, y, sample_weight=None):
+        X, y = _check_xy(X, y)
+        if X.shape[0] == 0:
+            raise MERError("features: cannot fit on zero windows")
+        self.n_features = X.shape[1]
+        self._fit(X, y, None if sample_weight is None else np.asarray(sample_weight, float))
+        return self
+
+    def update(self, X, y):
+        X, y = _check_xy(X, y)
+        if X.shape[0] == 0:
+            return self
+        self._check_width(X)
+        self._update(X, y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        X, _ = _check_xy(X)
+        self._check_width(X)
+        if X.shape[0] == 0:
+            return np.zeros((0, N_CLASSES))
+        return _normalize_log(self._log_proba(X), self.temperature)
+
+    def _check_width(self, X):
+        if self.n_features is None:
+            raise MERError(f"{self.algorithm} member: not trained yet")
+        if X.shape[1] != self.n_features:
+            raise MERError(f"features: expected {self.n_features} columns, got {X.shape[1]}")
+
+    def save(self, path_without_suffix) -> list[str]:
+        base = Path(path_without_suffix)
+        model_path = base.with_name(base.name + self.model_suffix)
+        meta_path = base.with_name(base.name + ".json")
+        self._save_model(model_path)
+        atomic.write_json(meta_path, {
+            "algorithm": self.algorithm,
+            "input_kind": self.input_kind,
+            "n_features": self.n_features,
+            "temperature": self.temperature,
+            "params": self.params(),
+            "model_file": model_path.name,
+        })
+        return [model_path.name, meta_path.name]
+
+    @classmethod
+    def load(cls, path_without_suffix):
+        base = Path(path_without_suffix)
+        meta_path = base.with_name(base.name + ".json")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise MERError(f"{meta_path}: not valid JSON ({err})") from None
+        if meta.get("algorithm") != cls.algorithm:
+            raise MERError(f"{meta_path}: field 'algorithm' is {meta.get('algorithm')!r}, "
+                           f"expected {cls.algorithm!r}")
+        member = cls._from_meta(meta)
+        member.temperature = float(meta.get("temperature", 1.0))
+        member.n_features = meta.get("n_features")
+        member._load_model(base.with_name(base.name + cls.model_suffix))
+        return member
+
+    @classmethod
+    def _from_meta(cls, meta):
+        return cls()
+
+
+class GaussianNBMember(Member):
+    """Gaussian naive Bayes; update = partial_fit with the four classes fixed."""
+
+    algorithm = "gnb"
+
+    def __init__(self, temperature: float = 1.0, var_smoothing: float = 1e-9):
+        super().__init__(temperature)
+        from sklearn.naive_bayes import GaussianNB
+
+        self.var_smoothing = var_smoothing
+        self.model = GaussianNB(var_smoothing=var_smoothing)
+
+    def params(self):
+        return {"var_smoothing": self.var_smoothing}
+
+    @classmethod
+    def _from_meta(cls, meta):
+        return cls(var_smoothing=meta.get("params", {}).get("var_smoothing", 1e-9))
+
+    def _fit(self, X, y, sample_weight):
+        from sklearn.base import clone
+
+        self.model = clone(self.model)
+        self.model.partial_fit(X, y, classes=CLASSES, sample_weight=sample_weight)
+
+    def _update(self, X, y):
+        self.model.partial_fit(X, y)
+
+    def _log_proba(self, X):
+        # sklearn takes log(class prior); a quadrant never seen has prior 0 -> log(0) = -inf,
+        # which is the right answer (probability 0) but would warn, so compute it quietly.
+        with np.errstate(divide="ignore"):
+            return self.model.predict_joint_log_proba(X)
+
+    def _save_model(self, path):
+        skops_dump(self.model, path)
+
+    def _load_model(self, path):
+        self.model = skops_load(path)
+
+
+class SGDMember(Member):
+    """Logistic regression by SGD (log loss, L2); update = partial_fit with classes fixed."""
+
+    algorithm = "sgd"
+
+    def __init__(self, temperature: float = 1.0, params: dict | None = None, seed: int = 1987):
+        super().__init__(temperature)
+        self.sgd_params = dict(DEFAULT_SGD_PARAMS if params is None else params)
+        self.seed = int(seed)
+        self.model = self._new_model()
+
+    def _new_model(self):
+        from sklearn.linear_model import SGDClassifier
+
+        return SGDClassifier(random_state=self.seed, **self.sgd_params)
+
+    def params(self):
+        return {**self.sgd_params, "seed": self.seed}
+
+    @classmethod
+    def _from_meta(cls, meta):
+        params = dict(meta.get("params", {}))
+        seed = params.pop("seed", 1987)
+        return cls(params=params, seed=seed)
+
+    def _fit(self, X, y, sample_weight):
+        self.model = self._new_model()
+        if np.unique(y).size == N_CLASSES:
+            self.model.fit(X, y, sample_weight=sample_weight)
+        else:
+            # fit() would learn only the classes present; epochs of partial_fit keep all four
+            for _ in range(int(self.sgd_params.get("max_iter", 5))):
+                self.model.partial_fit(X, y, classes=CLASSES, sample_weight=sample_weight)
+
+    def _update(self, X, y):
+        self.model.partial_fit(X, y, classes=CLASSES)
+
+    def _log_proba(self, X):
+        # sklearn normalizes one-vs-rest sigmoids by their sum, which is 0/0 = NaN when every
+        # decision is very negative; the same normalization in log space stays finite.
+        return log_expit(self.model.decision_function(X))
+
+    def _save_model(self, path):
+        skops_dump(self.model, path)
+
+    def _load_model(self, path):
+        self.model = skops_load(path)
+
+
+class XGBMember(Member):
+    """Gradient-boosted trees (multi:softprob, num_class=4) through XGBoost's native API.
+
+    update() adds rounds to the existing booster in place (Booster.update, the loop xgb.train
+    runs): xgb.train(xgb_model=booster) would serialize and copy the whole model each call,
+    and the experiment engine calls update thousands of times. A batch with one quadrant is
+    fine because num_class is fixed in the booster, not inferred from the labels.
+    """
+
+    algorithm = "xgb"
+    model_suffix = ".ubj"
+
+    def __init__(self, temperature: float = 1.0, params: dict | None = None,
+                 rounds: int = DEFAULT_XGB_ROUNDS, update_rounds: int = DEFAULT_XGB_UPDATE_ROUNDS):
+        super().__init__(temperature)
+        self.xgb_params = dict(DEFAULT_XGB_PARAMS if params is None else params)
+        self.xgb_params.update(objective="multi:softprob", num_class=N_CLASSES)
+        # reseed the sampler from (seed, iteration): updates after a save/load round trip
+        # then draw the same rows and columns as updates of the in-memory booster
+        self.xgb_params.setdefault("seed_per_iteration", True)
+        self.rounds = int(rounds)
+        self.update_rounds = int(update_rounds)
+        self.booster = None
+
+    def params(self):
+        return {**self.xgb_params, "rounds": self.rounds, "update_rounds": self.update_rounds}
+
+    @classmethod
+    def _from_meta(cls, meta):
+        params = dict(meta.get("params", {}))
+        rounds = params.pop("rounds", DEFAULT_XGB_ROUNDS)
+        update_rounds = params.pop("update_rounds", DEFAULT_XGB_UPDATE_ROUNDS)
+        return cls(params=params, rounds=rounds, update_rounds=update_rounds)
+
+    def _fit(self, X, y, sample_weight):
+        import xgboost as xgb
+
+        dtrain = xgb.DMatrix(X, label=y, weight=sample_weight)
+        self.booster = xgb.train(self.xgb_params, dtrain, num_boost_round=self.rounds)
+
+    def _update(self, X, y):
+        import xgboost as xgb
+
+        dtrain = xgb.DMatrix(X, label=y)
+        start = self.booster.num_boosted_rounds()
+        for i in range(self.update_rounds):
+            self.booster.update(dtrain, iteration=start + i)
+
+    def _log_proba(self, X):
+        import xgboost as xgb
+
+        proba = self.booster.predict(xgb.DMatrix(X))
+        with np.errstate(divide="ignore"):
+            return np.log(proba.reshape(-1, N_CLASSES))
+
+    def _save_model(self, path):
+        with atomic.atomic_path(path) as tmp:
+            self.booster.save_model(tmp)
+
+    def _load_model(self, path):
+        import xgboost as xgb
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(2, "no such file", str(path))
+        try:
+            booster = xgb.Booster(model_file=str(path))
+        except xgb.core.XGBoostError as err:
+            raise MERError(f"{path}: not a readable XGBoost model ({str(err).splitlines()[0]})") from None
+        # training parameters (eta, depth, seed...) are not part of the saved model
+        booster.set_param({k: v for k, v in self.xgb_params.items() if k != "num_class"})
+        self.booster = booster
+
+
+MEMBER_TYPES: dict[str, type] = {"gnb": GaussianNBMember, "sgd": SGDMember, "xgb": XGBMember}
+
+
+def member_class(algorithm: str):
+    """The member class for an algorithm name; 'cnn' is imported lazily from trompa_mer.cnn."""
+    if algorithm in MEMBER_TYPES:
+        return MEMBER_TYPES[algorithm]
+    if algorithm == "cnn":
+        try:
+            from . import cnn
+        except ImportError as err:
+            raise MERError(f"member algorithm 'cnn' needs trompa_mer.cnn and torch ({err})") from None
+        return cnn.CNNMember
+    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)} or cnn, "
+                   f"got {algorithm!r}")
+
+
+def make_member(algorithm: str, **kwargs):
+    return member_class(algorithm)(**kwargs)
+
+
+# --- comparison-only models (reports of deam_classifier, never committee members) ---------
+COMPARISON_TYPES = ("knn", "rf", "svc", "gbc", "gpc")
+# Kernel methods scale badly with windows; they train on a stratified sample of this many
+# windows (recorded in the report) so a comparison run stays in minutes.
+COMPARISON_MAX_TRAIN = {"svc": 5000, "gpc": 1000, "gbc": 20000}
+
+
+class ComparisonModel:
+    """A scikit-learn classifier with fit / predict_proba (4 columns); no update, no save."""
+
+    input_kind = "features"
+
+    def __init__(self, algorithm: str, seed: int = 1987):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+        from sklearn.gaussian_process import GaussianProcessClassifier
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.svm import SVC
+
+        builders = {
+            "knn": lambda: KNeighborsClassifier(n_neighbors=15),
+            "rf": lambda: RandomForestClassifier(n_estimators=100, min_samples_leaf=2,
+                                                 random_state=seed, n_jobs=1),
+            "svc": lambda: CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),
+            # the histogram variant: GradientBoostingClassifier takes minutes per split here
+            "gbc": lambda: HistGradientBoostingClassifier(max_iter=100, random_state=seed),
+            "gpc": lambda: GaussianProcessClassifier(random_state=seed),
+        }
+        if algorithm not in builders:
+            raise MERError(f"model: expected one of {', '.join(builders)}, got {algorithm!r}")
+        self.algorithm = algorithm
+        self.seed = seed
+        self.model = builders[algorithm]()
+
+    def fit(self, X, y, sample_weight=None):
+        X, y = _check_xy(X, y)
+        cap = COMPARISON_MAX_TRAIN.get(self.algorithm)
+        if cap and X.shape[0] > cap:
+            from sklearn.model_selection import train_test_split
+
+            X, _, y, _ = train_test_split(X, y, train_size=cap, stratify=y, random_state=self.seed)
+        from threadpoolctl import threadpool_limits
+
+        # one OpenMP/BLAS thread: spinning threads on a shared machine cost far more than they gain
+        with threadpool_limits(limits=1):
+            self.model.fit(X, y)
+        return self
+
+    def predict_proba(self, X):
+        X, _ = _check_xy(X)
+        proba = np.zeros((X.shape[0], N_CLASSES))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            proba[:, self.model.classes_.astype(int)] = self.model.predict_proba(X)
+        proba = np.clip(np.nan_to_num(proba), 0, None)
+        total = proba.sum(axis=1, keepdims=True)
+        return np.where(total > 0, proba / np.where(total > 0, total, 1), 1.0 / N_CLASSES)
