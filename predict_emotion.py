@@ -21,7 +21,7 @@ def parse_args(argv=None):
                              "audio file (features are extracted on the fly)")
     parser.add_argument("-o", "--output", required=True, help="output .json file")
     who = parser.add_mutually_exclusive_group()
-    who.add_argument("-m", "--model", default="default",
+    who.add_argument("-m", "--model", default=None,
                      help="'default' (the committee in MER_PRETRAINED_DIR, the default), a "
                           "committee folder, or one member file inside a committee folder")
     who.add_argument("-u", "--user-id", "--user_id", dest="user_id",

@@ -51,7 +51,8 @@ STATE_FILE = "state.json"
 CONSENSUS_FILE = "consensus.csv"
 COMMITTEE_PREFIX = "committee-"
 LOCKS_DIR = ".locks"
-USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
+USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
 UPDATE_STRATEGIES = ("batch", "cumulative")
 
 
@@ -62,7 +63,8 @@ def now_iso() -> str:
 def validate_user_id(user_id) -> str:
     """Return `user_id` if it is a plain name (letters, digits, '_' and '-', 1..128 chars)."""
     if not isinstance(user_id, str) or not USER_ID_PATTERN.fullmatch(user_id):
-        raise MERError(f"user id: expected 1-128 characters from A-Z a-z 0-9 _ -, got {user_id!r}")
+        raise MERError(f"user id: expected 1-128 characters from A-Z a-z 0-9 _ - (not starting "
+                       f"with '-'), got {user_id!r}")
     return user_id
 
 
