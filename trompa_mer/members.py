@@ -63,8 +63,30 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
+def skops_io():
+    """skops.io, imported without its scikit-learn walk.
+
+    On import skops.io builds a default trust list with sklearn.utils.all_estimators(), which
+    imports every scikit-learn module (and through them torch and dask): over ten seconds on
+    a busy machine, in every script call. Files here are loaded against SKOPS_TRUSTED_TYPES
+    only, so that default list is not needed and the walk is skipped.
+    """
+    import sys
+
+    if "skops.io" not in sys.modules:
+        import sklearn.utils
+
+        original = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda *args, **kwargs: []
+        try:
+            import skops.io  # noqa: F401
+        finally:
+            sklearn.utils.all_estimators = original
+    return sys.modules["skops.io"]
+
+
 def skops_dump(obj, path) -> None:
-    import skops.io as sio
+    sio = skops_io()
 
     with atomic.atomic_open(path, "wb") as handle:
         handle.write(sio.dumps(obj))
@@ -72,7 +94,7 @@ def skops_dump(obj, path) -> None:
 
 def skops_load(path):
     """Load a skops file, refusing any type outside SKOPS_TRUSTED_TYPES with a MERError."""
-    import skops.io as sio
+    sio = skops_io()
 
     path = Path(path)
     try:

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Pre-train and cross-validate committee members on a corpus; save the committee.
+
+  python deam_classifier.py -cv 5 -m xgb                      # Emotify, report only
+  python deam_classifier.py -m all -o models/pretrained       # the default committee
+  python deam_classifier.py --dataset deam --deam-features DIR -m gnb,sgd,rf
+"""
+import argparse
+import shlex
+import sys
+
+import settings
+from trompa_mer.cli import main_wrapper, positive_int
+
+
+def parse_args(argv=None):
+    shared = settings.SHARED_DATA_DIR
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-cv", type=positive_int, default=settings.CV_SPLITS,
+                   help="number of grouped train/test splits = members per algorithm (default %(default)s)")
+    p.add_argument("-m", default="all",
+                   help="algorithms, comma-separated: gnb, sgd, xgb (committee members; 'all' = the three) "
+                        "and knn, rf, svc, gbc, gpc (comparison reports only) (default %(default)s)")
+    p.add_argument("--dataset", choices=("emotify", "deam", "generic"), default="emotify",
+                   help="training corpus (default %(default)s)")
+    p.add_argument("-o", "--output", default=None,
+                   help="committee folder to write (replaced atomically); omitted: report only")
+    p.add_argument("--emotify", default=str(shared / "emotify"),
+                   help="Emotify folder with audio/ and annotations.csv (default %(default)s)")
+    p.add_argument("--label-scheme", choices=("av-median", "av-zero", "argmax"), default="av-median",
+                   help="how Emotify's GEMS ticks become quadrants (default %(default)s; see docs/pretraining.md)")
+    p.add_argument("--deam-features", default=str(settings.DATA_DIR / "deam" / "features"),
+                   help="folder of DEAM per-song feature CSVs (default %(default)s)")
+    p.add_argument("--deam-arousal", default=str(shared / "deam" / "arousal.csv"),
+                   help="DEAM dynamic arousal annotations (default %(default)s)")
+    p.add_argument("--deam-valence", default=str(shared / "deam" / "valence.csv"),
+                   help="DEAM dynamic valence annotations (default %(default)s)")
+    p.add_argument("--features", help="generic dataset: features CSV/parquet with a song id column")
+    p.add_argument("--labels", help="generic dataset: labels CSV with song id and quadrant or arousal/valence")
+    p.add_argument("--id-column", help="generic dataset: name of the song id column (default: detected)")
+    p.add_argument("--seed", type=int, default=settings.SEED, help="split seed (default %(default)s)")
+    p.add_argument("--test-size", type=float, default=settings.TEST_SIZE,
+                   help="share of songs held out per split (default %(default)s)")
+    p.add_argument("--balance", choices=("weights", "none"), default="weights",
+                   help="class imbalance: balanced sample weights or none (default %(default)s)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep every member's temperature at 1 (no tempering of over-confident members)")
+    p.add_argument("--jobs", type=positive_int, default=settings.JOBS,
+                   help="parallel feature extraction processes (default %(default)s)")
+    p.add_argument("--cache-dir", default=str(settings.CACHE_DIR),
+                   help="where extracted Emotify features are cached (default %(default)s)")
+    p.add_argument("--report", help="also write the full cross-validation report as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if not 0 < args.test_size < 1:
+        p.error(f"--test-size: expected a number between 0 and 1, got {args.test_size}")
+    return args
+
+
+def main():
+    args = parse_args()
+    from trompa_mer import pretrain
+
+    member_params = {
+        "xgb": {"params": settings.XGB_PARAMS, "rounds": settings.XGB_ROUNDS,
+                "update_rounds": settings.XGB_UPDATE_ROUNDS},
+        "sgd": {"params": settings.SGD_PARAMS, "seed": settings.SEED},
+    }
+    paths = {"emotify": args.emotify, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
+             "deam_arousal": args.deam_arousal, "deam_valence": args.deam_valence,
+             "features": args.features, "labels": args.labels, "id_column": args.id_column}
+    pretrain.run(args.dataset, paths, args.m, args.cv, out_dir=args.output, seed=args.seed,
+                 test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
+                 label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
+                 member_params=member_params, report_path=args.report,
+                 command="python deam_classifier.py " + shlex.join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main_wrapper(main)

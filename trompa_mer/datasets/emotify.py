@@ -1,0 +1,126 @@
+"""Emotify: 400 music clips with listeners' GEMS ticks -> window features + quadrant labels.
+
+Audio (`<root>/audio/<track_id>.mp3`) is turned into window features with the project's
+extractor, in parallel, cached under `<cache_dir>/emotify-<signature>/feats/` (the signature
+changes with the feature extractor's code and openSMILE's version, so a changed extractor
+never reuses stale features). Every window of a track carries its track's label.
+
+GEMS categories are not arousal/valence, so the label scheme is a modelling choice
+(`LABEL_SCHEMES`, compared by cross-validation in docs/pretraining.md):
+- "argmax": each tick votes for a quadrant (amazement, joyful activation, power -> Q1;
+  tension -> Q2; sadness -> Q3; calmness, tenderness, nostalgia, solemnity -> Q4); a track's
+  label is the quadrant with most votes (ties to the lower quadrant). Badly imbalanced.
+- "av-zero": each category is placed on the arousal-valence circle (`GEMS_AV`); a track's
+  position is the mean over all its ticks; quadrant by sign.
+- "av-median": as av-zero, but each axis is centered at the corpus median of the track
+  positions first, which balances the classes (the default).
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MERError
+from ..quadrants import quadrant_from_av
+from .generic import LabeledWindows
+
+GEMS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power",
+        "joyful_activation", "tension", "sadness")
+GEMS_QUADRANT = {"amazement": 0, "joyful_activation": 0, "power": 0, "tension": 1, "sadness": 2,
+                 "calmness": 3, "tenderness": 3, "nostalgia": 3, "solemnity": 3}
+# (arousal, valence) of each GEMS category on the circumplex, as in the pre-training issue.
+GEMS_AV = {"joyful_activation": (0.7, 0.8), "amazement": (0.5, 0.6), "power": (0.8, 0.3),
+           "tension": (0.6, -0.6), "sadness": (-0.5, -0.7), "nostalgia": (-0.4, -0.1),
+           "solemnity": (-0.2, -0.1), "tenderness": (-0.4, 0.6), "calmness": (-0.7, 0.4)}
+LABEL_SCHEMES = ("av-median", "av-zero", "argmax")
+DEFAULT_SCHEME = "av-median"
+
+
+def read_ticks(annotations_csv) -> pd.DataFrame:
+    """Tracks x GEMS categories: the number of listeners who ticked each category."""
+    path = Path(annotations_csv)
+    if not path.is_file():
+        raise MERError(f"{path}: Emotify annotations not found")
+    table = pd.read_csv(path, skipinitialspace=True)
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in ("track id", *GEMS) if c not in table.columns]
+    if missing:
+        raise MERError(f"{path}: missing column {missing[0]!r} (expected Emotify's annotations.csv)")
+    ticks = table[list(GEMS)].apply(pd.to_numeric, errors="coerce")
+    if ticks.isna().any().any():
+        raise MERError(f"{path}: GEMS columns must hold 0/1 ticks")
+    ticks.index = [str(t).strip().lower() for t in table["track id"]]
+    return ticks.groupby(level=0).sum()
+
+
+def track_av(ticks: pd.DataFrame) -> pd.DataFrame:
+    """Mean (arousal, valence) of each track's ticks on the GEMS circle; tracks without ticks dropped."""
+    total = ticks.sum(axis=1)
+    ticks = ticks[total > 0]
+    total = total[total > 0]
+    coords = np.array([GEMS_AV[c] for c in ticks.columns])
+    av = ticks.to_numpy(dtype=float) @ coords / total.to_numpy()[:, None]
+    return pd.DataFrame(av, index=ticks.index, columns=["arousal", "valence"])
+
+
+def track_labels(annotations_csv, scheme: str = DEFAULT_SCHEME) -> pd.Series:
+    """Track id -> quadrant index under a label scheme."""
+    ticks = read_ticks(annotations_csv)
+    if scheme == "argmax":
+        votes = np.zeros((len(ticks), 4))
+        for category, quadrant in GEMS_QUADRANT.items():
+            votes[:, quadrant] += ticks[category].to_numpy()
+        keep = votes.sum(axis=1) > 0
+        return pd.Series(votes[keep].argmax(axis=1).astype(np.int64), index=ticks.index[keep])
+    if scheme in ("av-zero", "av-median"):
+        av = track_av(ticks)
+        if scheme == "av-median":
+            av = av - av.median()
+        return pd.Series(quadrant_from_av(av["arousal"], av["valence"]), index=av.index)
+    raise MERError(f"label scheme: expected one of {', '.join(LABEL_SCHEMES)}, got {scheme!r}")
+
+
+def feature_signature() -> str:
+    """Changes whenever the feature extractor's code or openSMILE's version changes."""
+    import opensmile
+
+    from .. import features
+
+    text = Path(features.__file__).read_bytes() + opensmile.__version__.encode()
+    return hashlib.sha256(text).hexdigest()[:12]
+
+
+def emotify_features(root, cache_dir, jobs: int = 1, progress: bool = True) -> Path:
+    """Extract (or reuse) the window features of every Emotify clip; returns the feature folder."""
+    from ..features import extract_folder
+
+    audio = Path(root) / "audio"
+    if not audio.is_dir():
+        raise MERError(f"{audio}: Emotify audio folder not found")
+    feats = Path(cache_dir) / f"emotify-{feature_signature()}" / "feats"
+    summary = extract_folder(audio, feats, jobs=jobs, progress=progress)
+    if summary["failed"]:
+        raise MERError(f"{summary['failed'][0][1]} ({len(summary['failed'])} clips failed)")
+    return feats
+
+
+def load_emotify(root, cache_dir, scheme: str = DEFAULT_SCHEME, jobs: int = 1,
+                 progress: bool = True) -> LabeledWindows:
+    from ..features import FEATURE_NAMES
+    from ..pool import load_pool
+
+    root = Path(root)
+    labels = track_labels(root / "annotations.csv", scheme)
+    pool = load_pool(emotify_features(root, cache_dir, jobs, progress), progress=progress, jobs=jobs)
+    known = np.isin(pool.song_ids, labels.index.to_numpy())
+    if not known.any():
+        raise MERError(f"{root}: no clip in audio/ has annotations in annotations.csv")
+    song_of_window = pool.song_of_window
+    rows = known[song_of_window]
+    groups = pool.song_ids[song_of_window[rows]]
+    return LabeledWindows(np.asarray(pool.X[rows], dtype=np.float32),
+                          labels.loc[groups].to_numpy(dtype=np.int64), groups.astype(str),
+                          list(FEATURE_NAMES))

@@ -1,0 +1,292 @@
+"""Pre-training: grouped cross-validation of members on a corpus, reports, and the committee.
+
+`pretrain(data, algorithms, ...)`:
+- GroupShuffleSplit(n_splits=cv, test_size) grouped by song, fixed seed;
+- per split: a StandardScaler fitted on the training part, every algorithm trained on it
+  (class imbalance: balanced sample weights, unless balance="none"), evaluated on the held-out
+  songs at window level and at song level (song probability = mean of its windows'; a song's
+  true label = the majority of its windows' labels);
+- temperatures: for each committee algorithm, the T in TEMPERATURES that minimizes the held-out
+  song-level log loss; the committee mean uses the tempered probabilities (GaussianNB's
+  near-one-hot window probabilities otherwise swamp the mean);
+- the saved committee has one scaler fitted on all the corpus' windows (prediction needs one
+  scaler per committee) and member `<alg>_<k>` retrained on split k's training songs with it,
+  so every member still sees exactly the songs of its split.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .errors import MERError
+from .members import COMPARISON_TYPES, MEMBER_TYPES, ComparisonModel, make_member
+from .quadrants import N_CLASSES, QUADRANTS
+
+METRICS = ("precision", "recall", "f1_weighted", "f1_macro")
+TEMPERATURES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+
+
+def parse_algorithms(text: str) -> list[str]:
+    """'xgb', 'gnb,sgd', 'all' (the committee members) -> list, validated."""
+    known = list(MEMBER_TYPES) + list(COMPARISON_TYPES)
+    out = []
+    for part in str(text).split(","):
+        part = part.strip().lower()
+        names = list(MEMBER_TYPES) if part == "all" else [part]
+        for name in names:
+            if name not in known:
+                raise MERError(f"-m: expected a comma list of {', '.join(known)} or all, got {part!r}")
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def scores(y_true, y_pred) -> dict:
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    labels = np.arange(N_CLASSES)
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="weighted",
+                                                 zero_division=0)
+    # macro F1 over the quadrants present in truth or prediction (absent ones would be 0 by fiat)
+    present = np.union1d(np.unique(y_true), np.unique(y_pred))
+    macro = f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+    return {"precision": float(p), "recall": float(r), "f1_weighted": float(f), "f1_macro": float(macro)}
+
+
+def song_means(proba, song_index, n_songs) -> np.ndarray:
+    counts = np.bincount(song_index, minlength=n_songs).astype(float)
+    out = np.stack([np.bincount(song_index, weights=proba[:, c], minlength=n_songs)
+                    for c in range(N_CLASSES)], axis=1)
+    return out / np.maximum(counts, 1)[:, None]
+
+
+def song_truth(y, song_index, n_songs) -> np.ndarray:
+    """A song's label: the majority of its windows' labels (ties to the lower quadrant)."""
+    votes = np.zeros((n_songs, N_CLASSES))
+    np.add.at(votes, (song_index, y), 1)
+    return votes.argmax(axis=1)
+
+
+def temper(proba, temperature):
+    log_p = np.log(np.clip(proba, 1e-300, None)) / temperature
+    log_p -= log_p.max(axis=1, keepdims=True)
+    p = np.exp(log_p)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _summary(per_split: list[dict]) -> dict:
+    return {m: [float(np.mean([s[m] for s in per_split])), float(np.std([s[m] for s in per_split]))]
+            for m in METRICS}
+
+
+def _new_model(algorithm, seed, member_params):
+    if algorithm in MEMBER_TYPES:
+        return make_member(algorithm, **member_params.get(algorithm, {}))
+    return ComparisonModel(algorithm, seed=seed)
+
+
+def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 1987,
+             balance: str = "weights", calibrate: bool = True, member_params: dict | None = None,
+             build_committee: bool = True, progress: bool = True, log=sys.stderr):
+    """Cross-validate `algorithms` on `data` (LabeledWindows); returns (report, committee|None)."""
+    from sklearn.model_selection import GroupShuffleSplit
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.class_weight import compute_sample_weight
+    from tqdm import tqdm
+
+    from .committee import Committee
+
+    if balance not in ("weights", "none"):
+        raise MERError(f"--balance: expected weights or none, got {balance!r}")
+    member_params = member_params or {}
+    X, y, groups = data.X, np.asarray(data.y, dtype=np.int64), np.asarray(data.groups)
+    song_ids, song_index = np.unique(groups, return_inverse=True)
+    n_songs = len(song_ids)
+    if n_songs < 2:
+        raise MERError(f"corpus: cross-validation needs at least 2 songs, got {n_songs}")
+    truth_song = song_truth(y, song_index, n_songs)
+    splitter = GroupShuffleSplit(n_splits=cv, test_size=test_size, random_state=seed)
+    splits = list(splitter.split(X, y, groups))
+    committee_algs = [a for a in algorithms if a in MEMBER_TYPES]
+
+    per_split = {a: {"window": [], "song": []} for a in algorithms}
+    per_split["majority"] = {"window": [], "song": []}
+    held_out = {a: [] for a in committee_algs}  # (song ids, truth, song proba) per split
+    timings = {a: 0.0 for a in algorithms}
+    bar = tqdm(total=len(splits) * len(algorithms), desc="cross-validating", unit="model",
+               disable=not progress, file=log)
+    for k, (train, test) in enumerate(splits):
+        scaler = StandardScaler().fit(X[train])
+        X_train = scaler.transform(X[train]).astype(np.float32)
+        X_test = scaler.transform(X[test]).astype(np.float32)
+        weights = compute_sample_weight("balanced", y[train]) if balance == "weights" else None
+        test_songs, test_song_index = np.unique(song_index[test], return_inverse=True)
+        majority = np.bincount(truth_song[np.unique(song_index[train])], minlength=N_CLASSES).argmax()
+        per_split["majority"]["window"].append(scores(y[test], np.full(len(test), majority)))
+        per_split["majority"]["song"].append(scores(truth_song[test_songs],
+                                                    np.full(len(test_songs), majority)))
+        for algorithm in algorithms:
+            bar.set_postfix_str(f"split {k} {algorithm}")
+            start = time.perf_counter()
+            model = _new_model(algorithm, seed, member_params)
+            model.fit(X_train, y[train], sample_weight=weights)
+            timings[algorithm] += time.perf_counter() - start
+            proba = model.predict_proba(X_test)
+            song_p = song_means(proba, test_song_index, len(test_songs))
+            per_split[algorithm]["window"].append(scores(y[test], proba.argmax(axis=1)))
+            per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
+            if algorithm in held_out:
+                held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))
+            bar.update(1)
+    bar.close()
+
+    temperatures = {a: 1.0 for a in committee_algs}
+    if calibrate:
+        for algorithm in committee_algs:
+            truth = np.concatenate([t for _, t, _ in held_out[algorithm]])
+            proba = np.concatenate([p for _, _, p in held_out[algorithm]])
+            losses = [-np.mean(np.log(np.clip(temper(proba, t)[np.arange(len(truth)), truth], 1e-12, None)))
+                      for t in TEMPERATURES]
+            temperatures[algorithm] = float(TEMPERATURES[int(np.argmin(losses))])
+
+    report = {"splits": len(splits), "test_size": test_size, "seed": seed, "balance": balance,
+              "songs": int(n_songs), "windows": int(len(y)),
+              "song_classes": np.bincount(truth_song, minlength=N_CLASSES).tolist(),
+              "window_classes": np.bincount(y, minlength=N_CLASSES).tolist(),
+              "temperatures": temperatures, "fit_seconds": {a: round(t, 2) for a, t in timings.items()},
+              "window": {}, "song": {}}
+    if len(committee_algs) > 1 or (committee_algs and len(splits) > 1):
+        for name, temps in (("committee", temperatures), ("committee_untempered", None)):
+            if name == "committee_untempered" and not calibrate:
+                continue
+            rows = []
+            for k in range(len(splits)):
+                probas = [temper(held_out[a][k][2], temps[a]) if temps else held_out[a][k][2]
+                          for a in committee_algs]
+                rows.append(scores(held_out[committee_algs[0]][k][1], np.mean(probas, axis=0).argmax(axis=1)))
+            per_split[name] = {"song": rows}
+    for name, levels in per_split.items():
+        for level, rows in levels.items():
+            if rows:
+                report[level][name] = _summary(rows)
+    report["per_split"] = {name: levels for name, levels in per_split.items()}
+
+    committee = None
+    if build_committee and committee_algs:
+        scaler = StandardScaler().fit(X)
+        X_all = scaler.transform(X).astype(np.float32)
+        members = []
+        bar = tqdm(total=len(splits) * len(committee_algs), desc="training committee",
+                   unit="member", disable=not progress, file=log)
+        for k, (train, _) in enumerate(splits):
+            weights = compute_sample_weight("balanced", y[train]) if balance == "weights" else None
+            for algorithm in committee_algs:
+                member = make_member(algorithm, **member_params.get(algorithm, {}))
+                member.fit(X_all[train], y[train], sample_weight=weights)
+                member.temperature = temperatures[algorithm]
+                members.append((f"{algorithm}_{k}", member))
+                bar.update(1)
+        bar.close()
+        members.sort(key=lambda item: (committee_algs.index(item[1].algorithm), item[0]))
+        manifest = {
+            "members": [{"name": name, "algorithm": m.algorithm, "split": int(name.rsplit("_", 1)[1]),
+                         "temperature": m.temperature} for name, m in members],
+            "splits": {"method": "GroupShuffleSplit", "n_splits": len(splits), "test_size": test_size,
+                       "seed": seed, "grouped_by": "song",
+                       "test_songs": [sorted(song_ids[np.unique(song_index[test])].tolist())
+                                      for _, test in splits]},
+            "scaler_fitted_on": "all windows of the corpus",
+            "class_balance": balance,
+            "temperatures": temperatures,
+            "scores": {"window": report["window"], "song": report["song"]},
+        }
+        committee = Committee(members, scaler, data.feature_names, manifest)
+    return report, committee
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['songs']} songs, {report['windows']} windows; song classes "
+             f"{dict(zip(QUADRANTS, report['song_classes']))}; {report['splits']} grouped splits, "
+             f"test {report['test_size']:.0%}, seed {report['seed']}, class balance: {report['balance']}"]
+    if any(t != 1.0 for t in report["temperatures"].values()):
+        lines.append("temperatures (song-level log loss on held-out songs): "
+                     + ", ".join(f"{a} {t:g}" for a, t in report["temperatures"].items()))
+    header = f"{'level':7} {'model':22}" + "".join(f"{m:>18}" for m in METRICS)
+    lines.append(header)
+    for level in ("window", "song"):
+        for name, summary in report[level].items():
+            cells = "".join(f"{summary[m][0]:>11.3f} ± {summary[m][1]:.3f}" for m in METRICS)
+            lines.append(f"{level:7} {name:22}{cells}")
+    return "\n".join(lines)
+
+
+def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progress: bool):
+    """(LabeledWindows, corpus description for the manifest)."""
+    from pathlib import Path
+
+    if dataset == "deam":
+        from .datasets.deam import load_deam
+
+        data = load_deam(paths["deam_features"], paths["deam_arousal"], paths["deam_valence"],
+                         progress=progress, jobs=jobs)
+        corpus = {"name": "DEAM", "features": Path(paths["deam_features"]).name,
+                  "labels": "dynamic arousal/valence per 500 ms; each window labeled by the "
+                            "quadrant of its own time, unannotated windows dropped",
+                  "licence": "CC BY-NC (non-commercial research)"}
+        mapping = "quadrant_from_av(arousal, valence) per window (0 counts as positive)"
+    elif dataset == "emotify":
+        from .datasets import emotify
+
+        data = emotify.load_emotify(paths["emotify"], paths["cache_dir"], scheme=label_scheme,
+                                    jobs=jobs, progress=progress)
+        corpus = {"name": "Emotify", "clips": "first 30 s of each excerpt, mono 22.05 kHz",
+                  "licence": "music CC BY-NC-SA (Magnatune), annotations for non-commercial research",
+                  "citation": "Aljanaki, Wiering & Veltkamp, Information Processing & Management, 2016"}
+        mapping = {"scheme": label_scheme, "gems_av": emotify.GEMS_AV,
+                   "gems_quadrant": {k: QUADRANTS[v] for k, v in emotify.GEMS_QUADRANT.items()},
+                   "description": (emotify.__doc__ or "").split("GEMS categories", 1)[-1].strip()}
+    elif dataset == "generic":
+        from .datasets.generic import load_generic
+
+        if not paths.get("features") or not paths.get("labels"):
+            raise MERError("--dataset generic needs --features FILE and --labels FILE")
+        data = load_generic(paths["features"], paths["labels"], paths.get("id_column"))
+        corpus = {"name": "generic", "features": Path(paths["features"]).name,
+                  "labels": Path(paths["labels"]).name}
+        mapping = "labels file: quadrant column, or quadrant_from_av(arousal, valence)"
+    else:
+        raise MERError(f"--dataset: expected deam, emotify or generic, got {dataset!r}")
+    return data, corpus, mapping
+
+
+def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed: int = 1987,
+        test_size: float = 0.2, balance: str = "weights", calibrate: bool = True,
+        label_scheme: str = "av-median", jobs: int = 1, progress: bool = True,
+        member_params: dict | None = None, report_path=None, command: str | None = None,
+        out=sys.stdout) -> dict:
+    """What deam_classifier.py does: load a corpus, cross-validate, print, save the committee."""
+    from . import atomic
+
+    algorithm_list = parse_algorithms(algorithms)
+    data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress)
+    report, committee = pretrain(data, algorithm_list, cv=cv, test_size=test_size, seed=seed,
+                                 balance=balance, calibrate=calibrate, member_params=member_params,
+                                 build_committee=out_dir is not None, progress=progress)
+    print(format_report(report), file=out)
+    if report_path is not None:
+        atomic.write_json(report_path, report)
+    if out_dir is not None:
+        if committee is None:
+            print(f"no committee saved: {algorithms!r} has no committee member algorithm "
+                  f"({', '.join(MEMBER_TYPES)})", file=out)
+        else:
+            corpus.update(songs=report["songs"], windows=report["windows"],
+                          song_classes=dict(zip(QUADRANTS, report["song_classes"])))
+            committee.manifest.update(corpus=corpus, label_mapping=mapping, command=command,
+                                      cv_report={k: report[k] for k in
+                                                 ("window", "song", "fit_seconds", "temperatures")})
+            committee.save(out_dir)
+            print(f"committee of {len(committee.members)} members saved to {out_dir}", file=out)
+    return report
