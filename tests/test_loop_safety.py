@@ -1,0 +1,193 @@
+"""Two processes on one user, and processes that die in the middle of saving."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from test_loop_support import (ROOT, TEST_USER, call_ok, loop_assets, loop_env,  # noqa: F401
+                               read_state, run, snapshot)
+from trompa_mer import loop
+from trompa_mer.committee import Committee
+from trompa_mer.errors import MERError
+from trompa_mer.users import UserStore, committee_folder_name
+
+
+def _assert_consistent(env, user=TEST_USER):
+    """The state loads, names a complete committee that loads, and agrees with its history."""
+    state = UserStore(env["users"]).read_state(user)
+    assert state["iteration"] == len(state["history"])
+    assert state["committee"] == committee_folder_name(state["iteration"])
+    Committee.load(env["users"] / user / state["committee"])
+    assert len(state["asked"]) == sum(len(h["asked"]) for h in state["history"])
+    return state
+
+
+def test_lock_waits_for_the_holder_then_proceeds(tmp_path):
+    store = UserStore(tmp_path)
+    released = threading.Event()
+
+    def hold():
+        with store.lock("bob", timeout=5):
+            time.sleep(0.6)
+        released.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    with store.lock("bob", timeout=10):
+        waited = time.monotonic() - start
+        assert released.is_set()
+    holder.join()
+    assert waited >= 0.4
+
+
+def test_lock_timeout_is_a_clear_error(tmp_path):
+    store = UserStore(tmp_path)
+    with store.lock("bob"):
+        with pytest.raises(MERError, match=r"user 'bob' is busy: another process holds .*bob.lock"):
+            with store.lock("bob", timeout=0.2):
+                pass
+        with pytest.raises(MERError, match="busy"):
+            with store.lock("bob", timeout=0.2, shared=True):
+                pass
+    with store.lock("bob", shared=True), store.lock("bob", timeout=0.2, shared=True):
+        pass  # readers share
+
+
+def test_busy_user_as_a_process(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    env["env"]["MER_LOCK_TIMEOUT"] = "0.5"
+    with UserStore(env["users"]).lock(TEST_USER):
+        result = run(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", "2")
+    assert result.returncode == 1 and "busy" in result.stderr and "MER_LOCK_TIMEOUT" in result.stderr
+    assert read_state(env)["pending"] == []
+
+
+def test_concurrent_retrain_of_one_user(loop_env):
+    """Two processes retrain one user at once: one commits, the other waits for the lock and
+    is then refused cleanly (the round it answered is closed); never a corrupt user."""
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", "4").stdout.split()
+    answers = [{songs[0]: "Q1", songs[1]: "Q2"}, {songs[2]: "Q3"}]
+    store = UserStore(env["users"])
+    with store.lock(TEST_USER):  # both start while the user is busy, so both must wait
+        procs = [subprocess.Popen([sys.executable, str(ROOT / "retrain_model.py"), "-i", TEST_USER,
+                                   "-a", json.dumps(a)], env=env["env"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for a in answers]
+        time.sleep(1.0)
+        assert all(p.poll() is None for p in procs), "a retrain ran while the user was locked"
+    results = [p.communicate(timeout=180) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 1], results
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    assert "not pending" in results[loser][1] and len(results[loser][1].strip().splitlines()) == 1
+    state = _assert_consistent(env)
+    assert state["iteration"] == 1
+    assert set(state["history"][0]["answers"]) == set(answers[winner])
+
+
+def test_concurrent_get_hard_tracks_agree(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "get_hard_tracks.py"), "-i", TEST_USER, "-q", "3"],
+                              env=env["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0].split() == outs[1][0].split() == read_state(env)["pending"]
+
+
+def test_failure_at_every_rename_of_a_retrain_keeps_the_previous_user(loop_env, monkeypatch):
+    """Make the n-th os.replace of a retrain fail, for every n: each time the user folder's
+    state is byte-identical, its committee loads, and the next retrain succeeds."""
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", "2").stdout.split()
+    answers = json.dumps({songs[0]: "Q2", songs[1]: "Q4"})
+    real_replace = os.replace
+    state_path = env["users"] / TEST_USER / "state.json"
+    n = 0
+    while True:
+        n += 1
+        calls = {"count": 0}
+
+        def failing(src, dst, *args, **kwargs):
+            calls["count"] += 1
+            if calls["count"] == n:
+                raise OSError(28, "No space left on device (simulated)")
+            return real_replace(src, dst, *args, **kwargs)
+
+        before = state_path.read_bytes()
+        monkeypatch.setattr(os, "replace", failing)
+        try:
+            loop.retrain(TEST_USER, answers, env["users"], env["feats"])
+            failed = False
+        except OSError:
+            failed = True
+        finally:
+            monkeypatch.setattr(os, "replace", real_replace)
+        if not failed:
+            break
+        assert state_path.read_bytes() == before, f"state changed when rename {n} failed"
+        _assert_consistent(env)
+        assert n < 50
+    assert n > 5, "the retrain should rename several files"
+    state = _assert_consistent(env)
+    assert state["iteration"] == 1
+    leftovers = [p.name for p in (env["users"] / TEST_USER).iterdir()
+                 if p.name not in ("state.json", "committee-0001")]
+    assert leftovers == [], leftovers
+
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from trompa_mer import loop
+from trompa_mer.errors import MERError
+users, feats = sys.argv[2], sys.argv[3]
+
+def one_round(i):
+    songs = loop.get_hard_tracks("alice", 1, users, feats)["songs"]
+    loop.retrain("alice", json.dumps({songs[0]: "Q%d" % (1 + i % 4)}), users, feats)
+
+try:
+    one_round(0)  # imports and caches warm: from here on the child is only saving
+    print("ready", flush=True)
+    for i in range(1, 1000):
+        one_round(i)
+except MERError:  # the pool ran out: wait to be killed
+    time.sleep(120)
+"""
+
+
+def test_sigkill_at_random_moments_leaves_a_loadable_user(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "rand")
+    rng = random.Random(7)
+    iterations = []
+    for attempt in range(4):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), str(env["users"]), str(env["feats"])],
+                                 env=env["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        time.sleep(rng.uniform(0.0, 1.0))
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL, child.stderr.read()
+        state = _assert_consistent(env)
+        iterations.append(state["iteration"])
+    assert iterations == sorted(iterations) and iterations[0] >= 1
+    # the next writer tidies what the kills left and carries on
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", "1").stdout.split()
+    call_ok(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps({songs[0]: "Q1"}))
+    state = _assert_consistent(env)
+    names = sorted(p.name for p in (env["users"] / TEST_USER).iterdir())
+    assert names == sorted(["state.json", state["committee"]]), names
