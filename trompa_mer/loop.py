@@ -8,7 +8,6 @@ writes the user's folder. See docs/loop.md.
 from __future__ import annotations
 
 import json
-import sys
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -35,28 +34,7 @@ def _validate_mode(mode: str) -> str:
     return mode
 
 
-def _import_skops_quickly() -> None:
-    """Import skops.io without its scikit-learn walk.
-
-    On import, skops.io builds its default trust list with sklearn.utils.all_estimators(),
-    which imports every scikit-learn module and through them torch and dask: seconds of every
-    script call. Committees load with an explicit trust list (members.SKOPS_TRUSTED_TYPES),
-    so that default list is not needed; the walk is skipped while skops.io is imported.
-    """
-    if "skops.io" in sys.modules:
-        return
-    import sklearn.utils
-
-    original = sklearn.utils.all_estimators
-    sklearn.utils.all_estimators = lambda *args, **kwargs: []
-    try:
-        import skops.io  # noqa: F401
-    finally:
-        sklearn.utils.all_estimators = original
-
-
 def _load_committee(path):
-    _import_skops_quickly()
     from .committee import Committee
 
     path = Path(path)
@@ -439,7 +417,6 @@ def train_committee(X_raw, y, directory, algorithms=("gnb", "sgd", "xgb"), per_a
     """
     from sklearn.preprocessing import StandardScaler
 
-    _import_skops_quickly()
     from .committee import Committee
     from .features import FEATURE_NAMES
     from .members import DEFAULT_XGB_PARAMS, make_member
