@@ -1,17 +1,20 @@
 """Pre-training: grouped cross-validation of members on a corpus, reports, and the committee.
 
 `pretrain(data, algorithms, ...)`:
-- GroupShuffleSplit(n_splits=cv, test_size) grouped by song, fixed seed;
-- per split: a StandardScaler fitted on the training part, every algorithm trained on it
-  (class imbalance: balanced sample weights, unless balance="none"), evaluated on the held-out
-  songs at window level and at song level (song probability = mean of its windows'; a song's
-  true label = the majority of its windows' labels);
+- one StandardScaler fitted on all the corpus' windows: prediction needs one scaler per
+  committee (the loop and the experiment engine share `committee.scaler`), and it lets split
+  k's model be member k as evaluated, without training everything twice. Only feature
+  statistics (no labels) of the held-out songs enter it; GaussianNB and the trees are
+  invariant to a per-feature affine rescaling anyway, and for SGD the difference to per-split
+  scalers is measured in docs/pretraining.md;
+- GroupShuffleSplit(n_splits=cv, test_size) grouped by song, fixed seed; per split every
+  algorithm is trained on the training songs (class imbalance: balanced sample weights, unless
+  balance="none") and evaluated on the held-out songs at window level and at song level (song
+  probability = mean of its windows'; a song's true label = the majority of its windows');
 - temperatures: for each committee algorithm, the T in TEMPERATURES that minimizes the held-out
   song-level log loss; the committee mean uses the tempered probabilities (GaussianNB's
   near-one-hot window probabilities otherwise swamp the mean);
-- the saved committee has one scaler fitted on all the corpus' windows (prediction needs one
-  scaler per committee) and member `<alg>_<k>` retrained on split k's training songs with it,
-  so every member still sees exactly the songs of its split.
+- the committee: split k's model of each member algorithm is member `<alg>_<k>`.
 """
 from __future__ import annotations
 
@@ -115,12 +118,13 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
     per_split["majority"] = {"window": [], "song": []}
     held_out = {a: [] for a in committee_algs}  # (song ids, truth, song proba) per split
     timings = {a: 0.0 for a in algorithms}
+    trained = {a: [] for a in committee_algs}
+    scaler = StandardScaler().fit(X)
+    X_all = np.ascontiguousarray(scaler.transform(X), dtype=np.float32)
     bar = tqdm(total=len(splits) * len(algorithms), desc="cross-validating", unit="model",
                disable=not progress, file=log)
     for k, (train, test) in enumerate(splits):
-        scaler = StandardScaler().fit(X[train])
-        X_train = scaler.transform(X[train]).astype(np.float32)
-        X_test = scaler.transform(X[test]).astype(np.float32)
+        X_train, X_test = X_all[train], X_all[test]
         weights = compute_sample_weight("balanced", y[train]) if balance == "weights" else None
         test_songs, test_song_index = np.unique(song_index[test], return_inverse=True)
         majority = np.bincount(truth_song[np.unique(song_index[train])], minlength=N_CLASSES).argmax()
@@ -139,6 +143,8 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
             per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
             if algorithm in held_out:
                 held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))
+                if build_committee:
+                    trained[algorithm].append(model)
             bar.update(1)
     bar.close()
 
@@ -157,7 +163,9 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
               "window_classes": np.bincount(y, minlength=N_CLASSES).tolist(),
               "temperatures": temperatures, "fit_seconds": {a: round(t, 2) for a, t in timings.items()},
               "window": {}, "song": {}}
-    if len(committee_algs) > 1 or (committee_algs and len(splits) > 1):
+    # "committee" on split k: the mean of split k's models of every member algorithm on split
+    # k's held-out songs (the saved committee as a whole has seen every song in some split)
+    if len(committee_algs) > 1:
         for name, temps in (("committee", temperatures), ("committee_untempered", None)):
             if name == "committee_untempered" and not calibrate:
                 continue
@@ -175,21 +183,11 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
 
     committee = None
     if build_committee and committee_algs:
-        scaler = StandardScaler().fit(X)
-        X_all = scaler.transform(X).astype(np.float32)
         members = []
-        bar = tqdm(total=len(splits) * len(committee_algs), desc="training committee",
-                   unit="member", disable=not progress, file=log)
-        for k, (train, _) in enumerate(splits):
-            weights = compute_sample_weight("balanced", y[train]) if balance == "weights" else None
-            for algorithm in committee_algs:
-                member = make_member(algorithm, **member_params.get(algorithm, {}))
-                member.fit(X_all[train], y[train], sample_weight=weights)
+        for algorithm in committee_algs:
+            for k, member in enumerate(trained[algorithm]):
                 member.temperature = temperatures[algorithm]
                 members.append((f"{algorithm}_{k}", member))
-                bar.update(1)
-        bar.close()
-        members.sort(key=lambda item: (committee_algs.index(item[1].algorithm), item[0]))
         manifest = {
             "members": [{"name": name, "algorithm": m.algorithm, "split": int(name.rsplit("_", 1)[1]),
                          "temperature": m.temperature} for name, m in members],
@@ -197,7 +195,7 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
                        "seed": seed, "grouped_by": "song",
                        "test_songs": [sorted(song_ids[np.unique(song_index[test])].tolist())
                                       for _, test in splits]},
-            "scaler_fitted_on": "all windows of the corpus",
+            "scaler_fitted_on": "all windows of the corpus (one scaler per committee)",
             "class_balance": balance,
             "temperatures": temperatures,
             "scores": {"window": report["window"], "song": report["song"]},
