@@ -120,6 +120,8 @@ def test_deam_classifier_end_to_end_every_algorithm(deam, tmp_path):
     assert manifest["splits"]["n_splits"] == 2 and manifest["splits"]["seed"] == 1987
     assert "song" in manifest["scores"] and "xgb" in manifest["scores"]["song"]
     assert manifest["command"].startswith("python deam_classifier.py -cv 2")
+    card = (out / "README.md").read_text()
+    assert manifest["command"] in card and "| song | majority |" in card
     # the saved committee predicts its own corpus reasonably
     data = load_deam(deam / "features", deam / "arousal.csv", deam / "valence.csv")
     songs, index = np.unique(data.groups, return_inverse=True)

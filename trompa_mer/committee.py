@@ -182,8 +182,12 @@ class Committee:
                 member.update_songs(list(song_ids), np.asarray(song_y, dtype=np.int64), audio_source)
 
     # --- persistence ---------------------------------------------------------------------
-    def save(self, directory) -> Path:
-        """Write the committee to a new folder and swap it in place of `directory`."""
+    def save(self, directory, extra_files: dict | None = None) -> Path:
+        """Write the committee to a new folder and swap it in place of `directory`.
+
+        `extra_files` ({name: text}, e.g. a model card) are written into the same new folder;
+        they are documentation, not part of the checksummed committee.
+        """
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
@@ -210,6 +214,10 @@ class Committee:
                 checksums={f: sha256_file(tmp / f) for f in files},
             )
             atomic.write_json(tmp / MANIFEST, manifest)
+            for name, text in (extra_files or {}).items():
+                if Path(name).name != name or name in files or name == MANIFEST:
+                    raise MERError(f"committee: extra file name {name!r} is not a free plain name")
+                atomic.write_text(tmp / name, text)
             self.manifest = manifest
             atomic.replace_dir(tmp, directory)
         except BaseException:

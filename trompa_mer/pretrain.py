@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -285,6 +286,83 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
             committee.manifest.update(corpus=corpus, label_mapping=mapping, command=command,
                                       cv_report={k: report[k] for k in
                                                  ("window", "song", "fit_seconds", "temperatures")})
-            committee.save(out_dir)
+            from .committee import library_versions
+
+            committee.manifest["versions"] = library_versions()
+            committee.save(out_dir, extra_files={"README.md": model_card(committee.manifest, report)})
             print(f"committee of {len(committee.members)} members saved to {out_dir}", file=out)
     return report
+
+
+def model_card(manifest: dict, report: dict) -> str:
+    """The committee folder's README.md, written from its manifest and the CV report."""
+    corpus = manifest.get("corpus", {})
+    mapping = manifest.get("label_mapping")
+    counts = Counter(m["algorithm"] for m in manifest["members"])
+    lines = [
+        f"# Committee: {', '.join(f'{n} {a}' for a, n in counts.items())} members, trained on {corpus.get('name')}",
+        "",
+        "Built by (from the repository root, with the versions below):",
+        "",
+        "```",
+        manifest.get("command") or "(command not recorded)",
+        "```",
+        "",
+        "Rebuilding with the same command and versions gives identical predictions "
+        "(tests/test_committee_pretrained.py checks it when ../shared/data/emotify is present).",
+        "",
+        "## Corpus and labels",
+        f"- Corpus: {corpus.get('name')}: {corpus.get('songs')} songs, {corpus.get('windows')} feature "
+        f"windows (1 s windows, 0.5 s hop, 260 IS13 features); song classes {corpus.get('song_classes')}.",
+    ]
+    for key in ("clips", "labels", "citation"):
+        if corpus.get(key):
+            lines.append(f"- {key.capitalize()}: {corpus[key]}")
+    lines.append(f"- Licence of the training data: {corpus.get('licence', 'see the corpus')}. "
+                 "The models are for non-commercial research use.")
+    if isinstance(mapping, dict):
+        lines.append(f"- Label mapping: `{mapping.get('scheme')}`. {' '.join(mapping.get('description', '').split())}")
+        if mapping.get("gems_av"):
+            lines.append("- GEMS coordinates (arousal, valence): "
+                         + ", ".join(f"{k} {tuple(v)}" for k, v in mapping["gems_av"].items()))
+    elif mapping:
+        lines.append(f"- Label mapping: {mapping}")
+    lines += [
+        "- Every window of a song carries the song's label; quadrants are encoded Q1..Q4 -> 0..3.",
+        "",
+        "## Training",
+        f"- Splits: GroupShuffleSplit grouped by song, {manifest['splits']['n_splits']} splits, "
+        f"{manifest['splits']['test_size']:.0%} of the songs held out, seed {manifest['splits']['seed']}; "
+        "member `<algorithm>_<k>` is the model trained on split k's training songs "
+        "(its held-out songs are listed in committee.json).",
+        f"- Features standardized by one scaler ({manifest.get('scaler_fitted_on')}), `scaler.skops`.",
+        f"- Class imbalance: {'balanced sample weights' if manifest.get('class_balance') == 'weights' else 'none'}.",
+        "- Temperatures (p ∝ p^(1/T), chosen by held-out song-level log loss): "
+        + ", ".join(f"{a} {t:g}" for a, t in manifest.get("temperatures", {}).items()) + ".",
+        "- Song probability = mean of its window probabilities; the committee's answer = the "
+        "mean over members.",
+        "",
+        "## Cross-validated scores (held-out songs, mean ± sd over splits)",
+        "",
+        "| level | model | precision | recall | weighted F1 | macro F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for level in ("song", "window"):
+        for name, summary in report[level].items():
+            cells = " | ".join(f"{summary[m][0]:.3f} ± {summary[m][1]:.3f}" for m in METRICS)
+            lines.append(f"| {level} | {name} | {cells} |")
+    lines += [
+        "",
+        "`majority` always answers the training part's most frequent song class; `committee` is "
+        "the mean of split k's models of every algorithm on split k's held-out songs. Precision, "
+        "recall and weighted F1 are weighted by class support.",
+        "",
+        "## Files and versions",
+        "- `committee.json`: members, feature names, classes, provenance, sha256 of every file "
+        "(checked on load).",
+        "- `<member>.skops` (scikit-learn, loaded against an explicit trusted-type list), "
+        "`<member>.ubj` (XGBoost's own format), `<member>.json` (metadata).",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()) + ".",
+        "",
+    ]
+    return "\n".join(lines)
