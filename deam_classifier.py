@@ -43,6 +43,9 @@ def parse_args(argv=None):
                    help="share of songs held out per split (default %(default)s)")
     p.add_argument("--balance", choices=("weights", "none"), default="weights",
                    help="class imbalance: balanced sample weights or none (default %(default)s)")
+    p.add_argument("--window-stride", type=positive_int, default=1,
+                   help="train on every N-th window of each song (windows overlap by half; "
+                        "2 halves training time) (default %(default)s)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="keep every member's temperature at 1 (no tempering of over-confident members)")
     p.add_argument("--jobs", type=positive_int, default=settings.JOBS,
@@ -72,7 +75,7 @@ def main():
     pretrain.run(args.dataset, paths, args.m, args.cv, out_dir=args.output, seed=args.seed,
                  test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
                  label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
-                 member_params=member_params, report_path=args.report,
+                 member_params=member_params, report_path=args.report, window_stride=args.window_stride,
                  command="python deam_classifier.py " + shlex.join(sys.argv[1:]))
 
 

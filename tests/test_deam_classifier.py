@@ -172,10 +172,11 @@ def test_generic_dataset_with_arousal_valence_labels(tmp_path):
     quadrants.to_csv(tmp_path / "quadrants.csv", index=False)
     data = load_generic(tmp_path / "features.csv", tmp_path / "quadrants.csv", id_column=None)
     assert data.X.shape == (10, 260) and sorted(set(data.y.tolist())) == [1, 3]
-    result = _run("-cv", "2", "-m", "gnb", "--dataset", "generic", "--features", str(tmp_path / "features.csv"),
+    result = _run("-cv", "2", "-m", "gnb", "--window-stride", "2", "--dataset", "generic", "--features", str(tmp_path / "features.csv"),
                   "--labels", str(tmp_path / "labels.csv"), "-o", str(tmp_path / "c"), "--quiet")
     assert result.returncode == 0, result.stderr
     assert Committee.load(tmp_path / "c").names() == ["gnb_0", "gnb_1"]
+    assert "training on every 2. window" in result.stdout
 
 
 def test_generic_dataset_refuses_bad_labels(tmp_path):
