@@ -53,7 +53,10 @@ ENV MER_MODELS_DIR=/models \
     MER_SHARED_DATA=/shared \
     MPLCONFIGDIR=/tmp/matplotlib
 
-RUN groupadd --gid 10001 mer \
+# Files written through trompa_mer.atomic are created 0600 (mkstemp), so a committee saved on
+# the host may not be readable by the unprivileged user without the chmod.
+RUN chmod -R a+rX /app \
+ && groupadd --gid 10001 mer \
  && useradd --uid 10001 --gid 10001 --create-home mer \
  && mkdir -p /models /data /shared \
  && chown mer:mer /models /data
