@@ -454,7 +454,8 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
         n_crowd = int(sum(s in data.crowd.index for s in test))
         for update in cfg.updates:
             for config_name, q, e in cfg.configs():
-                rng = np.random.default_rng(_seed(cfg.seed, "rand", user, repeat, mode, update, config_name))
+                # not seeded by the update strategy: in rand mode batch and cumulative see the same queries
+                rng = np.random.default_rng(_seed(cfg.seed, "rand", user, repeat, mode, config_name))
                 committee = pretrained.copy()
                 asked: list = []
                 base = {"user": user, "repeat": repeat, "mode": mode, "update": update,

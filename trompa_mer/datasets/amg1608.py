@@ -32,7 +32,7 @@ def _read_mat(path: Path) -> dict:
         return loadmat(path)
     except NotImplementedError:  # MATLAB v7.3 files are HDF5, which scipy does not read
         raise MERError(f"{path}: MATLAB v7.3 (HDF5) file; save it with -v7 or earlier to read it here") from None
-    except (ValueError, TypeError, OSError) as err:
+    except (ValueError, TypeError, OSError, IndexError) as err:  # scipy's errors on a damaged file vary
         raise MERError(f"{path}: not a readable MATLAB .mat file ({err})") from None
 
 
