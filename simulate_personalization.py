@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--committee", help="a pre-trained committee folder (same feature space) instead of --pretrain")
     p.add_argument("--algorithms", nargs="+", choices=["gnb", "sgd", "xgb"],
                    help="member algorithms for --pretrain (default gnb sgd xgb)")
+    p.add_argument("--crowd-member", action="store_true",
+                   help="add the crowd-aware members (other listeners' quadrant frequencies + audio, "
+                        "pre-trained leave-one-out per user) as algorithm 'crowd'; 'full' = all members")
     p.add_argument("--users", nargs="+", help="simulate only these users")
     p.add_argument("-j", "--jobs", type=positive_int, default=settings.JOBS,
                    help="users x modes in parallel (joblib processes; default MER_JOBS or 1)")
@@ -90,7 +93,7 @@ def main() -> int:
         updates=list(pick("updates", ["batch"])), repeats=pick("repeats", 3),
         seed=args.seed if args.seed is not None else settings.SEED, test_size=pick("test_size", 0.15),
         algorithms=list(pick("algorithms", ["gnb", "sgd", "xgb"])), n_splits=settings.CV_SPLITS,
-        pretrain_test_size=settings.TEST_SIZE, users=args.users,
+        pretrain_test_size=settings.TEST_SIZE, users=args.users, crowd_member=args.crowd_member,
         member_params={
             "sgd": {"params": dict(settings.SGD_PARAMS), "seed": settings.SEED},
             "xgb": {"params": dict(settings.XGB_PARAMS), "rounds": settings.XGB_ROUNDS,

@@ -44,7 +44,8 @@ from .quadrants import N_CLASSES, QUADRANTS
 
 UPDATES = ("batch", "cumulative")
 DEFAULT_ALGORITHMS = ("gnb", "sgd", "xgb")
-COMMITTEE = "committee"  # algorithm name of the whole committee's rows
+COMMITTEE = "committee"  # algorithm name of the (audio) committee's rows
+FULL = "full"  # audio committee + crowd-aware members, when those run
 COUNT_COLUMNS = [f"n_{q}" for q in QUADRANTS]
 RESULT_COLUMNS = ["user", "repeat", "mode", "update", "config", "queries", "algorithm", "iteration",
                   "n_annotations", "f1_weighted", "f1_macro", *COUNT_COLUMNS,
@@ -192,12 +193,25 @@ class SimCommittee:
     def algorithms(self) -> list:
         return list(dict.fromkeys(a for a, _ in self.members))
 
-    def song_proba(self, X_scaled, offsets) -> np.ndarray:
-        """(members, songs, 4): mean of each song's row probabilities per member."""
+    def audio_index(self) -> list:
+        """Members that read audio features only (the crowd-aware ones also read other listeners)."""
+        return [k for k, (_, m) in enumerate(self.members) if not _reads_crowd(m)]
+
+    def has_crowd(self) -> bool:
+        return any(_reads_crowd(m) for _, m in self.members)
+
+    def song_proba(self, X_scaled, offsets, song_input=None) -> np.ndarray:
+        """(members, songs, 4): mean of each song's row probabilities per member.
+
+        song_input: (songs, crowd + audio columns) for crowd-aware members (one row per song).
+        """
         starts = offsets[:-1]
         lengths = np.diff(offsets)
         out = np.empty((len(self.members), len(starts), N_CLASSES))
         for k, (_, member) in enumerate(self.members):
+            if _reads_crowd(member):
+                out[k] = member.predict_proba(song_input)
+                continue
             proba = member.predict_proba(X_scaled)
             if len(starts) == len(proba):  # one row per song
                 out[k] = proba
@@ -205,17 +219,24 @@ class SimCommittee:
                 out[k] = np.add.reduceat(proba, starts, axis=0) / lengths[:, None]
         return out
 
-    def update(self, X_scaled, y):
+    def update(self, X_scaled, y, song_input=None, song_y=None):
         for _, member in self.members:
-            member.update(X_scaled, y)
+            if _reads_crowd(member):
+                member.update(song_input, song_y)
+            else:
+                member.update(X_scaled, y)
 
     @classmethod
     def from_committee(cls, committee) -> "SimCommittee":
         """Adapt a trompa_mer.committee.Committee (members + scaler) for simulation."""
         members = [(getattr(m, "algorithm", str(name)), m) for name, m in committee.members]
-        if any(getattr(m, "input_kind", "features") != "features" for _, m in members):
+        if any(getattr(m, "input_kind", "features") not in ("features", "crowd+features") for _, m in members):
             raise MERError("committee: the simulator runs feature members only (no audio members)")
         return cls(members, committee.scaler)
+
+
+def _reads_crowd(member) -> bool:
+    return getattr(member, "input_kind", "features") == "crowd+features"
 
 
 def clone_member(member):
@@ -297,6 +318,7 @@ class ExperimentConfig:
     pretrain_test_size: float = 0.2
     member_params: dict = field(default_factory=dict)
     users: list | None = None
+    crowd_member: bool = False  # add the crowd-aware members (trompa_mer.crowd), pre-trained per user
 
     def validate(self):
         if not self.modes or any(m not in MODES for m in self.modes):
@@ -389,6 +411,14 @@ class _UserData:
         self.X_raw = X
         self.position = {s: i for i, s in enumerate(self.songs)}
         self.X_scaled = committee.transform(X) if committee is not None else None
+        self.song_input = None
+        if committee is not None and committee.has_crowd():
+            from .crowd import crowd_features
+
+            lengths = np.diff(self.offsets)[:, None]
+            audio = np.add.reduceat(self.X_scaled, self.offsets[:-1], axis=0) / lengths
+            # crowd features of the user's songs: the user's own labels are left out
+            self.song_input = np.hstack([crowd_features(ann, self.songs, exclude_users=[user]), audio])
 
     def rows(self, songs):
         """Scaled rows and their song labels for `songs`."""
@@ -412,11 +442,25 @@ def pretraining_labels(annotations: pd.DataFrame, user, features: FeatureTable) 
 
 
 def pretrain_for_user(ctx: Context, user) -> SimCommittee:
-    """The leave-user-out committee of one user."""
+    """The leave-user-out committee of one user (plus its crowd-aware members if asked)."""
     cfg = ctx.config
-    labels = pretraining_labels(ctx.annotations, user, ctx.features)
-    return pretrain_committee(ctx.features, labels, cfg.algorithms, cfg.member_params,
-                              cfg.n_splits, cfg.pretrain_test_size, cfg.seed)
+    if ctx.committee is not None:
+        committee = ctx.committee
+    else:
+        labels = pretraining_labels(ctx.annotations, user, ctx.features)
+        committee = pretrain_committee(ctx.features, labels, cfg.algorithms, cfg.member_params,
+                                       cfg.n_splits, cfg.pretrain_test_size, cfg.seed)
+    if not cfg.crowd_member:
+        return committee
+    from .crowd import pretrain_crowd_members
+
+    features = ctx.features
+    scaled = committee.transform(features.X)
+    lengths = np.diff(features.offsets)[:, None]
+    audio = np.add.reduceat(scaled, features.offsets[:-1], axis=0) / lengths
+    song_audio = dict(zip(features.song_ids.tolist(), audio))
+    crowd = pretrain_crowd_members(ctx.annotations, song_audio, user, cfg.n_splits, cfg.pretrain_test_size, cfg.seed)
+    return SimCommittee([*committee.members, *[("crowd", m) for m in crowd]], committee.scaler)
 
 
 def _song_rows(data: "_UserData", songs):
@@ -434,7 +478,10 @@ def _scores_by_algorithm(committee: SimCommittee, proba: np.ndarray, y_true) -> 
     for algorithm in committee.algorithms():
         sel = [k for k, a in enumerate(algorithms) if a == algorithm]
         out[algorithm] = _f1(y_true, machine_consensus(proba[sel]))
-    out[COMMITTEE] = _f1(y_true, machine_consensus(proba))
+    # "committee" stays the audio committee; "full" adds the crowd-aware members (plain mean)
+    out[COMMITTEE] = _f1(y_true, machine_consensus(proba[committee.audio_index()]))
+    if committee.has_crowd():
+        out[FULL] = _f1(y_true, machine_consensus(proba))
     return out
 
 
@@ -442,9 +489,10 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
     """Every repeat x update x (q, e) simulation of one user in one query mode."""
     cfg = ctx.config
     if pretrained is None:
-        pretrained = ctx.committee if ctx.committee is not None else pretrain_for_user(ctx, user)
+        pretrained = pretrain_for_user(ctx, user)
     data = _UserData(ctx, user, pretrained)
     all_rows, all_offsets = _song_rows(data, data.songs)
+    audio = pretrained.audio_index()  # mc/mix and balanced queries follow the audio committee
     records = []
     for repeat in range(cfg.repeats):
         pool, test = user_split(data.songs, cfg.seed, user, repeat, cfg.test_size)
@@ -468,20 +516,25 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
                         remaining = [s for s, k in zip(pool, keep) if k]
                         if not remaining:
                             break
-                        machine = machine_consensus(proba[:, pool_idx[keep]])
+                        machine = machine_consensus(proba[audio][:, pool_idx[keep]])
                         scores = mode_scores(mode, remaining, machine_proba=machine,
                                              human_freqs=data.crowd, rng=rng)
                         chosen = select_queries(remaining, scores, q, asked=asked, balanced=cfg.balanced,
                                                 predicted=machine.argmax(axis=1))
                         asked.extend(chosen)
                         if update == "batch":
-                            rows, y = data.rows(chosen)
+                            batch = chosen
                         else:
                             committee = pretrained.copy()
-                            rows, y = data.rows(asked)
-                        committee.update(data.X_scaled[rows], y)
+                            batch = asked
+                        rows, y = data.rows(batch)
+                        song_input = song_y = None
+                        if data.song_input is not None:
+                            song_input = data.song_input[[data.position[s] for s in batch]]
+                            song_y = np.asarray([data.labels[s] for s in batch], dtype=np.int64)
+                        committee.update(data.X_scaled[rows], y, song_input, song_y)
                     # one prediction of every song of the user serves the test F1 and the next query
-                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets)
+                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets, data.song_input)
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
                     for algorithm, (fw, fm) in _scores_by_algorithm(committee, proba[:, test_idx], y_test).items():
                         records.append({**base, "algorithm": algorithm, "iteration": iteration,
@@ -650,7 +703,7 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
         todo = todo[:max_jobs]
     with _Executor(ctx, jobs, backend, scheduler) as executor:
         committees = {}
-        if ctx.committee is None:
+        if ctx.committee is None or config.crowd_member:
             pending = sorted({u for u, m in todo if m != "reference"})
             for user, committee_of_user in _progress(executor.map(run_pretrain, pending), len(pending),
                                                      "pre-training", progress):
@@ -746,6 +799,10 @@ def per_user_curves(table: pd.DataFrame, metric: str = "f1_weighted") -> pd.Data
             .unstack("iteration"))
 
 
+def _sd(values) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
     """One-sided paired t-test and Wilcoxon signed-rank (a > b): (t, p_t, w, p_w)."""
     from scipy import stats
@@ -789,16 +846,17 @@ def summarize(table: pd.DataFrame, metric: str = "f1_weighted") -> tuple[pd.Data
             aucs[mode] = pd.Series(auc, index=users)
             _, p_gain, _, p_gain_w = _paired(last, start)
             row = {"config": config, "update": update, "mode": mode, "algorithm": algorithm,
-                   "n_users": len(users), "f1_start_mean": start.mean(), "f1_start_sd": start.std(ddof=1),
-                   "f1_end_mean": last.mean(), "f1_end_sd": last.std(ddof=1),
+                   "n_users": len(users), "f1_start_mean": start.mean(), "f1_start_sd": _sd(start),
+                   "f1_end_mean": last.mean(), "f1_end_sd": _sd(last),
                    "f1_macro_start_mean": m_values[:, 0].mean(), "f1_macro_end_mean": m_last.mean(),
-                   "auc_mean": auc.mean(), "auc_sd": auc.std(ddof=1),
+                   "auc_mean": auc.mean(), "auc_sd": _sd(auc),
                    "n_positive_slope": int((slopes > 0).sum()),
                    "p_end_gt_start_t": p_gain, "p_end_gt_start_wilcoxon": p_gain_w}
             if crowd is not None:
                 c = crowd.reindex(users).to_numpy(dtype=float)
                 row["crowd_mean"] = float(np.nanmean(c))
                 row["n_users_above_crowd"] = int((last > c).sum())
+                _, row["p_end_gt_crowd_t"], _, row["p_end_gt_crowd_wilcoxon"] = _paired(last, c)
             own = refs.get(("own", algorithm))
             if own is not None:
                 row["own_mean"] = float(own.reindex(users).mean())
@@ -814,6 +872,20 @@ def summarize(table: pd.DataFrame, metric: str = "f1_weighted") -> tuple[pd.Data
                               "t": t, "p_t": p_t, "p_t_bonferroni": min(1.0, p_t * len(pairs)) if p_t == p_t else p_t,
                               "wilcoxon": w, "p_wilcoxon": p_w,
                               "p_wilcoxon_bonferroni": min(1.0, p_w * len(pairs)) if p_w == p_w else p_w})
+    # algorithms against each other where crowd-aware members ran (final F1, per mode)
+    finals_all = curves.apply(lambda c: c.dropna().iloc[-1], axis=1)
+    pairs = [("crowd", COMMITTEE), (FULL, COMMITTEE), (FULL, "crowd"), ("crowd", FULL)]
+    for (config, update, mode), block in finals_all.groupby(level=["config", "update", "mode"]):
+        wide = block.unstack("algorithm")
+        for a, b in pairs:
+            if a in wide and b in wide:
+                both = wide[[a, b]].dropna()
+                t, p_t, w, p_w = _paired(both[a].to_numpy(), both[b].to_numpy())
+                tests.append({"config": config, "update": update, "algorithm": f"{a}>{b}",
+                              "measure": f"f1_end[{mode}]", "a": a, "b": b,
+                              "mean_diff": float((both[a] - both[b]).mean()), "t": t, "p_t": p_t,
+                              "p_t_bonferroni": p_t, "wilcoxon": w, "p_wilcoxon": p_w,
+                              "p_wilcoxon_bonferroni": p_w})
     # update strategies against each other, per config x mode x algorithm (final F1)
     if curves.index.get_level_values("update").nunique() == 2:
         finals = curves.apply(lambda c: c.dropna().iloc[-1], axis=1)

@@ -1,0 +1,105 @@
+"""The crowd-aware member (issue 7) and its place in the simulator."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from trompa_mer import crowd, simulate
+from trompa_mer.crowd import CrowdMember, crowd_features, leave_one_out_examples
+from trompa_mer.simulate import ExperimentConfig, FeatureTable, run_experiment
+
+
+def test_crowd_features_exclude_listeners_and_handle_songs_without_others():
+    ann = pd.DataFrame({"user": ["me", "a", "b", "me"], "song": ["s1", "s1", "s1", "s2"], "quadrant": [0, 1, 1, 3]})
+    feats = crowd_features(ann, ["s1", "s2", "s3"], exclude_users=["me"])
+    assert feats.shape == (3, crowd.N_CROWD)
+    np.testing.assert_allclose(feats[0], [0, 1, 0, 0, np.log1p(2), 0])
+    np.testing.assert_allclose(feats[1], [0, 0, 0, 0, 0, 1])  # only I annotated s2: no other listener
+    np.testing.assert_allclose(feats[2], [0, 0, 0, 0, 0, 1])
+
+
+def test_leave_one_out_examples_never_see_the_target_or_the_labeler():
+    ann = pd.DataFrame({"user": ["me", "a", "b", "c"], "song": ["s1"] * 4, "quadrant": [3, 0, 0, 1]})
+    songs, feats, labels, listeners = leave_one_out_examples(ann, exclude_user="me")
+    assert "me" not in set(listeners) and len(labels) == 3
+    by_listener = dict(zip(listeners, feats))
+    np.testing.assert_allclose(by_listener["a"][:4], [0.5, 0.5, 0, 0])  # b and c, not a, not me
+    np.testing.assert_allclose(by_listener["c"][:4], [1, 0, 0, 0])
+    assert by_listener["a"][3] == 0  # my Q4 never appears
+
+
+def test_member_update_with_one_quadrant_and_persistence(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 8))
+    y = rng.integers(0, 4, 200)
+    member = CrowdMember(prior_strength=1.0).fit(X, y)
+    before = member.predict_proba(X[:5])
+    member.update(X[:6], np.full(6, 2))
+    after = member.predict_proba(X[:5])
+    assert after.shape == (5, 4) and np.isfinite(after).all()
+    np.testing.assert_allclose(after.sum(axis=1), 1.0)
+    assert (after[:, 2] > before[:, 2]).all()  # moved towards the answered quadrant
+    assert (after[:, [0, 1, 3]] > 0).all()  # the prior keeps every quadrant alive
+    files = member.save(tmp_path / "crowd_0")
+    loaded = CrowdMember.load(tmp_path / "crowd_0")
+    assert len(files) == 2
+    np.testing.assert_allclose(loaded.predict_proba(X[:5]), after)
+    loaded.update(X[6:8], np.array([1, 1]))  # the answers so far travel with the member
+    assert len(loaded.answers_y) == 8
+
+
+def test_stronger_prior_moves_less():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 5))
+    y = rng.integers(0, 4, 300)
+    weak, strong = CrowdMember(prior_strength=0.1).fit(X, y), CrowdMember(prior_strength=100.0).fit(X, y)
+    for member in (weak, strong):
+        member.update(X[:10], np.zeros(10, dtype=int))
+    assert np.abs(weak.W - weak.W0).sum() > 5 * np.abs(strong.W - strong.W0).sum()
+
+
+def leak_population():
+    """Dense songs: 4 other listeners agree and so do I. Sparse songs: only I annotated them, at
+    random. Leaking my labels into my crowd features would make the sparse songs perfect."""
+    rng = np.random.default_rng(7)
+    n_dense, n_sparse, n_filler = 90, 80, 40
+    n = n_dense + n_sparse + n_filler
+    ids = np.array([f"s{i:03d}" for i in range(n)])
+    X = rng.normal(size=(n, 3)).astype(np.float32)  # audio carries nothing
+    rows = []
+    for i in range(n_dense):
+        c = int(rng.integers(0, 4))
+        rows += [("me", ids[i], c)] + [(f"o{k}", ids[i], c) for k in range(4)]
+    for i in range(n_dense, n_dense + n_sparse):
+        rows.append(("me", ids[i], int(rng.integers(0, 4))))
+    for i in range(n_dense + n_sparse, n):
+        c = int(rng.integers(0, 4))
+        rows += [(f"o{k}", ids[i], c) for k in range(3)]
+    features = FeatureTable(ids, X, np.arange(n + 1), ["f0", "f1", "f2"])
+    return pd.DataFrame(rows, columns=["user", "song", "quadrant"]), features
+
+
+def _crowd_f1(tmp_path, name):
+    annotations, features = leak_population()
+    config = ExperimentConfig(min_annotations=100, modes=["rand"], queries=[10], iterations=[1], updates=["batch"],
+                              repeats=2, algorithms=["gnb"], users=["me"], crowd_member=True, test_size=0.3)
+    run_experiment(annotations, features, config, tmp_path / name, progress=False, plots=False)
+    table = simulate.read_results(tmp_path / name)
+    start = table[(table["iteration"] == 0) & (table["mode"] == "rand")]
+    assert {"crowd", "full", "committee", "gnb"} <= set(start["algorithm"])
+    return start[start["algorithm"] == "crowd"]["f1_weighted"].mean(), table
+
+
+def test_target_labels_never_reach_their_own_crowd_features(tmp_path):
+    f1, table = _crowd_f1(tmp_path, "clean")
+    # dense songs right, sparse songs (no other listener) at chance: well below perfect
+    assert 0.4 < f1 < 0.85
+    assert table["f1_weighted"].notna().all()
+    summary = pd.read_csv(tmp_path / "clean" / "summary.csv")
+    assert "p_end_gt_crowd_t" in summary.columns
+
+
+def test_crowd_leak_check_can_fail(tmp_path, monkeypatch):
+    original = crowd.crowd_features
+    monkeypatch.setattr(crowd, "crowd_features", lambda ann, songs, exclude_users=(): original(ann, songs))
+    f1, _ = _crowd_f1(tmp_path, "leaky")
+    assert f1 > 0.95
