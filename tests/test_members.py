@@ -143,3 +143,22 @@ def test_comparison_models_give_four_columns(algorithm):
     p = model.predict_proba(X)
     _check_proba(p, len(X))
     assert np.all(p[:, 3] == 0)
+
+
+def test_gnb_variants_round_trip(tmp_path):
+    X, y = _data()
+    X[y == 2, 1:] *= 5.0  # one quadrant far more spread out
+    tied = M.GaussianNBMember().fit(X, y)
+    per_class = M.GaussianNBMember(variance="per-class").fit(X, y)
+    assert tied.variance == "tied"
+    # per-class variances hand the widest class the windows far from every mean; tied ones do not
+    far = np.full((1, X.shape[1]), 6.0, dtype=np.float32)  # far out on the noise columns
+    far[0, 0] = 2.0 * 1  # at quadrant Q2's mean on the signal column
+    assert tied.predict_proba(far).argmax() == 1
+    assert per_class.predict_proba(far).argmax() == 2
+    per_class.save(tmp_path / "g")
+    loaded = M.GaussianNBMember.load(tmp_path / "g")
+    assert loaded.variance == "per-class"
+    np.testing.assert_array_equal(loaded.predict_proba(X), per_class.predict_proba(X))
+    with pytest.raises(MERError, match="variance"):
+        M.GaussianNBMember(variance="full")

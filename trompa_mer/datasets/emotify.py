@@ -84,13 +84,22 @@ def track_labels(annotations_csv, scheme: str = DEFAULT_SCHEME) -> pd.Series:
 
 
 def feature_signature() -> str:
-    """Changes whenever the feature extractor's code or openSMILE's version changes."""
+    """Changes whenever what the extractor computes can change: the code of the functions that
+    compute the features, the window layout, the feature names, openSMILE's version (edits
+    elsewhere in features.py keep the cache)."""
+    import inspect
+
     import opensmile
 
     from .. import features
 
-    text = Path(features.__file__).read_bytes() + opensmile.__version__.encode()
-    return hashlib.sha256(text).hexdigest()[:12]
+    parts = [opensmile.__version__, str(features.FRAMES_PER_HOP), str(features.FRAMES_PER_WINDOW),
+             ",".join(features.FEATURE_NAMES)]
+    for name in ("load_audio", "_config_text", "_smile", "extract_llds", "aggregate_windows",
+                 "features_from_signal", "extract_features", "write_feature_csv"):
+        function = getattr(features, name, None)
+        parts.append(inspect.getsource(function) if function is not None else name)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
 def emotify_features(root, cache_dir, jobs: int = 1, progress: bool = True) -> Path:
