@@ -176,7 +176,7 @@ def test_generic_dataset_with_arousal_valence_labels(tmp_path):
                   "--labels", str(tmp_path / "labels.csv"), "-o", str(tmp_path / "c"), "--quiet")
     assert result.returncode == 0, result.stderr
     assert Committee.load(tmp_path / "c").names() == ["gnb_0", "gnb_1"]
-    assert "training on every 2. window" in result.stdout
+    assert "training on 1 in 2 windows" in result.stdout
 
 
 def test_generic_dataset_refuses_bad_labels(tmp_path):

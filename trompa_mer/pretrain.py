@@ -29,7 +29,7 @@ from .members import COMPARISON_TYPES, MEMBER_TYPES, ComparisonModel, make_membe
 from .quadrants import N_CLASSES, QUADRANTS
 
 METRICS = ("precision", "recall", "f1_weighted", "f1_macro")
-TEMPERATURES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
+TEMPERATURES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 128.0, 256.0)
 
 
 def parse_algorithms(text: str) -> list[str]:
@@ -224,7 +224,7 @@ def format_report(report: dict) -> str:
     lines = [f"{report['songs']} songs, {report['windows']} windows; song classes "
              f"{dict(zip(QUADRANTS, report['song_classes']))}; {report['splits']} grouped splits, "
              f"test {report['test_size']:.0%}, seed {report['seed']}, class balance: {report['balance']}, "
-             f"training on every {report['window_stride']}. window"]
+             f"training on 1 in {report['window_stride']} windows of each song"]
     if any(t != 1.0 for t in report["temperatures"].values()):
         lines.append("temperatures (song-level log loss on held-out songs): "
                      + ", ".join(f"{a} {t:g}" for a, t in report["temperatures"].items()))
@@ -261,7 +261,7 @@ def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progre
                   "citation": "Aljanaki, Wiering & Veltkamp, Information Processing & Management, 2016"}
         mapping = {"scheme": label_scheme, "gems_av": emotify.GEMS_AV,
                    "gems_quadrant": {k: QUADRANTS[v] for k, v in emotify.GEMS_QUADRANT.items()},
-                   "description": (emotify.__doc__ or "").split("GEMS categories", 1)[-1].strip()}
+                   "description": emotify.SCHEME_DESCRIPTIONS[label_scheme]}
     elif dataset == "generic":
         from .datasets.generic import load_generic
 
@@ -338,7 +338,7 @@ def model_card(manifest: dict, report: dict) -> str:
     lines.append(f"- Licence of the training data: {corpus.get('licence', 'see the corpus')}. "
                  "The models are for non-commercial research use.")
     if isinstance(mapping, dict):
-        lines.append(f"- Label mapping: `{mapping.get('scheme')}`. {' '.join(mapping.get('description', '').split())}")
+        lines.append(f"- Label mapping `{mapping.get('scheme')}`: {mapping.get('description', '')}.")
         if mapping.get("gems_av"):
             lines.append("- GEMS coordinates (arousal, valence): "
                          + ", ".join(f"{k} {tuple(v)}" for k, v in mapping["gems_av"].items()))
@@ -353,8 +353,8 @@ def model_card(manifest: dict, report: dict) -> str:
         "member `<algorithm>_<k>` is the model trained on split k's training songs "
         "(its held-out songs are listed in committee.json).",
         f"- Features standardized by one scaler ({manifest.get('scaler_fitted_on')}), `scaler.skops`.",
-        f"- Training windows: every {manifest.get('window_stride', 1)}. window of each training song "
-        "(windows overlap by half).",
+        f"- Training windows: 1 in {manifest.get('window_stride', 1)} windows of each training song "
+        "(windows overlap by half; all held-out windows are evaluated).",
         f"- Class imbalance: {'balanced sample weights' if manifest.get('class_balance') == 'weights' else 'none'}.",
         "- Temperatures (p ∝ p^(1/T), chosen by held-out song-level log loss): "
         + ", ".join(f"{a} {t:g}" for a, t in manifest.get("temperatures", {}).items()) + ".",

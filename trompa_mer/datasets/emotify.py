@@ -36,6 +36,17 @@ GEMS_AV = {"joyful_activation": (0.7, 0.8), "amazement": (0.5, 0.6), "power": (0
            "tension": (0.6, -0.6), "sadness": (-0.5, -0.7), "nostalgia": (-0.4, -0.1),
            "solemnity": (-0.2, -0.1), "tenderness": (-0.4, 0.6), "calmness": (-0.7, 0.4)}
 LABEL_SCHEMES = ("av-median", "av-zero", "argmax")
+SCHEME_DESCRIPTIONS = {
+    "argmax": "each GEMS tick votes for a quadrant (amazement, joyful_activation, power -> Q1; "
+              "tension -> Q2; sadness -> Q3; calmness, tenderness, nostalgia, solemnity -> Q4); "
+              "a track's label is the quadrant with most votes (ties to the lower quadrant)",
+    "av-zero": "each GEMS category is placed on the arousal-valence circle (gems_av); a track's "
+               "position is the mean over all listeners' ticks; quadrant by the signs of arousal "
+               "and valence (0 counts as positive)",
+    "av-median": "each GEMS category is placed on the arousal-valence circle (gems_av); a track's "
+                 "position is the mean over all listeners' ticks; each axis is centered at the "
+                 "corpus median of the track positions, then quadrant by sign (0 counts as positive)",
+}
 DEFAULT_SCHEME = "av-median"
 
 
