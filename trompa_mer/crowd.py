@@ -25,7 +25,7 @@ from .quadrants import N_CLASSES
 
 CROWD_COLUMNS = ["crowd_Q1", "crowd_Q2", "crowd_Q3", "crowd_Q4", "crowd_log_listeners", "crowd_none"]
 N_CROWD = len(CROWD_COLUMNS)
-PRIOR_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+PRIOR_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 
 
 def _crowd_block(counts: np.ndarray) -> np.ndarray:

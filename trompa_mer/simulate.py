@@ -45,7 +45,7 @@ from .quadrants import N_CLASSES, QUADRANTS
 UPDATES = ("batch", "cumulative")
 DEFAULT_ALGORITHMS = ("gnb", "sgd", "xgb")
 COMMITTEE = "committee"  # algorithm name of the (audio) committee's rows
-FULL = "full"  # audio committee + crowd-aware members, when those run
+FULL = "full"  # audio committee and crowd-aware members weighted equally, when those run
 COUNT_COLUMNS = [f"n_{q}" for q in QUADRANTS]
 RESULT_COLUMNS = ["user", "repeat", "mode", "update", "config", "queries", "algorithm", "iteration",
                   "n_annotations", "f1_weighted", "f1_macro", *COUNT_COLUMNS,
@@ -478,10 +478,14 @@ def _scores_by_algorithm(committee: SimCommittee, proba: np.ndarray, y_true) -> 
     for algorithm in committee.algorithms():
         sel = [k for k, a in enumerate(algorithms) if a == algorithm]
         out[algorithm] = _f1(y_true, machine_consensus(proba[sel]))
-    # "committee" stays the audio committee; "full" adds the crowd-aware members (plain mean)
-    out[COMMITTEE] = _f1(y_true, machine_consensus(proba[committee.audio_index()]))
+    # "committee" stays the audio committee; "full" weighs the two sources equally (a plain mean
+    # over members would give the 15 audio members three times the 5 crowd members' say)
+    audio_index = committee.audio_index()
+    audio = machine_consensus(proba[audio_index])
+    out[COMMITTEE] = _f1(y_true, audio)
     if committee.has_crowd():
-        out[FULL] = _f1(y_true, machine_consensus(proba))
+        crowd_index = [k for k in range(len(algorithms)) if k not in set(audio_index)]
+        out[FULL] = _f1(y_true, 0.5 * audio + 0.5 * machine_consensus(proba[crowd_index]))
     return out
 
 
