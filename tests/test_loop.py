@@ -236,3 +236,16 @@ def test_exist_ok_leaves_the_user_unchanged(loop_env):
     result = call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc", "--exist-ok")
     assert "left unchanged" in result.stdout
     assert snapshot(env["users"] / TEST_USER) == before
+
+
+def test_pool_song_proba_in_chunks_and_threads_equals_song_proba(loop_assets):
+    """get_hard_tracks scores the pool in chunks of whole songs, possibly in threads: the
+    result is the committee's song_proba over the whole pool."""
+    from trompa_mer.loop import pool_song_proba
+    from trompa_mer.pool import load_pool
+
+    committee = Committee.load(loop_assets / "pretrained")
+    pool = load_pool(loop_assets / "data" / "feats")
+    full = committee.song_proba(pool)
+    for jobs, chunk in [(1, 7), (2, 13), (2, 10**6), (3, 1)]:
+        np.testing.assert_allclose(pool_song_proba(committee, pool, jobs, chunk), full, atol=1e-12)

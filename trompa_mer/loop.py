@@ -56,6 +56,35 @@ def _load_pool(feats_dir):
     return pool
 
 
+def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000) -> np.ndarray:
+    """committee.song_proba over the whole pool, in chunks of whole songs, `jobs` at a time.
+
+    Chunks keep the standardized copy and the members' temporaries small (the pool can be
+    600,000 windows), and threads run chunks side by side: numpy and XGBoost release the GIL.
+    """
+    n_songs = len(pool.song_ids)
+    offsets = np.asarray(pool.offsets)
+    n_chunks = max(1, int(np.ceil(offsets[-1] / chunk_windows)))
+    bounds = np.unique(np.searchsorted(offsets, np.linspace(0, offsets[-1], n_chunks + 1)).clip(0, n_songs))
+    bounds[0], bounds[-1] = 0, n_songs
+    pairs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def part(pair):
+        a, b = pair
+        X = np.asarray(pool.X[offsets[a]:offsets[b]])
+        song_of_window = np.repeat(np.arange(b - a), np.diff(offsets[a:b + 1]))
+        return committee.song_proba(X, song_of_window=song_of_window, song_ids=pool.song_ids[a:b])
+
+    if jobs > 1 and len(pairs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=int(jobs)) as executor:
+            parts = list(executor.map(part, pairs))
+    else:
+        parts = [part(pair) for pair in pairs]
+    return np.concatenate(parts, axis=1)
+
+
 # --- create_user ----------------------------------------------------------------------------
 def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: bool = False,
                 annotations_path=None, exist_ok: bool = False, lock_timeout: float = 60.0) -> dict:
@@ -111,7 +140,7 @@ def _rng_for(user_id: str, iteration: int, seed: int) -> np.random.Generator:
 
 
 def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: float = 60.0,
-                    seed: int = 1987) -> dict:
+                    seed: int = 1987, jobs: int = 1) -> dict:
     """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
 
     Asked again while a round is pending, it returns the same pending songs.
@@ -132,7 +161,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         machine = predicted = human = None
         if mode in ("mc", "mix") or state.get("balanced"):
             committee = _load_committee(store.committee_dir(user_id, state))
-            machine = cons.machine_consensus(committee.song_proba(pool))
+            machine = cons.machine_consensus(pool_song_proba(committee, pool, jobs))
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
             human = store.read_consensus(user_id)
