@@ -46,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument("--window-stride", type=positive_int, default=1,
                    help="train on every N-th window of each song (windows overlap by half; "
                         "2 halves training time) (default %(default)s)")
+    p.add_argument("--gnb-variance", choices=("tied", "per-class"), default="tied",
+                   help="GaussianNB: one variance per feature pooled over quadrants, or sklearn's "
+                        "per-quadrant variances (default %(default)s)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="keep every member's temperature at 1 (no tempering of over-confident members)")
     p.add_argument("--jobs", type=positive_int, default=settings.JOBS,
@@ -60,6 +63,19 @@ def parse_args(argv=None):
     return args
 
 
+def recorded_command(argv) -> str:
+    """The command for the manifest, without the flags that do not change the committee."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--quiet", "--jobs", "--report"):
+            skip = arg != "--quiet"
+        elif not arg.startswith(("--jobs=", "--report=")):
+            kept.append(arg)
+    return "python deam_classifier.py " + shlex.join(kept)
+
+
 def main():
     args = parse_args()
     from trompa_mer import pretrain
@@ -68,6 +84,7 @@ def main():
         "xgb": {"params": settings.XGB_PARAMS, "rounds": settings.XGB_ROUNDS,
                 "update_rounds": settings.XGB_UPDATE_ROUNDS},
         "sgd": {"params": settings.SGD_PARAMS, "seed": settings.SEED},
+        "gnb": {"variance": args.gnb_variance},
     }
     paths = {"emotify": args.emotify, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
              "deam_arousal": args.deam_arousal, "deam_valence": args.deam_valence,
@@ -76,7 +93,7 @@ def main():
                  test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
                  label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
                  member_params=member_params, report_path=args.report, window_stride=args.window_stride,
-                 command="python deam_classifier.py " + shlex.join(sys.argv[1:]))
+                 command=recorded_command(sys.argv[1:]))
 
 
 if __name__ == "__main__":

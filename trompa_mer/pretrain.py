@@ -339,6 +339,9 @@ def model_card(manifest: dict, report: dict) -> str:
                  "The models are for non-commercial research use.")
     if isinstance(mapping, dict):
         lines.append(f"- Label mapping `{mapping.get('scheme')}`: {mapping.get('description', '')}.")
+        lines.append("- Why this scheme, and the measured alternatives (argmax of ticks, sign at zero, "
+                     "balanced weights or none, per-class GaussianNB variances): docs/pretraining.md "
+                     "in the repository.")
         if mapping.get("gems_av"):
             lines.append("- GEMS coordinates (arousal, valence): "
                          + ", ".join(f"{k} {tuple(v)}" for k, v in mapping["gems_av"].items()))
