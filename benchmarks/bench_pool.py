@@ -29,7 +29,7 @@ sys.path.insert(0, {root!r})
 import numpy as np
 from trompa_mer.pool import load_pool
 pool = load_pool({folder!r})
-total = float(np.asarray(pool.X, dtype=np.float64).sum())
+total = float(pool.X.sum(dtype=np.float64))
 print(time.perf_counter() - t0)
 """
 

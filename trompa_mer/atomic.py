@@ -9,6 +9,14 @@ import tempfile
 from pathlib import Path
 
 
+def _umask_mode() -> int:
+    # mkstemp creates files readable by their owner only; give the renamed file the mode a
+    # plain open() would, so a committee written on a host stays readable in a container.
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -28,6 +36,7 @@ def atomic_open(path, mode: str = "w", **kwargs):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:
         with open(tmp, mode, **kwargs) as handle:
@@ -52,6 +61,7 @@ def atomic_path(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:
         yield tmp
