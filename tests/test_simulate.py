@@ -289,3 +289,30 @@ def test_script_end_to_end_on_csv(tmp_path, repo_root, script_env):
     result = json.loads(out.stdout)
     assert result["complete"] and result["users"] == 1
     assert (tmp_path / "o" / "summary.md").exists()
+
+
+def test_a_saved_pretrained_committee_can_be_simulated(tmp_path):
+    from sklearn.preprocessing import StandardScaler
+
+    from trompa_mer.committee import Committee
+    from trompa_mer.members import make_member
+
+    annotations, features = deviant_population(seed=8)
+    scaler = StandardScaler().fit(features.X)
+    Xs = scaler.transform(features.X).astype(np.float32)
+    crowd_q = quadrant_of(features.X[:, 0], features.X[:, 1])
+    # small pre-training sets, so that 30 answers can move a Gaussian NB
+    members = [(f"gnb_{k}", make_member("gnb").fit(Xs[k:40:2], crowd_q[k:40:2])) for k in range(2)]
+    Committee(members, scaler, features.feature_names).save(tmp_path / "committee")
+    committee = simulate.SimCommittee.from_committee(Committee.load(tmp_path / "committee"))
+    config = ExperimentConfig(min_annotations=100, modes=["mc"], queries=[10], iterations=[3], updates=["cumulative"],
+                              repeats=1, users=["me"])
+    result = run_experiment(annotations, features, config, tmp_path / "run", committee=committee, progress=False,
+                            plots=False)
+    assert result["complete"]
+    table = pd.read_csv(tmp_path / "run" / "results.csv")
+    curve = table[(table["mode"] == "mc") & (table["algorithm"] == "committee")].sort_values("iteration")
+    assert len(curve) == 4 and curve["f1_weighted"].iloc[-1] > curve["f1_weighted"].iloc[0]
+    narrow = FeatureTable(features.song_ids, features.X[:, :2], features.offsets, ["f0", "f1"])
+    with pytest.raises(MERError, match="columns"):
+        run_experiment(annotations, narrow, config, tmp_path / "bad", committee=committee, progress=False)
