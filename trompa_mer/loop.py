@@ -203,28 +203,16 @@ def read_answers_arg(value) -> tuple[object, str]:
 
 
 def song_features(feats_dir, songs) -> dict:
-    """{song: (windows x 260 float32)} read from the songs' own feature CSVs.
+    """{song: (windows x 260 float32)} from the pool store.
 
-    A retrain needs a handful of songs, so reading their CSVs beats loading the whole pool.
+    The pool's consolidated cache is memory-mapped, so a retrain reads only its songs' rows
+    (parsing even ten CSVs costs more than mapping the cache).
     """
-    from .features import FEATURE_NAMES, read_feature_csv
-
-    feats_dir = Path(feats_dir)
-    by_lower = None
-    out, missing = {}, []
-    for song in songs:
-        path = feats_dir / f"{song}.csv"
-        if not path.is_file():
-            if by_lower is None:  # file names may carry upper case; song ids are lowercase
-                by_lower = {p.stem.lower(): p for p in feats_dir.glob("*.csv")} if feats_dir.is_dir() else {}
-            path = by_lower.get(song)
-        if path is None:
-            missing.append(song)
-            continue
-        out[song] = read_feature_csv(path)[FEATURE_NAMES].to_numpy(dtype=np.float32)
+    pool = _load_pool(feats_dir)
+    missing = [s for s in songs if s not in pool]
     if missing:
         raise MERError(f"{feats_dir}: no feature CSV for song(s) {', '.join(missing)}")
-    return out
+    return {s: np.asarray(pool.windows(s), dtype=np.float32) for s in songs}
 
 
 def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None = None,
