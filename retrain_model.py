@@ -22,9 +22,11 @@ def parse_args(argv=None):
                         help='a JSON file {"song_id": "Q1".."Q4", ...} (ids case-insensitive), '
                              "or the same JSON object given inline")
     parser.add_argument("--update", choices=UPDATE_STRATEGIES, default=loop.UPDATE_STRATEGY,
-                        help="batch: train on this round's answers only (the original); "
-                             "cumulative: on every answer so far (default "
-                             f"{loop.UPDATE_STRATEGY}, see docs/loop.md)")
+                        help="batch: continue the current committee on this round's answers "
+                             "(the original); cumulative: start again from the committee the user "
+                             "was created with and update it on every answer so far (default "
+                             f"{loop.UPDATE_STRATEGY}: better in the offline experiments, "
+                             "docs/experiments.md)")
     return parser.parse_args(argv)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from test_loop_support import (TEST_USER, call, call_ok, loop_assets, loop_env, ok,  # noqa: F401
                                read_state, run, song_ids, snapshot, true_quadrant)
-from trompa_mer import consensus
+from trompa_mer import consensus, loop
 from trompa_mer.committee import Committee
 from trompa_mer.datasets.annotations import load_annotations
 
@@ -42,13 +42,14 @@ def test_three_rounds_per_mode(loop_env, mode):
         assert state["skipped"][-1] == first[3]
         history = state["history"][-1]
         assert history["asked"] == first and set(history["answers"]) == set(answered)
-        assert history["update"] == "batch" and history["answered_at"] and history["asked_at"]
+        assert history["update"] == loop.UPDATE_STRATEGY and history["answered_at"] and history["asked_at"]
         asked_so_far += first
     assert state["asked"] == asked_so_far
     assert len(state["answers"]) == 3 * rounds
     # exactly one committee folder, the one the state names, and it differs from the start
     folders = sorted(p.name for p in user_dir.iterdir() if p.name.startswith("committee-"))
     assert folders == [f"committee-{rounds:04d}"] == [state["committee"]]
+    assert (user_dir / "base-committee" / "committee.json").exists()
     after = Committee.load(user_dir / state["committee"])
     X = np.random.default_rng(5).normal(size=(8, 260))
     assert not np.allclose(before.window_proba(X), after.window_proba(X))
@@ -140,16 +141,43 @@ def test_hc_consensus_on_trompa_matches_original_definition(loop_env):
     assert state["mode"] == "hc" and state["annotations_source"] == str(path.resolve())
 
 
-def test_cumulative_update_trains_on_every_answer(loop_env):
+def test_update_strategies(loop_env):
+    """cumulative = the base committee updated once on every answer so far; batch = the current
+    committee continued on this round's answers."""
+    from trompa_mer.pool import load_pool
+
     env = loop_env
-    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
-    for round_no in (1, 2):
-        songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 3).stdout.split()
-        call_ok(env, "retrain_model.py", "-i", TEST_USER, "--update", "cumulative", "-a",
-           json.dumps(_answers_for(songs)))
-    history = read_state(env)["history"]
-    assert [h["update"] for h in history] == ["cumulative", "cumulative"]
-    assert history[1]["n_windows"] == 2 * history[0]["n_windows"]
+    pool = load_pool(env["feats"])
+    X_probe = np.random.default_rng(3).normal(size=(10, 260))
+    for user, update in (("cum", "cumulative"), ("bat", "batch")):
+        call_ok(env, "create_user.py", "-i", user, "-m", "mc")
+        rounds = []
+        for _ in range(2):
+            songs = call_ok(env, "get_hard_tracks.py", "-i", user, "-q", 3).stdout.split()
+            answers = {s: f"Q{true_quadrant(s) + 1}" for s in songs}
+            call_ok(env, "retrain_model.py", "-i", user, "--update", update, "-a", json.dumps(answers))
+            rounds.append(answers)
+        state = read_state(env, user)
+        assert [h["update"] for h in state["history"]] == [update, update]
+        expected = Committee.load(env["dir"] / "pretrained")
+        batches = [{**rounds[0], **rounds[1]}] if update == "cumulative" else rounds
+        for batch in batches:
+            songs = sorted(batch)
+            X = np.concatenate([pool.windows(s) for s in songs])
+            y = np.concatenate([[int(batch[s][1]) - 1] * len(pool.windows(s)) for s in songs])
+            expected.update(X, y)
+        got = Committee.load(env["users"] / user / state["committee"])
+        # gnb and sgd are deterministic: equal to the expected updates; XGBoost's row
+        # subsampling draws from a process-wide generator, so compare its rounds instead
+        # (cumulative: the base rounds + one update; batch: + two)
+        exact = [i for i, a in enumerate(got.algorithms()) if a != "xgb"]
+        np.testing.assert_allclose(got.window_proba(X_probe)[exact], expected.window_proba(X_probe)[exact],
+                                   atol=1e-6)
+        for (_, g), (_, e) in zip(got.members, expected.members):
+            if g.algorithm == "xgb":
+                assert g.booster.num_boosted_rounds() == e.booster.num_boosted_rounds()
+        windows = [h["n_windows"] for h in state["history"]]
+        assert windows == ([18, 36] if update == "cumulative" else [18, 18])
 
 
 def test_predict_emotion_keys_and_stored_scaler(loop_env):

@@ -42,7 +42,8 @@ def test_create_writes_state_and_committee_copy(tmp_path):
                               "n_listeners": [3, 2]}, index=pd.Index(["s1", "s2"], name="song"))
     state = store.create("bob", _committee_dir(tmp_path), "hc", balanced=True, consensus=consensus)
     folder = tmp_path / "users" / "bob"
-    assert sorted(p.name for p in folder.iterdir()) == ["committee-0000", "consensus.csv", "state.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["base-committee", "committee-0000", "consensus.csv",
+                                                         "state.json"]
     assert store.read_state("bob") == state
     assert state["mode"] == "hc" and state["balanced"] and state["iteration"] == 0
     # unrounded on disk: 1/3 survives the round trip exactly
@@ -111,7 +112,7 @@ def test_tidy_removes_leftovers_but_not_the_current_committee(tmp_path):
     (folder / ".state.json.xyz.tmp").write_text("{")                            # half-written state
     (tmp_path / "users" / ".tmp-bob-1234").mkdir()                              # half-created user
     store.tidy("bob", state)
-    assert sorted(p.name for p in folder.iterdir()) == ["committee-0000", "state.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["base-committee", "committee-0000", "state.json"]
     assert not (tmp_path / "users" / ".tmp-bob-1234").exists()
 
 

@@ -4,6 +4,8 @@ Layout of `<users_dir>/<user_id>/`:
     state.json            the user's state (below); the single commit point of every change
     committee-NNNN/       the user's copy of the committee at iteration NNNN (committee.json,
                           members, scaler); state["committee"] names the current one
+    base-committee/       the committee as it was copied at creation; a cumulative update
+                          starts again from it
     consensus.csv         hc/mix only: song, Q1..Q4 (unrounded relative frequencies among the
                           *other* listeners), n_listeners
 Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
@@ -50,6 +52,7 @@ STATE_FORMAT = 1
 STATE_FILE = "state.json"
 CONSENSUS_FILE = "consensus.csv"
 COMMITTEE_PREFIX = "committee-"
+BASE_COMMITTEE = "base-committee"  # the committee as copied at creation (cumulative updates restart here)
 LOCKS_DIR = ".locks"
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
@@ -93,6 +96,9 @@ class UserStore:
 
     def committee_dir(self, user_id, state: dict) -> Path:
         return self.user_dir(user_id) / state["committee"]
+
+    def base_committee_dir(self, user_id) -> Path:
+        return self.user_dir(user_id) / BASE_COMMITTEE
 
     def consensus_path(self, user_id) -> Path:
         return self.user_dir(user_id) / CONSENSUS_FILE
@@ -167,6 +173,7 @@ class UserStore:
             tmp.mkdir()
             committee_name = committee_folder_name(0)
             shutil.copytree(committee_source, tmp / committee_name)
+            shutil.copytree(committee_source, tmp / BASE_COMMITTEE)
             if consensus is not None:
                 write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
             state = new_state(user_id, mode, balanced, committee_name,
