@@ -147,7 +147,8 @@ def bench_ours(base: Path, runs: int, steps=("get_hard_tracks", "retrain")) -> d
     env = env_for(base)
     users = base / "models" / "users"
     pristine = base / "pristine_user"
-    if not pristine.exists():
+    if not (pristine / "base-committee").exists():  # (re)create with the current layout
+        shutil.rmtree(pristine, ignore_errors=True)
         shutil.rmtree(users, ignore_errors=True)
         timed([sys.executable, str(ROOT / "create_user.py"), "-i", USER, "-m", "mc"], env)
         shutil.copytree(users / USER, pristine)
