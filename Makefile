@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench pretrain clean
+.PHONY: setup demo test bench pretrain simulate-benchmark clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,18 @@ test: setup
 
 bench: setup
 	$(VPY) benchmarks/bench_features.py
+	$(VPY) benchmarks/bench_pool.py
 	$(VPY) benchmarks/bench_loop.py
+	$(VPY) benchmarks/bench_cnn.py
+	$(VPY) benchmarks/bench_simulate.py
+
+# Rebuild the shipped committee from ../shared/data/emotify (the command in its model card).
+pretrain: setup
+	$(VPY) deam_classifier.py -cv 5 -m all --window-stride 2 -o models/pretrained
+
+# The offline TROMPA-MER benchmark (docs/experiments.md).
+simulate-benchmark: setup
+	$(VPY) simulate_personalization.py --preset trompa-benchmark -o results/trompa -j 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache
