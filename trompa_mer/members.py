@@ -266,16 +266,27 @@ class GaussianNBMember(Member):
         with np.errstate(divide="ignore"):
             if self.variance == "per-class":
                 return self.model.predict_joint_log_proba(X)
-            model = self.model
-            counts = model.class_count_
-            pooled = (counts[:, None] * (model.var_ - model.epsilon_)).sum(axis=0) / counts.sum()
-            inv_var = 1.0 / (pooled + model.epsilon_)
-            X = np.asarray(X, dtype=np.float64)
-            # squared Mahalanobis distance (diagonal) to every class mean, without an
-            # n x classes x features temporary
-            dist = ((X ** 2) @ inv_var)[:, None] - 2 * X @ (model.theta_ * inv_var).T \
-                + ((model.theta_ ** 2) @ inv_var)[None, :]
-            return np.log(model.class_prior_) - 0.5 * dist
+            weights, bias = self._tied_linear()
+            # one float64 product: float32 would move probabilities by ~1e-5
+            return np.asarray(X, dtype=np.float64) @ weights + bias
+
+    def _tied_linear(self):
+        """(weights (features x 4), bias (4,)) with log p(c|x) = x @ weights + bias + row constant.
+
+        With one variance per feature shared by the classes, the quadratic term
+        -0.5 * sum(x**2 / var) is the same for every class: it cancels when the row is
+        normalized (also after tempering, which divides it along with the rest), so the
+        joint log-likelihood is linear in x. Recomputed per call: it costs microseconds and
+        partial_fit changes the statistics.
+        """
+        model = self.model
+        counts = model.class_count_
+        pooled = (counts[:, None] * (model.var_ - model.epsilon_)).sum(axis=0) / counts.sum()
+        inv_var = 1.0 / (pooled + model.epsilon_)
+        weights = (model.theta_ * inv_var).T
+        with np.errstate(divide="ignore"):
+            bias = np.log(model.class_prior_) - 0.5 * ((model.theta_ ** 2) @ inv_var)
+        return weights, bias
 
     def _save_model(self, path):
         skops_dump(self.model, path)
@@ -382,9 +393,8 @@ class XGBMember(Member):
             self.booster.update(dtrain, iteration=start + i)
 
     def _log_proba(self, X):
-        import xgboost as xgb
-
-        proba = self.booster.predict(xgb.DMatrix(X))
+        # inplace_predict reads the float32 array directly: no DMatrix copy of the windows
+        proba = self.booster.inplace_predict(np.ascontiguousarray(X, dtype=np.float32))
         with np.errstate(divide="ignore"):
             return np.log(proba.reshape(-1, N_CLASSES))
 
