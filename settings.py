@@ -6,6 +6,12 @@ whole toolkit elsewhere:
   MER_DATA_DIR     data root (default ./data beside this file)
   MER_PRETRAINED_DIR, MER_USERS_DIR, MER_FEATS_DIR, MER_ANNOTATIONS, MER_PLAYLISTS,
   MER_SHARED_DATA  finer overrides (defaults derived from the two roots)
+  MER_AUDIO_DIR    the pool's audio, one file per song, song id = lowercased file stem
+                   (default <data>/audio); read only when the user's committee has audio
+                   (CNN) members, see docs/cnn.md "In the live loop"
+  MER_AUDIO_CACHE_DIR  16 kHz .npy copies of that audio (default <cache>/audio16k, one
+                   subfolder per audio folder), so the audio folder may be read-only
+  MER_CACHE_DIR    caches (default ./.cache beside this file)
 """
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ PLAYLISTS = _path("MER_PLAYLISTS", DATA_DIR / "playlists.csv")
 # The real corpora beside the project (never copied into it).
 SHARED_DATA_DIR = _path("MER_SHARED_DATA", ROOT.parent / "shared" / "data")
 CACHE_DIR = _path("MER_CACHE_DIR", ROOT / ".cache")
+AUDIO_DIR = _path("MER_AUDIO_DIR", DATA_DIR / "audio")
+AUDIO_CACHE_DIR = _path("MER_AUDIO_CACHE_DIR", CACHE_DIR / "audio16k")
 
 # --- hyperparameters ---------------------------------------------------------------------
 SEED = _int("MER_SEED", 1987)

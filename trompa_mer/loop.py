@@ -58,7 +58,60 @@ def _load_pool(feats_dir):
     return pool
 
 
-def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000) -> np.ndarray:
+# --- audio for committees with CNN members ---------------------------------------------------
+def audio_member_names(committee) -> list[str]:
+    """Names of the members that read audio by song id (the CNN) instead of feature rows."""
+    return [name for name, m in committee.members if getattr(m, "input_kind", "features") == "audio"]
+
+
+def _default_audio_dirs(audio_dir, audio_cache_dir):
+    # settings lives at the repository root beside the scripts; imported only when a committee
+    # has audio members, so feature-only committees never need it (nor an audio folder).
+    if audio_dir is None or audio_cache_dir is None:
+        try:
+            import settings
+        except ImportError:
+            raise MERError("audio folder: not given and settings.py is not importable; pass "
+                           "audio_dir (the scripts read MER_AUDIO_DIR)") from None
+        audio_dir = settings.AUDIO_DIR if audio_dir is None else audio_dir
+        audio_cache_dir = settings.AUDIO_CACHE_DIR if audio_cache_dir is None else audio_cache_dir
+    return Path(audio_dir), Path(audio_cache_dir)
+
+
+def audio_source_for(committee, song_ids, audio_dir=None, audio_cache_dir=None):
+    """The audio source a committee's audio members read `song_ids` through, or None.
+
+    None (and nothing read, no folder needed) when the committee has no audio members.
+    Otherwise an AudioCache over `audio_dir` (default settings.AUDIO_DIR) whose decoded 16 kHz
+    copies go to a subfolder of `audio_cache_dir` named after the audio folder, so two audio
+    folders never share cache files. Every song in `song_ids` must have audio.
+    """
+    names = audio_member_names(committee)
+    if not names:
+        return None
+    import hashlib
+
+    from .audio_cache import AudioCache
+
+    audio_dir, audio_cache_dir = _default_audio_dirs(audio_dir, audio_cache_dir)
+    audio_dir = audio_dir.expanduser().resolve()
+    if not audio_dir.is_dir():
+        raise MERError(f"{audio_dir}: audio folder not found; the committee's audio member(s) "
+                       f"{', '.join(names)} read each song's audio (set MER_AUDIO_DIR to a folder "
+                       f"with one audio file per song, named <song_id>.<ext>)")
+    key = hashlib.sha1(str(audio_dir).encode()).hexdigest()[:12]
+    source = AudioCache.from_folder(audio_dir, Path(audio_cache_dir) / f"{audio_dir.name}-{key}")
+    missing = [str(s) for s in song_ids if str(s) not in source]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MERError(f"{audio_dir}: no audio file for song {missing[0]!r}{more}; the committee's "
+                       f"audio member(s) {', '.join(names)} need <song_id>.<ext> for every song "
+                       f"(set MER_AUDIO_DIR)")
+    return source
+
+
+def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000,
+                    audio_source=None) -> np.ndarray:
     """committee.song_proba over the whole pool, in chunks of whole songs, `jobs` at a time.
 
     Chunks keep the standardized copy and the members' temporaries small (the pool can be
@@ -75,7 +128,8 @@ def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000)
         a, b = pair
         X = np.asarray(pool.X[offsets[a]:offsets[b]])
         song_of_window = np.repeat(np.arange(b - a), np.diff(offsets[a:b + 1]))
-        return committee.song_proba(X, song_of_window=song_of_window, song_ids=pool.song_ids[a:b])
+        return committee.song_proba(X, song_of_window=song_of_window, song_ids=pool.song_ids[a:b],
+                                    audio_source=audio_source)
 
     if jobs > 1 and len(pairs) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -142,8 +196,11 @@ def _rng_for(user_id: str, iteration: int, seed: int) -> np.random.Generator:
 
 
 def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: float = 60.0,
-                    seed: int = 1987, jobs: int = 1) -> dict:
+                    seed: int = 1987, jobs: int = 1, audio_dir=None, audio_cache_dir=None) -> dict:
     """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
+
+    A committee with audio (CNN) members also reads every pool song's audio from `audio_dir`
+    (default settings.AUDIO_DIR); see audio_source_for.
 
     Asked again while a round is pending, it returns the same pending songs.
     Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}}.
@@ -163,7 +220,8 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         machine = predicted = human = None
         if mode in ("mc", "mix") or state.get("balanced"):
             committee = _load_committee(store.committee_dir(user_id, state))
-            machine = cons.machine_consensus(pool_song_proba(committee, pool, jobs))
+            audio = audio_source_for(committee, song_ids.tolist(), audio_dir, audio_cache_dir)
+            machine = cons.machine_consensus(pool_song_proba(committee, pool, jobs, audio_source=audio))
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
             human = store.read_consensus(user_id)
@@ -218,13 +276,14 @@ def song_features(feats_dir, songs) -> dict:
 
 
 def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None = None,
-            lock_timeout: float = 60.0) -> dict:
+            lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None) -> dict:
     """Update every member of the user's committee on the listener's answers.
 
     The answers must be a non-empty subset of the pending round; unanswered pending songs are
     recorded as skipped. update="batch" continues the current committee on this round's
     answers; "cumulative" starts again from the user's base committee (as created) and updates
-    it on every answer so far, each answer counted once. The new committee and the state are committed together (state.json names
+    it on every answer so far, each answer counted once. Audio (CNN) members are updated on the
+    same songs' audio from `audio_dir` (default settings.AUDIO_DIR). The new committee and the state are committed together (state.json names
     the committee folder), so a crash leaves the previous pair loadable.
     """
     validate_user_id(user_id)
@@ -254,7 +313,12 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         X = np.concatenate([feats[s] for s in songs])
         y = np.concatenate([np.full(len(feats[s]), training[s], dtype=np.int64) for s in songs])
         committee = _load_committee(start_from)
-        committee.update(X, y)
+        audio = audio_source_for(committee, songs, audio_dir, audio_cache_dir)
+        if audio is None:
+            committee.update(X, y)
+        else:
+            committee.update(X, y, song_ids=songs, song_y=[training[s] for s in songs],
+                             audio_source=audio)
         new_name = committee_folder_name(int(state["iteration"]) + 1)
         new_dir = store.user_dir(user_id) / new_name
         committee.save(new_dir)
@@ -325,7 +389,13 @@ def prediction_json(input_name: str, window_proba: np.ndarray) -> dict:
 
 def predict(input_path, output_path, users_dir, pretrained_dir, model: str | None = "default",
             user_id: str | None = None, lock_timeout: float = 60.0) -> dict:
-    """Predict quadrants for a features CSV or an audio file; write the JSON to output_path."""
+    """Predict quadrants for a features CSV or an audio file; write the JSON to output_path.
+
+    Audio (CNN) members score an audio input as a whole song (mean over its chunks) and that
+    song probability stands for every feature window, so the mean over windows weighs each
+    member as committee.song_proba does. A features CSV carries no audio: the audio members
+    are left out, named in the JSON's "skipped_members" (an error when nothing is left).
+    """
     from . import atomic
 
     if user_id is not None:
@@ -356,20 +426,56 @@ def predict(input_path, output_path, users_dir, pretrained_dir, model: str | Non
         else:
             raise MERError(f"{model_path}: model file not found (expected a member file, a committee "
                            f"folder or 'default')")
-    proba = np.asarray(committee.window_proba(X), dtype=float)  # members x windows x 4
-    result = prediction_json(str(input_path), proba[member_index] if member_index is not None
+    proba, used, skipped = _member_window_proba(committee, X, input_path, kind, member_index)
+    result = prediction_json(str(input_path), proba[used.index(member_index)] if member_index is not None
                              else proba.mean(axis=0))
     result["model"] = described
     result["input_kind"] = kind
+    if skipped:
+        result["skipped_members"] = skipped
     if member_index is None:
-        names = [name for name, _ in committee.members]
-        algorithms = [getattr(m, "algorithm", name) for name, m in committee.members]
+        names = [committee.members[i][0] for i in used]
+        algorithms = [getattr(committee.members[i][1], "algorithm", committee.members[i][0]) for i in used]
         result["member_mean_probs"] = {n: proba[i].mean(axis=0).tolist() for i, n in enumerate(names)}
         result["algorithm_mean_probs"] = {
             a: proba[[i for i, b in enumerate(algorithms) if b == a]].mean(axis=(0, 1)).tolist()
             for a in dict.fromkeys(algorithms)}
     atomic.write_json(output_path, result, indent=None)
     return result
+
+
+def _member_window_proba(committee, X, input_path, kind, member_index=None):
+    """(used members x windows x 4), the indices of the used members, {skipped name: why}.
+
+    Feature members give window rows; an audio member's song probability (from the decoded
+    input) is repeated over the windows. With a features CSV the audio members are skipped.
+    """
+    audio_names = set(audio_member_names(committee))
+    skipped = {}
+    if audio_names and kind != "audio":
+        skipped = {n: "reads audio; the input is a feature CSV (pass the audio file to use it)"
+                   for n in audio_names}
+    wanted = range(len(committee.members)) if member_index is None else [member_index]
+    used = [i for i in wanted if committee.members[i][0] not in skipped]
+    if not used:
+        raise MERError(f"{input_path}: the audio member(s) {', '.join(sorted(skipped))} need an audio "
+                       f"file as input, not a feature CSV")
+    proba = np.empty((len(used), X.shape[0], N_CLASSES))
+    feature_rows = [i for i, (name, _) in enumerate(committee.members) if name not in audio_names]
+    if any(i in feature_rows for i in used):
+        windows = np.asarray(committee.window_proba(X), dtype=float)  # feature members only
+        for row, i in enumerate(used):
+            if i in feature_rows:
+                proba[row] = windows[feature_rows.index(i)]
+    if any(i not in feature_rows for i in used):
+        from .audio_cache import decode_resampled
+
+        source = {"input": decode_resampled(input_path)}
+        for row, i in enumerate(used):
+            if i not in feature_rows:
+                song = committee.members[i][1].predict_proba_songs(["input"], source)[0]
+                proba[row] = np.broadcast_to(song, (X.shape[0], N_CLASSES))
+    return proba, used, skipped
 
 
 # --- recommend ------------------------------------------------------------------------------
@@ -392,7 +498,7 @@ def read_playlists(path) -> pd.DataFrame:
 
 
 def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
-              lock_timeout: float = 60.0) -> dict:
+              lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None) -> dict:
     """For each quadrant, the group's song the user's committee rates highest for it, among the
     group's songs not recommended to this user before; the picks are recorded in the state.
     Returns {"Q1": song or None, ...} (a song is used for one quadrant at most)."""
@@ -417,7 +523,8 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
                            f"{sum(s in done for s in members)} already recommended)")
         committee = _load_committee(store.committee_dir(user_id, state))
         sub = pool.subset(candidates)
-        proba = cons.machine_consensus(committee.song_proba(sub))
+        audio = audio_source_for(committee, candidates, audio_dir, audio_cache_dir)
+        proba = cons.machine_consensus(committee.song_proba(sub, audio_source=audio))
         sub_ids = np.asarray(sub.song_ids).tolist()
         picks, used = {}, set()
         for c in range(N_CLASSES):
