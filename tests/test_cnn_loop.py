@@ -101,6 +101,16 @@ def ok(env, script, *args):
     return result
 
 
+def call_ok(env, script, *args):
+    """In-process run of a script's main (same argument parsing and error path, no interpreter
+    start-up): for the checks beyond the round itself, which runs as subprocesses."""
+    from test_loop_support import call
+
+    result = call(env, script, *args)
+    assert result.returncode == 0, f"{script} {args} failed: {result.stderr}"
+    return result
+
+
 def user_committee(env):
     from trompa_mer.committee import Committee
 
@@ -162,21 +172,20 @@ def test_whole_round_with_a_cnn_member(env):
     np.testing.assert_allclose(result["member_mean_probs"]["cnn_0"], cnn_song, atol=1e-6)
     assert np.all(np.isfinite(result["output_probs"])) and np.isclose(sum(result["mean_probs"]), 1.0)
     out_csv = env["dir"] / "pred_csv.json"
-    ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats" / "clip03.csv", "-o", out_csv, "-u", USER)
+    call_ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats" / "clip03.csv", "-o", out_csv, "-u", USER)
     result = json.loads(out_csv.read_text())
     assert list(result["member_mean_probs"]) == ["gnb_0"] and "cnn_0" in result["skipped_members"]
     assert np.all(np.isfinite(result["output_probs"]))
 
 
 def test_missing_audio_is_one_clear_line(env):
-    ok(env, "create_user.py", "-i", USER, "-m", "mc", "--committee", env["committee"])
+    from test_loop_support import assert_refused, call
+
+    call_ok(env, "create_user.py", "-i", USER, "-m", "mc", "--committee", env["committee"])
     (env["dir"] / "data" / "audio" / "CLIP05.wav").unlink()
-    result = run(env, "get_hard_tracks.py", "-i", USER, "-q", 2)
-    assert result.returncode == 1, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "clip05" in lines[0] and str(env["dir"] / "data" / "audio") in lines[0], lines
+    assert_refused(call(env, "get_hard_tracks.py", "-i", USER, "-q", 2),
+                   "'clip05'", str(env["dir"] / "data" / "audio"), "MER_AUDIO_DIR")
     state = json.loads((env["users"] / USER / "state.json").read_text())
     assert not state["pending"], "nothing recorded when the audio is missing"
     env["env"]["MER_AUDIO_DIR"] = str(env["dir"] / "no_such_folder")
-    result = run(env, "get_hard_tracks.py", "-i", USER, "-q", 2)
-    assert result.returncode == 1 and "no_such_folder" in result.stderr and "MER_AUDIO_DIR" in result.stderr
+    assert_refused(call(env, "get_hard_tracks.py", "-i", USER, "-q", 2), "no_such_folder", "MER_AUDIO_DIR")
