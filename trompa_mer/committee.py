@@ -79,6 +79,9 @@ class Committee:
         self.scaler = scaler
         self.feature_names = list(feature_names)
         self.manifest = dict(manifest or {})
+        # set by load() and save(): the committee's content as written on disk; cleared by
+        # update(), so an in-memory change never reads another committee's cached predictions
+        self._saved_digest: str | None = None
         n_in = getattr(scaler, "n_features_in_", len(self.feature_names))
         if n_in != len(self.feature_names):
             raise MERError(f"committee: scaler expects {n_in} features but "
@@ -169,6 +172,7 @@ class Committee:
         Feature members get the windows (X_raw, y); audio members get the songs
         (song_ids, song_y) read through `audio_source`.
         """
+        self._saved_digest = None
         X = self.transform(X_raw)
         y = np.asarray(y, dtype=np.int64)
         for _, member in self._feature_members():
@@ -220,6 +224,7 @@ class Committee:
                 atomic.write_text(tmp / name, text)
             self.manifest = manifest
             atomic.replace_dir(tmp, directory)
+            self._saved_digest = content_digest(manifest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -274,4 +279,69 @@ class Committee:
                 raise MERError(f"{directory / name}: member expects {n_features} features, "
                                f"committee has {len(manifest['feature_names'])}")
             members.append((name, member))
-        return cls(members, scaler, manifest["feature_names"], manifest)
+        committee = cls(members, scaler, manifest["feature_names"], manifest)
+        committee._saved_digest = content_digest(manifest)
+        return committee
+
+    def content_digest(self) -> str | None:
+        """sha256 naming what this committee predicts, or None when it is not as saved on disk
+        (built in memory, or updated since load/save) or reads audio (which may change)."""
+        if self._audio_members():
+            return None
+        return self._saved_digest
+
+
+# --- cached song probabilities of a committee on a pool -----------------------------------
+SONG_PROBA_CACHE = ".song_proba_cache"
+SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
+
+
+def content_digest(manifest: dict) -> str:
+    """sha256 of what determines a saved committee's predictions: the checksums of its files,
+    its feature layout and member list, and the code version that computes them."""
+    from . import __version__
+
+    identity = {"checksums": manifest.get("checksums"), "feature_names": manifest.get("feature_names"),
+                "members": [(m.get("name"), m.get("algorithm")) for m in manifest.get("members", [])],
+                "format": manifest.get("format"), "trompa_mer": __version__}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
+    """`compute()` ((n_members, n_songs, 4) song probabilities of `committee` on the pool in
+    `feats_dir`), read from a cache file when the same committee already scored the same pool.
+
+    A saved committee folder is immutable (checksummed in committee.json) and the pool folder
+    is identified as the pool cache does (name, size and mtime of every CSV), so the key
+    (committee digest + pool listing + song order) changes whenever either does. The file is
+    written atomically beside the pool cache (`<feats_dir>/.song_proba_cache/`); a read-only
+    pool folder, or a committee with no digest (see Committee.content_digest), just computes.
+    """
+    from .pool import _listing  # the pool cache's own signature of the folder
+
+    digest = committee.content_digest()
+    if digest is None:
+        return compute()
+    feats_dir = Path(feats_dir)
+    key = hashlib.sha256(json.dumps({"committee": digest, "pool": _listing(feats_dir),
+                                     "songs": [str(s) for s in song_ids]},
+                                    sort_keys=True).encode()).hexdigest()
+    cache_dir = feats_dir / SONG_PROBA_CACHE
+    path = cache_dir / f"{key}.npy"
+    expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
+    try:
+        cached = np.load(path)
+        if cached.shape == expected_shape and np.all(np.isfinite(cached)):
+            return cached
+    except (OSError, ValueError):
+        pass  # missing or damaged: compute and rewrite
+    proba = np.asarray(compute(), dtype=np.float64)
+    try:
+        with atomic.atomic_open(path, "wb") as handle:
+            np.save(handle, proba)
+        old = sorted(cache_dir.glob("*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for stale in old[SONG_PROBA_CACHE_KEEP:]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only pool folder: no cache, same answer
+    return proba
