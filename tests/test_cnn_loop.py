@@ -177,6 +177,14 @@ def test_whole_round_with_a_cnn_member(env):
     assert list(result["member_mean_probs"]) == ["gnb_0"] and "cnn_0" in result["skipped_members"]
     assert np.all(np.isfinite(result["output_probs"]))
 
+    # Recommendations score the group's songs with the CNN too (its audio read by song id).
+    playlists = env["dir"] / "playlists.csv"
+    playlists.write_text("group,song\n" + "".join(f"g1,{s.upper()}\n" for s in SONGS[:5]))
+    picks = json.loads(call_ok(env, "get_recommendations.py", "-i", USER, "-r", "g1",
+                               "--playlists", playlists, "--json").stdout)
+    chosen = [song for song in picks.values() if song is not None]
+    assert len(chosen) == 4 and set(chosen) <= set(SONGS[:5])
+
 
 def test_missing_audio_is_one_clear_line(env):
     from test_loop_support import assert_refused, call
