@@ -221,7 +221,14 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         if mode in ("mc", "mix") or state.get("balanced"):
             committee = _load_committee(store.committee_dir(user_id, state))
             audio = audio_source_for(committee, song_ids.tolist(), audio_dir, audio_cache_dir)
-            machine = cons.machine_consensus(pool_song_proba(committee, pool, jobs, audio_source=audio))
+            # A saved committee scores a given pool the same way every time: reuse the cached
+            # song probabilities (every new user starts from the same default committee).
+            from .committee import cached_song_proba
+
+            member_proba = cached_song_proba(
+                committee, feats_dir, song_ids,
+                lambda: pool_song_proba(committee, pool, jobs, audio_source=audio))
+            machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
             human = store.read_consensus(user_id)
