@@ -31,36 +31,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "w", **kwargs):
-    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
-    path = Path(path)
+def _renamed_into_place(path: Path, prefix: str, suffix: str):
+    """Yield a temporary file name beside `path`; on success fsync it and rename it over
+    `path`, on any failure remove it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, _umask_mode())
-    os.close(fd)
-    try:
-        with open(tmp, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path` for a library that writes by file name.
-
-    The temporary name keeps the final suffix, because some writers (XGBoost, torch) choose
-    the format by it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:
@@ -73,6 +48,27 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "w", **kwargs):
+    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    with _renamed_into_place(path, f".{path.name}.", ".tmp") as tmp:
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` for a library that writes by file name.
+
+    The temporary name keeps the final suffix, because some writers (XGBoost, torch) choose
+    the format by it.
+    """
+    path = Path(path)
+    with _renamed_into_place(path, f".{path.stem}.", f".tmp{path.suffix}") as tmp:
+        yield tmp
 
 
 def write_text(path, text: str) -> None:
