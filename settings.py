@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from trompa_mer import hyperparameters as _hp
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -59,23 +61,14 @@ AUDIO_DIR = _path("MER_AUDIO_DIR", DATA_DIR / "audio")
 AUDIO_CACHE_DIR = _path("MER_AUDIO_CACHE_DIR", CACHE_DIR / "audio16k")
 
 # --- hyperparameters ---------------------------------------------------------------------
-SEED = _int("MER_SEED", 1987)
+SEED = _int("MER_SEED", _hp.SEED)
 CV_SPLITS = _int("MER_CV_SPLITS", 5)
 TEST_SIZE = _float("MER_TEST_SIZE", 0.2)
 JOBS = _int("MER_JOBS", 1)
 LOCK_TIMEOUT_S = _float("MER_LOCK_TIMEOUT", 60.0)
 
-XGB_PARAMS = {
-    "objective": "multi:softprob",
-    "num_class": 4,
-    "max_depth": 5,
-    "eta": 0.1,
-    "subsample": 0.8,
-    "colsample_bytree": 0.5,
-    "tree_method": "hist",
-    "nthread": 1,
-    "seed": SEED,
-}
-XGB_ROUNDS = _int("MER_XGB_ROUNDS", 100)
-XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", 10)
-SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-3, "max_iter": 50, "tol": None}
+# Member defaults live in the package (trompa_mer/hyperparameters.py), one source for both.
+XGB_PARAMS = {**_hp.XGB_PARAMS, "seed": SEED}
+XGB_ROUNDS = _int("MER_XGB_ROUNDS", _hp.XGB_ROUNDS)
+XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", _hp.XGB_UPDATE_ROUNDS)
+SGD_PARAMS = dict(_hp.SGD_PARAMS)

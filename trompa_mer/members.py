@@ -26,21 +26,13 @@ from . import atomic
 from .errors import MERError
 from .quadrants import CLASSES, N_CLASSES
 
-# Defaults mirror settings.py; the scripts pass settings' values explicitly.
-DEFAULT_SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-3, "max_iter": 50, "tol": None}
-DEFAULT_XGB_PARAMS = {
-    "objective": "multi:softprob",
-    "num_class": N_CLASSES,
-    "max_depth": 5,
-    "eta": 0.1,
-    "subsample": 0.8,
-    "colsample_bytree": 0.5,
-    "tree_method": "hist",
-    "nthread": 1,
-    "seed": 1987,
-}
-DEFAULT_XGB_ROUNDS = 100
-DEFAULT_XGB_UPDATE_ROUNDS = 10
+# One source of defaults, shared with settings.py; the scripts pass settings' values explicitly.
+from . import hyperparameters as _hp  # noqa: E402
+
+DEFAULT_SGD_PARAMS = dict(_hp.SGD_PARAMS)
+DEFAULT_XGB_PARAMS = dict(_hp.XGB_PARAMS)
+DEFAULT_XGB_ROUNDS = _hp.XGB_ROUNDS
+DEFAULT_XGB_UPDATE_ROUNDS = _hp.XGB_UPDATE_ROUNDS
 
 # The only types a skops member or scaler file may contain. Anything else is refused.
 SKOPS_TRUSTED_TYPES = [

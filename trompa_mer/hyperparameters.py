@@ -1,0 +1,19 @@
+"""Default member hyperparameters: one source for the package and for settings.py.
+
+Kept free of heavy imports so settings.py (read by every script) can use it cheaply.
+"""
+SEED = 1987
+SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-3, "max_iter": 50, "tol": None}
+XGB_PARAMS = {
+    "objective": "multi:softprob",
+    "num_class": 4,
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.5,
+    "tree_method": "hist",
+    "nthread": 1,
+    "seed": SEED,
+}
+XGB_ROUNDS = 100
+XGB_UPDATE_ROUNDS = 10
