@@ -34,3 +34,14 @@ def script_env(tmp_path):
     env["MER_PRETRAINED_DIR"] = str(ROOT / "models" / "pretrained")
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny CNNs are not faster with more threads on CI's 2 shared cores; use one per module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,13 +15,7 @@ SR = 16000
 TONES = (220.0, 880.0, 440.0, 1760.0)  # one pitch per quadrant: learnable from a mel spectrogram
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The CI machine has 2 shared cores; tiny models are not faster with more threads.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def make_song(quadrant: int, seconds: float, rng) -> np.ndarray:
