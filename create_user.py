@@ -2,7 +2,7 @@
 """Create a listener's folder: a copy of the committee, the query mode and the state.
 
   python create_user.py -i USER_ID -m {mc,hc,mix,rand} [--balanced] [--committee DIR]
-                        [--annotations FILE] [--exist-ok]
+                        [--annotations FILE] [--crowd-member] [--exist-ok]
 """
 import argparse
 
@@ -27,9 +27,15 @@ def parse_args(argv=None):
                         help=f"committee folder to copy (default {settings.PRETRAINED_DIR}, "
                              "MER_PRETRAINED_DIR)")
     parser.add_argument("--annotations", default=str(settings.ANNOTATIONS),
-                        help="hc/mix: multi-listener annotations, a TROMPA-MER export (.json) or a "
-                             f"CSV user,song,quadrant|arousal,valence (default {settings.ANNOTATIONS}, "
-                             "MER_ANNOTATIONS)")
+                        help="hc/mix and --crowd-member: multi-listener annotations, a TROMPA-MER "
+                             "export (.json) or a CSV user,song,quadrant|arousal,valence (default "
+                             f"{settings.ANNOTATIONS}, MER_ANNOTATIONS)")
+    parser.add_argument("--crowd-member", action="store_true",
+                        help="also pre-train crowd-aware members for this listener (other listeners' "
+                             "quadrant frequencies + the song's audio features, leave-one-out on "
+                             "--annotations with this listener's own annotations left out) and store "
+                             "the crowd features of every pool song (MER_FEATS_DIR); the listener's "
+                             "predictions then come from them (docs/loop.md). Needs --annotations")
     parser.add_argument("--exist-ok", action="store_true",
                         help="an existing user with the same mode is not an error (left unchanged)")
     return parser.parse_args(argv)
@@ -39,10 +45,17 @@ def main(argv=None):
     args = parse_args(argv)
     summary = loop.create_user(args.user_id, args.mode, settings.USERS_DIR, args.committee,
                                balanced=args.balanced, annotations_path=args.annotations,
-                               exist_ok=args.exist_ok, lock_timeout=settings.LOCK_TIMEOUT_S)
+                               exist_ok=args.exist_ok, lock_timeout=settings.LOCK_TIMEOUT_S,
+                               crowd_member=args.crowd_member, feats_dir=settings.FEATS_DIR,
+                               seed=settings.SEED)
     verb = "created" if summary["created"] else "already exists, left unchanged:"
     extra = (f", human consensus of {summary['consensus_songs']} songs"
              if summary.get("consensus_songs") is not None else "")
+    if summary.get("crowd_members"):
+        extra += (f", {summary['crowd_members']} crowd-aware members pre-trained on "
+                  f"{summary['crowd_examples']} other listeners' annotations (crowd features of "
+                  f"{summary['crowd_songs']} pool songs, {summary['crowd_songs_without_listeners']} "
+                  f"without other listeners)")
     print(f"user {summary['user_id']} {verb} mode {summary['mode']}"
           f"{' (balanced)' if summary['balanced'] else ''}{extra} in {summary['folder']}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Predict emotion quadrants for a feature CSV or an audio file.
 
-  python predict_emotion.py -i FEATURES.csv|AUDIO -o OUT.json [-m MODEL_FILE|default | -u USER_ID]
+  python predict_emotion.py -i FEATURES.csv|AUDIO -o OUT.json [-m MODEL_FILE|default | -u USER_ID [--song-id ID]]
 """
 import argparse
 
@@ -25,7 +25,14 @@ def parse_args(argv=None):
                      help="'default' (the committee in MER_PRETRAINED_DIR, the default), a "
                           "committee folder, or one member file inside a committee folder")
     who.add_argument("-u", "--user-id", "--user_id", dest="user_id",
-                     help="use this listener's committee (adds each algorithm's mean)")
+                     help="use this listener's committee (adds each algorithm's mean); for a "
+                          "listener created with --crowd-member also their crowd-aware members "
+                          "(keys crowd, listener_probs, listener_quad)")
+    parser.add_argument("--song-id", dest="song_id", default=None,
+                        help="with -u and crowd-aware members: the pool song the input is, so the "
+                             "other listeners' annotations of it are used (default: the input "
+                             "file's stem when it is a pool song, else the song counts as one no "
+                             "other listener has annotated)")
     return parser.parse_args(argv)
 
 
@@ -33,10 +40,16 @@ def main(argv=None):
     args = parse_args(argv)
     result = loop.predict(args.input, args.output, settings.USERS_DIR, settings.PRETRAINED_DIR,
                           model=args.model, user_id=args.user_id,
-                          lock_timeout=settings.LOCK_TIMEOUT_S)
+                          lock_timeout=settings.LOCK_TIMEOUT_S, song_id=args.song_id)
     probs = " ".join(f"{q}={p:.3f}" for q, p in zip(("Q1", "Q2", "Q3", "Q4"), result["mean_probs"]))
     print(f"{args.input}: {result['highest_prob_quad']} ({probs}; {len(result['output_predictions'])} "
           f"windows, {result['model']}) -> {args.output}")
+    if "listener_quad" in result:
+        crowd = result["crowd"]
+        probs = " ".join(f"{q}={p:.3f}" for q, p in zip(("Q1", "Q2", "Q3", "Q4"), result["listener_probs"]))
+        song = (f"song {crowd['song_id']}, {crowd['n_listeners']} other listeners" if crowd["song_id"]
+                else "a song no other listener annotated")
+        print(f"  for the listener (crowd-aware members, {song}): {result['listener_quad']} ({probs})")
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
         raise MERError(f"user {user_id!r} already exists ({store.user_dir(user_id)}); "
                        f"pass --exist-ok to keep it")
     if store.exists(user_id):
-        return _existing_user(store, user_id, mode, balanced)
+        return _existing_user(store, user_id, mode, balanced, crowd_member)
     human = None
     if mode in ("hc", "mix"):
         from .datasets.annotations import load_annotations
@@ -163,24 +163,35 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
                            f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")
         table = load_annotations(annotations_path)
         human = cons.human_consensus(table, exclude_user=user_id)
-    _load_committee(committee_dir)  # verifies the checksums before anything is copied
+    committee = _load_committee(committee_dir)  # verifies the checksums before anything is copied
+    crowd = None
+    if crowd_member:
+        from . import crowd_loop
+
+        crowd = crowd_loop.prepare(annotations_path, user_id, committee, feats_dir, seed=seed)
     with store.lock(user_id, lock_timeout):
         if store.exists(user_id):
             if not exist_ok:
                 raise MERError(f"user {user_id!r} already exists ({store.user_dir(user_id)})")
-            return _existing_user(store, user_id, mode, balanced)
+            return _existing_user(store, user_id, mode, balanced, crowd_member)
         if store.user_dir(user_id).exists():
             raise MERError(f"{store.user_dir(user_id)}: exists but holds no {store.state_path(user_id).name}; "
                            f"remove the folder to recreate the user")
         state = store.create(user_id, Path(committee_dir).resolve(), mode, balanced, human,
-                             None if human is None else Path(annotations_path).resolve())
+                             None if human is None and crowd is None else Path(annotations_path).resolve(),
+                             extra_writer=None if crowd is None else crowd_loop.writer(crowd[0], crowd[1]))
     return {"user_id": user_id, "created": True, "mode": state["mode"], "balanced": state["balanced"],
             "folder": str(store.user_dir(user_id)),
-            "consensus_songs": None if human is None else int(len(human))}
+            "consensus_songs": None if human is None else int(len(human)),
+            **({} if crowd is None else crowd[2])}
 
 
-def _existing_user(store, user_id, mode, balanced) -> dict:
+def _existing_user(store, user_id, mode, balanced, crowd_member=False) -> dict:
     state = store.read_state(user_id)
+    if bool(state.get("crowd")) != bool(crowd_member):
+        raise MERError(f"user {user_id!r} already exists {'with' if state.get('crowd') else 'without'} "
+                       f"crowd-aware members, not {'with' if crowd_member else 'without'}; delete "
+                       f"{store.user_dir(user_id)} to change it")
     if state["mode"] != mode or bool(state.get("balanced")) != bool(balanced):
         raise MERError(f"user {user_id!r} already exists with mode {state['mode']!r}"
                        f"{' (balanced)' if state.get('balanced') else ''}, not {mode!r}"
@@ -200,7 +211,9 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
     """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
 
     A committee with audio (CNN) members also reads every pool song's audio from `audio_dir`
-    (default settings.AUDIO_DIR); see audio_source_for.
+    (default settings.AUDIO_DIR); see audio_source_for. For a user with crowd-aware members
+    (--crowd-member) mc, mix and balanced follow the crowd members' mean probabilities instead
+    of the audio committee's (trompa_mer.crowd_loop).
 
     Asked again while a round is pending, it returns the same pending songs.
     Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}}.
@@ -218,7 +231,15 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         pool = _load_pool(feats_dir)
         song_ids = np.asarray(pool.song_ids)
         machine = predicted = human = None
-        if mode in ("mc", "mix") or state.get("balanced"):
+        from . import crowd_loop
+
+        crowd = crowd_loop.user_crowd(store, user_id, state)  # None without --crowd-member
+        if crowd is not None and (mode in ("mc", "mix") or state.get("balanced")):
+            # a crowd user's machine consensus (mc, mix, balanced) is their crowd members'
+            # mean: the model their predictions come from (docs/loop.md, measured there)
+            machine = cons.machine_consensus(crowd_loop.pool_proba(*crowd, pool))
+            predicted = machine.argmax(axis=1)
+        elif mode in ("mc", "mix") or state.get("balanced"):
             committee = _load_committee(store.committee_dir(user_id, state))
             audio = audio_source_for(committee, song_ids.tolist(), audio_dir, audio_cache_dir)
             # A saved committee scores a given pool the same way every time: reuse the cached
@@ -329,7 +350,14 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         new_name = committee_folder_name(int(state["iteration"]) + 1)
         new_dir = store.user_dir(user_id) / new_name
         committee.save(new_dir)
+        # crowd-aware members (--crowd-member users): saved as the next crowd-NNNN folder,
+        # committed by the same state write (trompa_mer.crowd_loop)
+        from . import crowd_loop
+
+        crowd_name = crowd_loop.retrain_step(store, user_id, state, training, feats, update)
         new_state = record_answers(state, answers, update, new_name, n_windows=len(y))
+        if crowd_name is not None:
+            new_state["crowd"] = crowd_name
         store.write_state(user_id, new_state)  # the commit point
         store.tidy(user_id, new_state)         # the previous committee folder goes
     return {"user_id": user_id, "iteration": new_state["iteration"], "answered": len(answers),
@@ -395,28 +423,39 @@ def prediction_json(input_name: str, window_proba: np.ndarray) -> dict:
 
 
 def predict(input_path, output_path, users_dir, pretrained_dir, model: str | None = "default",
-            user_id: str | None = None, lock_timeout: float = 60.0) -> dict:
+            user_id: str | None = None, lock_timeout: float = 60.0, song_id: str | None = None) -> dict:
     """Predict quadrants for a features CSV or an audio file; write the JSON to output_path.
 
     Audio (CNN) members score an audio input as a whole song (mean over its chunks) and that
     song probability stands for every feature window, so the mean over windows weighs each
     member as committee.song_proba does. A features CSV carries no audio: the audio members
     are left out, named in the JSON's "skipped_members" (an error when nothing is left).
+
+    A user with crowd-aware members (created with --crowd-member) also gets the keys "crowd",
+    "listener_probs", "listener_quad" and "listener_source" (crowd_loop.predict_keys); the song
+    is `song_id`, else the input's file stem when it is a pool song of the user's crowd table,
+    else unknown to the crowd. The original keys stay the audio committee's.
     """
-    from . import atomic
+    from . import atomic, crowd_loop
 
     if user_id is not None:
         validate_user_id(user_id)
+    elif song_id is not None:
+        raise MERError(f"--song-id {song_id}: used only with -u USER_ID (a user with crowd-aware members)")
     output_path = Path(output_path)
     if output_path.suffix.lower() != ".json":
         raise MERError(f"{output_path}: output must be a .json file")
     X, kind = read_input_features(input_path)
-    member_index = None
+    member_index = crowd = None
     if user_id is not None:
         store = UserStore(users_dir)
         with store.lock(user_id, lock_timeout, shared=True):
             state = store.read_state(user_id)
             committee = _load_committee(store.committee_dir(user_id, state))
+            crowd = crowd_loop.user_crowd(store, user_id, state)
+        if crowd is None and song_id is not None:
+            raise MERError(f"--song-id {song_id}: user {user_id!r} has no crowd-aware members "
+                           f"(created without --crowd-member)")
         described = f"user {user_id} (iteration {state['iteration']})"
     elif model in (None, "default"):
         committee = _load_committee(pretrained_dir)
@@ -447,6 +486,8 @@ def predict(input_path, output_path, users_dir, pretrained_dir, model: str | Non
         result["algorithm_mean_probs"] = {
             a: proba[[i for i, b in enumerate(algorithms) if b == a]].mean(axis=(0, 1)).tolist()
             for a in dict.fromkeys(algorithms)}
+    if crowd is not None:
+        result.update(crowd_loop.predict_keys(crowd[0], crowd[1], X, input_path, song_id))
     atomic.write_json(output_path, result, indent=None)
     return result
 

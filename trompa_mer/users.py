@@ -8,6 +8,11 @@ Layout of `<users_dir>/<user_id>/`:
                           starts again from it
     consensus.csv         hc/mix only: song, Q1..Q4 (unrounded relative frequencies among the
                           *other* listeners), n_listeners
+    crowd-NNNN/, base-crowd/, crowd_features.csv
+                          only for a user created with --crowd-member: the crowd-aware members
+                          after NNNN rounds (state["crowd"] names the current folder), as
+                          pre-trained, and the pool songs' crowd features without this user
+                          (trompa_mer.crowd_loop); committed by the same state.json rename
 Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
 be taken before the user folder exists (create) and deleting a user folder forgets the user.
 
@@ -25,6 +30,7 @@ State (JSON object):
     skipped            songs proposed that the listener did not answer (never asked again)
     answers            {song: "Q1".."Q4"} every answer so far (the cumulative training set)
     recommended        [{group, time, songs: {"Q1": song|null, ...}}]
+    crowd              (--crowd-member users only) folder name of the current crowd members
     history            one entry per round: round, asked (songs), asked_at, answers, skipped,
                        answered_at, update (strategy), n_windows
 """
@@ -53,6 +59,7 @@ STATE_FILE = "state.json"
 CONSENSUS_FILE = "consensus.csv"
 COMMITTEE_PREFIX = "committee-"
 BASE_COMMITTEE = "base-committee"  # the committee as copied at creation (cumulative updates restart here)
+CROWD_PREFIX = "crowd-"  # crowd-NNNN: a --crowd-member user's crowd members (trompa_mer.crowd_loop)
 LOCKS_DIR = ".locks"
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
@@ -161,9 +168,13 @@ class UserStore:
 
     # --- create ---------------------------------------------------------------------------
     def create(self, user_id, committee_source, mode: str, balanced: bool = False,
-               consensus: pd.DataFrame | None = None, annotations_source=None) -> dict:
+               consensus: pd.DataFrame | None = None, annotations_source=None,
+               extra_writer=None) -> dict:
         """Create the user folder (call under `lock`). The folder is assembled under a temporary
-        name and renamed into place, so it either exists complete or not at all."""
+        name and renamed into place, so it either exists complete or not at all.
+
+        `extra_writer(folder) -> dict` (optional) writes more files into the folder being
+        assembled (the crowd members) and returns fields added to the new state."""
         user_dir = self.user_dir(user_id)
         if user_dir.exists():
             raise MERError(f"user {user_id!r} already exists ({user_dir})")
@@ -178,6 +189,8 @@ class UserStore:
                 write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
             state = new_state(user_id, mode, balanced, committee_name,
                               str(committee_source), None if annotations_source is None else str(annotations_source))
+            if extra_writer is not None:
+                state.update(extra_writer(tmp))
             atomic.write_json(tmp / STATE_FILE, state)
             os.rename(tmp, user_dir)
             atomic._fsync_dir(self.users_dir)
@@ -192,6 +205,7 @@ class UserStore:
         for entry in user_dir.iterdir():
             name = entry.name
             stale_committee = (name.startswith(COMMITTEE_PREFIX) and name != state["committee"])
+            stale_committee = stale_committee or (name.startswith(CROWD_PREFIX) and name != state.get("crowd"))
             stale_tmp = name.startswith(".") and ".tmp" in name
             if stale_committee or stale_tmp:
                 if entry.is_dir():
