@@ -143,9 +143,14 @@ def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000,
 
 # --- create_user ----------------------------------------------------------------------------
 def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: bool = False,
-                annotations_path=None, exist_ok: bool = False, lock_timeout: float = 60.0) -> dict:
+                annotations_path=None, exist_ok: bool = False, lock_timeout: float = 60.0,
+                crowd_member: bool = False, feats_dir=None, seed: int = 1987) -> dict:
     """Create models/users/<id>/ with a copy of the committee, the state and (hc/mix) the
-    human consensus of the other listeners. Returns a summary dict (created: bool)."""
+    human consensus of the other listeners. Returns a summary dict (created: bool).
+
+    crowd_member: also pre-train the user's crowd-aware members (leave-one-out on the
+    annotations, the user's own left out) and store the crowd features of every pool song in
+    `feats_dir` (trompa_mer.crowd_loop; docs/loop.md "The crowd-aware member in the loop")."""
     validate_user_id(user_id)
     _validate_mode(mode)
     store = UserStore(users_dir)
