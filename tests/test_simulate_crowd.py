@@ -103,3 +103,92 @@ def test_crowd_leak_check_can_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(crowd, "crowd_features", lambda ann, songs, exclude_users=(): original(ann, songs))
     f1, _ = _crowd_f1(tmp_path, "leaky")
     assert f1 > 0.95
+
+
+def test_smoothed_frequencies_shrink_sparse_songs_towards_the_base_rates():
+    ann = pd.DataFrame({"user": ["a", "b", "c"] + [f"u{k}" for k in range(20)],
+                        "song": ["s1", "s2", "s2"] + ["s3"] * 20, "quadrant": [1, 1, 1] + [0] * 20})
+    feats = crowd_features(ann, ["s1", "s2", "s3", "s4"])
+    base = np.array([0.4, 0.2, 0.2, 0.2])
+    smooth = crowd.smoothed_freqs(feats, 2.0, base)
+    np.testing.assert_allclose(smooth[0], (np.array([0, 1, 0, 0]) + 2 * base) / 3)  # one listener
+    np.testing.assert_allclose(smooth[3], base)  # nobody: the base rates
+    np.testing.assert_allclose(smooth.sum(axis=1), 1.0)
+    assert smooth[2, 0] > 0.9  # a big crowd barely moves
+    np.testing.assert_allclose(crowd.smoothed_freqs(feats, 0.0, base), feats[:, :4])  # 0 = off
+    member = CrowdMember(smoothing=2.0, base_rates=base, interactions=True)
+    X = np.hstack([feats, np.zeros((4, 2))])
+    assert member.design(X).shape == (4, crowd.N_CROWD + 4 + 2)
+    assert np.array_equal(CrowdMember().design(X), X)  # the defaults: the original member
+
+
+def test_empirical_bayes_concentration_recovers_a_known_dirichlet():
+    rng = np.random.default_rng(3)
+    base = np.array([0.4, 0.15, 0.2, 0.25])
+    for true_a in (1.0, 20.0):
+        p = rng.dirichlet(true_a * base, size=3000)
+        counts = np.vstack([rng.multinomial(int(n), q) for n, q in zip(rng.integers(2, 12, 3000), p)])
+        estimate = crowd.dirichlet_concentration(counts, base)
+        assert true_a / 2 < estimate < true_a * 2
+
+
+def _population(seed=5, n_songs=60, n_listeners=12):
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{k}", f"s{i:02d}", int(rng.integers(0, 4))) for i in range(n_songs) for k in range(n_listeners)
+            if rng.random() < 0.6]
+    ann = pd.DataFrame(rows, columns=["user", "song", "quadrant"])
+    audio = {f"s{i:02d}": rng.normal(size=3) for i in range(n_songs)}
+    return ann, audio
+
+
+def test_pretraining_never_reads_the_targets_labels():
+    """Smoothing (base rates, empirical-Bayes concentration), C and prior strengths are chosen
+    without the target: changing every one of the target's labels changes nothing."""
+    ann, audio = _population()
+    other = ann.copy()
+    mine = other["user"] == "u0"
+    other.loc[mine, "quadrant"] = (other.loc[mine, "quadrant"] + 1) % 4
+    kwargs = dict(smoothing="eb", interactions=True, block_prior=True, C_grid=[0.1, 1.0], cv_splits=2)
+    first = crowd.pretrain_crowd_members(ann, audio, "u0", **kwargs)
+    second = crowd.pretrain_crowd_members(other, audio, "u0", **kwargs)
+    for a, b in zip(first, second):
+        assert a.params() == b.params()
+        np.testing.assert_array_equal(a.W0, b.W0)
+    assert first[0].smoothing > 0
+    changed = crowd.pretrain_crowd_members(other, audio, "u1", **kwargs)  # u1's world now holds u0's new labels
+    assert any(not np.array_equal(a.W0, b.W0) for a, b in zip(first, changed))
+
+
+def test_block_prior_moves_the_crowd_block_and_keeps_the_audio():
+    rng = np.random.default_rng(4)
+    X = np.hstack([rng.dirichlet(np.ones(4), 300), rng.uniform(0, 2, (300, 1)), np.zeros((300, 1)),
+                   rng.normal(size=(300, 3))])
+    y = rng.integers(0, 4, 300)
+    member = CrowdMember(prior_strength=1e6, crowd_prior_strength=0.1).fit(X, y)
+    member.update(X[:30], np.full(30, 3))
+    crowd_move = np.abs(member.W - member.W0)[:crowd.N_CROWD].sum() + np.abs(member.b - member.b0).sum()
+    audio_move = np.abs(member.W - member.W0)[crowd.N_CROWD:].sum()
+    assert crowd_move > 100 * audio_move
+
+
+def test_member_files_without_the_new_options_still_load(tmp_path):
+    import json
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(100, 8))
+    y = rng.integers(0, 4, 100)
+    member = CrowdMember(prior_strength=3.0).fit(X, y)
+    member.save(tmp_path / "old")
+    meta_path = tmp_path / "old.json"
+    meta = json.loads(meta_path.read_text())
+    meta["params"] = {"C": 1.0, "prior_strength": 3.0}  # what the first version wrote
+    meta_path.write_text(json.dumps(meta))
+    loaded = CrowdMember.load(tmp_path / "old")
+    assert loaded.smoothing == 0 and not loaded.interactions and loaded.crowd_prior_strength is None
+    np.testing.assert_allclose(loaded.predict_proba(X[:5]), member.predict_proba(X[:5]))
+    smoothed = CrowdMember(smoothing=1.5, base_rates=[0.4, 0.2, 0.2, 0.2], interactions=True,
+                           crowd_prior_strength=1.0).fit(np.abs(X), y)
+    smoothed.save(tmp_path / "new")
+    again = CrowdMember.load(tmp_path / "new")
+    assert again.params() == smoothed.params()
+    np.testing.assert_allclose(again.predict_proba(np.abs(X[:5])), smoothed.predict_proba(np.abs(X[:5])))
