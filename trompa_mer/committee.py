@@ -18,8 +18,10 @@ their rows are joined to the feature members' rows by song id.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -104,10 +106,14 @@ class Committee:
 
     # --- features ------------------------------------------------------------------------
     def transform(self, X_raw) -> np.ndarray:
-        """Standardize raw window features with the committee's training statistics.
+        """Standardize raw window features with the committee's training statistics (float32).
 
         A DataFrame is checked against the committee's feature names; an array by width.
         """
+        return self._standardized(X_raw).astype(np.float32)
+
+    def _standardized(self, X_raw) -> np.ndarray:
+        """transform() before its float32 rounding: one float64 C-order array."""
         if hasattr(X_raw, "columns"):
             columns = [c for c in X_raw.columns if c != "frameTime"]
             check_feature_names(self.feature_names, columns, "features")
@@ -118,25 +124,59 @@ class Committee:
                            f"committee's layout, got shape {X.shape}")
         if not np.all(np.isfinite(X)):
             raise MERError("features: contains NaN or infinite values")
-        # C order: the same rows give bit-identical probabilities whatever layout came in
-        return np.ascontiguousarray((X - self.scaler.mean_) / self.scaler.scale_, dtype=np.float32)
+        # in place on one C-order copy (fewer temporaries than (X - mean) / scale); C order:
+        # the same rows give bit-identical probabilities whatever layout came in
+        Z = np.array(X, dtype=np.float64, order="C")
+        Z -= self.scaler.mean_
+        Z /= self.scaler.scale_
+        return Z
 
-    def window_proba(self, X_raw) -> np.ndarray:
-        """(n_feature_members, n_windows, 4): every feature member's window probabilities."""
-        X = self.transform(X_raw)
+    def window_proba(self, X_raw, tree_prefix=None, tree_margins_out=None) -> np.ndarray:
+        """(n_feature_members, n_windows, 4): every feature member's window probabilities.
+
+        Members with a linear form (see Member.linear_form) are scored together with one
+        matrix product. tree_prefix {member index: (rounds, margins on these rows)} lets tree
+        members evaluate only their later rounds; tree_margins_out, a dict, receives every tree
+        member's full margins on these rows (for TreeMarginCache).
+        """
+        Z = self._standardized(X_raw)
         members = self._feature_members()
-        out = np.empty((len(members), X.shape[0], N_CLASSES))
-        for row, (_, member) in enumerate(members):
-            out[row] = member.predict_proba(X)
+        out = np.empty((len(members), Z.shape[0], N_CLASSES))
+        linear = [(row, member, member.linear_form()) for row, (_, member) in enumerate(members)]
+        linear = [(row, member, form) for row, member, form in linear if form is not None]
+        if linear and Z.shape[0]:
+            weights = np.hstack([np.asarray(w, dtype=np.float64) for _, _, (w, _) in linear])
+            bias = np.concatenate([np.asarray(b, dtype=np.float64) for _, _, (_, b) in linear])
+            # one float64 product for all linear members, on the unrounded standardized rows
+            # (float32 would move GNB by ~1e-5; member.predict_proba on transform()'s float32
+            # rows agrees to ~1e-7)
+            decisions = Z @ weights + bias
+            for k, (row, member, _) in enumerate(linear):
+                block = decisions[:, k * N_CLASSES:(k + 1) * N_CLASSES]
+                out[row] = member.proba_from_log(member.log_proba_from_decision(block))
+        done = {row for row, _, _ in linear}
+        # trees and any other member see the float32 rows they were trained on
+        X = Z.astype(np.float32) if len(done) < len(members) else None
+        for row, (i, member) in enumerate(members):
+            if row in done:
+                continue
+            if hasattr(member, "predict_margin") and len(X):
+                margins = member.predict_margin(X, (tree_prefix or {}).get(i))
+                if tree_margins_out is not None:
+                    tree_margins_out[i] = margins
+                out[row] = member.proba_from_log(margins)
+            else:
+                out[row] = member.predict_proba(X)
         return out
 
     def song_proba(self, pool_or_X_raw, song_of_window=None, song_ids=None,
-                   audio_source=None) -> np.ndarray:
+                   audio_source=None, tree_prefix=None, tree_margins_out=None) -> np.ndarray:
         """(n_members, n_songs, 4): mean of each song's window probabilities per member.
 
         Pass a Pool (X, song_of_window, song_ids) or raw windows with `song_of_window`
         (song index per window; songs without windows get uniform rows). Audio members need
-        `song_ids` (taken from the pool) and an `audio_source` they understand.
+        `song_ids` (taken from the pool) and an `audio_source` they understand. tree_prefix and
+        tree_margins_out are passed to window_proba.
         """
         if song_of_window is None:
             pool = pool_or_X_raw
@@ -149,7 +189,7 @@ class Committee:
         out = np.full((len(self.members), n_songs, N_CLASSES), 1.0 / N_CLASSES)
         feature_members = self._feature_members()
         if feature_members:
-            windows = self.window_proba(X_raw)
+            windows = self.window_proba(X_raw, tree_prefix, tree_margins_out)
             counts = np.bincount(song_of_window, minlength=n_songs).astype(float)
             has = counts > 0
             for row, (i, _) in enumerate(feature_members):
@@ -345,3 +385,69 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
     except OSError:
         pass  # a read-only pool folder: no cache, same answer
     return proba
+
+
+# --- cached margins of tree members' leading rounds on a pool ---------------------------------
+TREE_MARGIN_CACHE = ".tree_margin_cache"
+TREE_MARGIN_CACHE_KEEP = 24  # files per pool folder, least recently used go first
+
+
+class TreeMarginCache:
+    """Per-window margins of tree (XGBoost) members' leading rounds on one pool, on disk.
+
+    A retrain appends rounds to an XGBoost member and never changes its earlier trees, so every
+    later version of a pre-trained member (any user, any round) can start from the pre-trained
+    member's margins on the pool and evaluate only the new rounds: 10 new rounds instead of
+    110. An entry is keyed by the exact bytes of the leading rounds (UBJSON), the scaler's
+    statistics and the pool's listing signature, so a change to any of them is a miss; a miss
+    or a damaged file only means computing. Files live in `<feats_dir>/.tree_margin_cache/`,
+    written atomically; the least recently used beyond TREE_MARGIN_CACHE_KEEP are removed.
+    """
+
+    def __init__(self, feats_dir, scaler, pool_signature: str):
+        from . import __version__
+
+        self.dir = Path(feats_dir) / TREE_MARGIN_CACHE
+        context = hashlib.sha256()
+        for part in (pool_signature.encode(), __version__.encode(),
+                     np.asarray(scaler.mean_, dtype=np.float64).tobytes(),
+                     np.asarray(scaler.scale_, dtype=np.float64).tobytes()):
+            context.update(part)
+        self.context = context.hexdigest()
+
+    def _path(self, member, rounds: int) -> Path:
+        digest = hashlib.sha256(self.context.encode() + member.leading_rounds_bytes(rounds)).hexdigest()
+        return self.dir / f"r{rounds:05d}-{digest}.npy"
+
+    def lookup(self, member, n_windows: int):
+        """(rounds, memory-mapped (n_windows, 4) margins) of the longest cached leading part of
+        `member`, or None."""
+        total = member.booster.num_boosted_rounds()
+        try:
+            cached_rounds = {int(p.name[1:6]) for p in self.dir.glob("r[0-9][0-9][0-9][0-9][0-9]-*.npy")}
+        except OSError:
+            return None
+        for rounds in sorted((r for r in cached_rounds if 0 < r <= total), reverse=True):
+            path = self._path(member, rounds)
+            try:
+                margins = np.load(path, mmap_mode="r")
+            except (OSError, ValueError):
+                continue
+            if margins.shape == (n_windows, N_CLASSES) and margins.dtype == np.float32:
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # recently used: kept longest
+                return rounds, margins
+        return None
+
+    def store(self, member, margins) -> None:
+        path = self._path(member, member.booster.num_boosted_rounds())
+        try:
+            if not path.exists():
+                self.dir.mkdir(exist_ok=True)
+                with atomic.atomic_open(path, "wb") as handle:
+                    np.save(handle, np.ascontiguousarray(margins, dtype=np.float32))
+            files = sorted(self.dir.glob("r*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            for stale in files[TREE_MARGIN_CACHE_KEEP:]:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only or full pool folder: no cache, same answers

@@ -111,25 +111,42 @@ def audio_source_for(committee, song_ids, audio_dir=None, audio_cache_dir=None):
 
 
 def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000,
-                    audio_source=None) -> np.ndarray:
+                    audio_source=None, margin_cache=None) -> np.ndarray:
     """committee.song_proba over the whole pool, in chunks of whole songs, `jobs` at a time.
 
     Chunks keep the standardized copy and the members' temporaries small (the pool can be
     600,000 windows), and threads run chunks side by side: numpy and XGBoost release the GIL.
+    margin_cache (a committee.TreeMarginCache for this pool): tree members start from the
+    cached margins of their leading rounds and evaluate only the rest; their full margins are
+    stored for the next version of the member.
     """
     n_songs = len(pool.song_ids)
     offsets = np.asarray(pool.offsets)
-    n_chunks = max(1, int(np.ceil(offsets[-1] / chunk_windows)))
-    bounds = np.unique(np.searchsorted(offsets, np.linspace(0, offsets[-1], n_chunks + 1)).clip(0, n_songs))
+    n_windows = int(offsets[-1])
+    n_chunks = max(1, int(np.ceil(n_windows / chunk_windows)))
+    bounds = np.unique(np.searchsorted(offsets, np.linspace(0, n_windows, n_chunks + 1)).clip(0, n_songs))
     bounds[0], bounds[-1] = 0, n_songs
     pairs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    prefixes, margins = {}, {}
+    if margin_cache is not None:
+        for i, (_, member) in enumerate(committee.members):
+            if hasattr(member, "predict_margin"):
+                prefixes[i] = margin_cache.lookup(member, n_windows)
+                margins[i] = np.empty((n_windows, N_CLASSES), dtype=np.float32)
 
     def part(pair):
         a, b = pair
-        X = np.asarray(pool.X[offsets[a]:offsets[b]])
+        lo, hi = offsets[a], offsets[b]
+        X = np.asarray(pool.X[lo:hi])
         song_of_window = np.repeat(np.arange(b - a), np.diff(offsets[a:b + 1]))
-        return committee.song_proba(X, song_of_window=song_of_window, song_ids=pool.song_ids[a:b],
-                                    audio_source=audio_source)
+        prefix = {i: (found[0], found[1][lo:hi]) for i, found in prefixes.items() if found is not None}
+        out = {}
+        proba = committee.song_proba(X, song_of_window=song_of_window, song_ids=pool.song_ids[a:b],
+                                     audio_source=audio_source, tree_prefix=prefix, tree_margins_out=out)
+        for i, values in out.items():
+            if i in margins:
+                margins[i][lo:hi] = values
+        return proba
 
     if jobs > 1 and len(pairs) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -138,6 +155,10 @@ def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000,
             parts = list(executor.map(part, pairs))
     else:
         parts = [part(pair) for pair in pairs]
+    for i, values in margins.items():
+        found = prefixes[i]
+        if found is None or found[0] < committee.members[i][1].booster.num_boosted_rounds():
+            margin_cache.store(committee.members[i][1], values)
     return np.concatenate(parts, axis=1)
 
 
@@ -248,12 +269,15 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
             committee = _load_committee(store.committee_dir(user_id, state))
             audio = audio_source_for(committee, song_ids.tolist(), audio_dir, audio_cache_dir)
             # A saved committee scores a given pool the same way every time: reuse the cached
-            # song probabilities (every new user starts from the same default committee).
-            from .committee import cached_song_proba
+            # song probabilities (every new user starts from the same default committee), and
+            # a retrained one reuses its pre-trained trees' margins (TreeMarginCache).
+            from .committee import TreeMarginCache, cached_song_proba
 
+            margin_cache = TreeMarginCache(feats_dir, committee.scaler, pool.signature)
             member_proba = cached_song_proba(
                 committee, feats_dir, song_ids,
-                lambda: pool_song_proba(committee, pool, jobs, audio_source=audio))
+                lambda: pool_song_proba(committee, pool, jobs, audio_source=audio,
+                                        margin_cache=margin_cache))
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):

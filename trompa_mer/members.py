@@ -122,14 +122,21 @@ def _check_xy(X, y=None, where: str = "features"):
 
 def _normalize_log(log_p: np.ndarray, temperature: float) -> np.ndarray:
     """Rows of log-probabilities (any offset) -> probabilities, tempered, finite, summing to 1."""
-    log_p = np.asarray(log_p, dtype=np.float64) / float(temperature)
-    # -inf (a class with zero prior) stays a zero probability; a row of all -inf becomes uniform
-    log_p = np.where(np.isnan(log_p), -np.inf, log_p)
-    all_inf = ~np.isfinite(log_p).any(axis=1)
-    log_p[all_inf] = 0.0
-    with np.errstate(invalid="ignore"):
-        proba = np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True))
-    return proba
+    # in place on one float64 copy: the committee calls this for every member on every chunk
+    # of the pool, where scipy's logsumexp cost several times the rest of the scoring
+    log_p = np.array(log_p, dtype=np.float64)
+    if temperature != 1.0:
+        log_p /= float(temperature)
+    if not np.isfinite(log_p).all():
+        # -inf (a class with zero prior) stays a zero probability; a row without any finite
+        # value (all -inf, or NaN) becomes uniform
+        log_p[np.isnan(log_p)] = -np.inf
+        log_p[~np.isfinite(log_p).any(axis=1)] = 0.0
+    if log_p.size:
+        log_p -= log_p.max(axis=1, keepdims=True)
+    np.exp(log_p, out=log_p)
+    log_p /= log_p.sum(axis=1, keepdims=True)
+    return log_p
 
 
 class Member:
@@ -168,7 +175,21 @@ class Member:
         self._check_width(X)
         if X.shape[0] == 0:
             return np.zeros((0, N_CLASSES))
-        return _normalize_log(self._log_proba(X), self.temperature)
+        return self.proba_from_log(self._log_proba(X))
+
+    def proba_from_log(self, log_p) -> np.ndarray:
+        """Log-probabilities (any row offset) -> this member's tempered probabilities."""
+        return _normalize_log(log_p, self.temperature)
+
+    # The committee scores many windows with several members at once through these two hooks.
+    def linear_form(self):
+        """(W (features x 4), b (4,)) when this member's log-probabilities are
+        `log_proba_from_decision(X @ W + b)` (up to a row constant), else None. The committee
+        then evaluates all such members with one matrix product over the windows."""
+        return None
+
+    def log_proba_from_decision(self, Z) -> np.ndarray:
+        return Z
 
     def _check_width(self, X):
         if self.n_features is None:
@@ -262,6 +283,9 @@ class GaussianNBMember(Member):
             # one float64 product: float32 would move probabilities by ~1e-5
             return np.asarray(X, dtype=np.float64) @ weights + bias
 
+    def linear_form(self):
+        return self._tied_linear() if self.variance == "tied" else None
+
     def _tied_linear(self):
         """(weights (features x 4), bias (4,)) with log p(c|x) = x @ weights + bias + row constant.
 
@@ -325,9 +349,17 @@ class SGDMember(Member):
         self.model.partial_fit(X, y, classes=CLASSES)
 
     def _log_proba(self, X):
+        weights, bias = self.linear_form()
+        return self.log_proba_from_decision(np.asarray(X, dtype=np.float64) @ weights + bias)
+
+    def linear_form(self):
+        # the decision function of scikit-learn's linear models: X @ coef_.T + intercept_
+        return self.model.coef_.T, self.model.intercept_
+
+    def log_proba_from_decision(self, Z):
         # sklearn normalizes one-vs-rest sigmoids by their sum, which is 0/0 = NaN when every
         # decision is very negative; the same normalization in log space stays finite.
-        return log_expit(self.model.decision_function(X))
+        return log_expit(Z)
 
     def _save_model(self, path):
         skops_dump(self.model, path)
@@ -385,10 +417,33 @@ class XGBMember(Member):
             self.booster.update(dtrain, iteration=start + i)
 
     def _log_proba(self, X):
+        margins = self.predict_margin(X)
+        return margins - logsumexp(margins, axis=1, keepdims=True)
+
+    def predict_margin(self, X, prefix=None) -> np.ndarray:
+        """(n, 4) float32 raw scores (softmax gives the probabilities).
+
+        prefix: (rounds, margins of the booster's first `rounds` rounds on these rows), e.g.
+        from committee.TreeMarginCache; then only the later rounds are evaluated. A retrain
+        appends rounds and never changes the earlier trees, so a pre-trained member's margins
+        on the pool serve every later version of it.
+        """
         # inplace_predict reads the float32 array directly: no DMatrix copy of the windows
-        proba = self.booster.inplace_predict(np.ascontiguousarray(X, dtype=np.float32))
-        with np.errstate(divide="ignore"):
-            return np.log(proba.reshape(-1, N_CLASSES))
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if prefix is None:
+            return self.booster.inplace_predict(X, predict_type="margin").reshape(-1, N_CLASSES)
+        rounds, known = prefix
+        total = self.booster.num_boosted_rounds()
+        if rounds == total:
+            return np.array(known, dtype=np.float32)
+        # base_margin zero: the later trees' sum alone (the intercept is already in `known`)
+        later = self.booster.inplace_predict(X, predict_type="margin", iteration_range=(rounds, total),
+                                             base_margin=np.zeros((len(X), N_CLASSES), np.float32))
+        return np.asarray(known, dtype=np.float32) + later.reshape(-1, N_CLASSES)
+
+    def leading_rounds_bytes(self, rounds: int) -> bytes:
+        """The first `rounds` rounds as XGBoost's own UBJSON: equal bytes, equal trees."""
+        return bytes(self.booster[:rounds].save_raw("ubj"))
 
     def _save_model(self, path):
         with atomic.atomic_path(path) as tmp:

@@ -35,6 +35,9 @@ class Pool:
     offsets: np.ndarray             # (songs + 1,) int64: song i is X[offsets[i]:offsets[i+1]]
     frame_times: np.ndarray         # (windows,) float32
     feature_names: list = field(default_factory=lambda: list(FEATURE_NAMES))
+    # sha256 of the folder listing it was loaded from (set by load_pool; None for a subset):
+    # caches of predictions on this pool key on it
+    signature: str | None = None
 
     def __post_init__(self):
         self._index = {s: i for i, s in enumerate(self.song_ids.tolist())}
@@ -86,6 +89,12 @@ def _listing(feats_dir: Path) -> dict:
     return out
 
 
+def listing_signature(listing: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+
+
 def _read_cache(cache: Path, mmap: bool):
     meta_path = cache / "meta.json"
     if not meta_path.exists():
@@ -134,15 +143,18 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
     if cache:
         hit = _read_cache(cache_dir, mmap)
         if hit is not None and hit[0]["listing"] == listing:
+            hit[1].signature = listing_signature(listing)
             return hit[1]
     with _locked(feats_dir):
         old = _read_cache(cache_dir, mmap=True) if cache else None
         listing = _listing(feats_dir)
         if old is not None and old[0]["listing"] == listing:
-            return old[1]
-        pool = _build(feats_dir, listing, old, progress, jobs)
-        if cache:
-            _write_cache(feats_dir, cache_dir, listing, pool)
+            pool = old[1]
+        else:
+            pool = _build(feats_dir, listing, old, progress, jobs)
+            if cache:
+                _write_cache(feats_dir, cache_dir, listing, pool)
+        pool.signature = listing_signature(listing)
         return pool
 
 
