@@ -160,13 +160,17 @@ def one_round(i):
     loop.retrain("alice", json.dumps({songs[0]: "Q%d" % (1 + i % 4)}), users, feats)
 
 try:
+    started = time.perf_counter()
     one_round(0)  # imports and caches warm: from here on the child is only saving
-    print("ready", flush=True)
-    for i in range(1, 1000):
+    print("ready", time.perf_counter() - started, flush=True)
+    # at most ROUNDS more rounds per child, so four children never use up the 24-song pool
+    # however fast a round is; the parent kills within that working time
+    for i in range(1, 1 + ROUNDS):
         one_round(i)
-except MERError:  # the pool ran out: wait to be killed
-    time.sleep(120)
-"""
+except MERError:  # the pool ran out
+    pass
+time.sleep(120)  # wait to be killed
+""".replace("ROUNDS", "4")
 
 
 def test_sigkill_at_random_moments_leaves_a_loadable_user(loop_env):
@@ -177,8 +181,10 @@ def test_sigkill_at_random_moments_leaves_a_loadable_user(loop_env):
     for attempt in range(4):
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), str(env["users"]), str(env["feats"])],
                                  env=env["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ready", child.stderr.read()
-        time.sleep(rng.uniform(0.0, 1.0))
+        line = child.stdout.readline().split()
+        assert line and line[0] == "ready", child.stderr.read()
+        # a moment inside the child's four working rounds (each about as long as the first)
+        time.sleep(rng.uniform(0.0, 4 * min(float(line[1]), 1.0)))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         assert child.returncode == -signal.SIGKILL, child.stderr.read()
