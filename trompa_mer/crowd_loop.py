@@ -252,18 +252,14 @@ def prepare(annotations_path, user_id, committee, feats_dir, seed: int = 1987):
     from .committee import check_feature_names
     from .crowd import pretrain_crowd_members
     from .datasets.annotations import load_annotations
-    from .pool import load_pool
 
     if annotations_path is None or not Path(annotations_path).is_file():
         raise MERError(f"annotations: {annotations_path} not found; --crowd-member needs the "
                        f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")
+    from .loop import _load_pool  # here: loop imports this module
+
     feats_dir = Path(feats_dir)
-    if not feats_dir.is_dir():
-        raise MERError(f"{feats_dir}: pool folder of feature CSVs not found; --crowd-member computes "
-                       f"the crowd features of the pool songs (set MER_FEATS_DIR)")
-    pool = load_pool(feats_dir)
-    if len(pool.song_ids) == 0:
-        raise MERError(f"{feats_dir}: the pool holds no feature CSVs")
+    pool = _load_pool(feats_dir)  # the loop's own refusals of a missing or empty pool
     check_feature_names(committee.feature_names, pool.feature_names, f"{feats_dir} (pool)")
     table = load_annotations(annotations_path)
     song_ids = np.asarray(pool.song_ids).tolist()
