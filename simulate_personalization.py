@@ -17,6 +17,7 @@ from trompa_mer.cli import main_wrapper, positive_int
 
 def build_parser() -> argparse.ArgumentParser:
     from trompa_mer.consensus import MODES
+    from trompa_mer.crowd import CROWD_VARIANTS
     from trompa_mer.simulate import PRESETS, UPDATES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "rerunning with the same settings resumes where it stopped")
     p.add_argument("-n", "--min-annotations", type=positive_int,
                    help="simulate users with at least this many annotated songs that have features (default 80)")
+    p.add_argument("--max-annotations", type=positive_int,
+                   help="only users with at most this many annotated songs that have features "
+                        "(a development set kept apart from the benchmark; default no limit)")
     p.add_argument("-m", "--modes", nargs="+", choices=MODES, help="query modes (default: all four)")
     p.add_argument("--balanced", action="store_true",
                    help="take the top q/4 queries per predicted quadrant")
@@ -57,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crowd-member", action="store_true",
                    help="add the crowd-aware members (other listeners' quadrant frequencies + audio, "
                         "pre-trained leave-one-out per user) as algorithm 'crowd'; 'full' = all members")
+    p.add_argument("--crowd-variant", choices=sorted(CROWD_VARIANTS), default="plain",
+                   help="crowd member options: plain = raw frequencies, one prior strength; smoothed = "
+                        "empirical-Bayes smoothed frequencies, frequency x log(listeners) terms and a "
+                        "separate prior strength for the crowd block; similar = once the listener has "
+                        "answered, each other listener's vote weighted by how often they agreed with "
+                        "the listener's answers; similar-pretrained = similar, pre-trained on examples "
+                        "weighted the same way (default plain; measured in docs/experiments.md)")
     p.add_argument("--users", nargs="+", help="simulate only these users")
     p.add_argument("-j", "--jobs", type=positive_int, default=settings.JOBS,
                    help="users x modes in parallel (joblib processes; default MER_JOBS or 1)")
@@ -94,6 +105,7 @@ def main() -> int:
         seed=args.seed if args.seed is not None else settings.SEED, test_size=pick("test_size", 0.15),
         algorithms=list(pick("algorithms", ["gnb", "sgd", "xgb"])), n_splits=settings.CV_SPLITS,
         pretrain_test_size=settings.TEST_SIZE, users=args.users, crowd_member=args.crowd_member,
+        crowd_variant=args.crowd_variant, max_annotations=pick("max_annotations", None),
         member_params={
             "sgd": {"params": dict(settings.SGD_PARAMS), "seed": settings.SEED},
             "xgb": {"params": dict(settings.XGB_PARAMS), "rounds": settings.XGB_ROUNDS,

@@ -5,6 +5,7 @@ import pytest
 
 from trompa_mer import crowd, simulate
 from trompa_mer.crowd import CrowdMember, crowd_features, leave_one_out_examples
+from trompa_mer.errors import MERError
 from trompa_mer.simulate import ExperimentConfig, FeatureTable, run_experiment
 
 
@@ -78,10 +79,11 @@ def leak_population():
     return pd.DataFrame(rows, columns=["user", "song", "quadrant"]), features
 
 
-def _crowd_f1(tmp_path, name):
+def _crowd_f1(tmp_path, name, variant="plain"):
     annotations, features = leak_population()
     config = ExperimentConfig(min_annotations=100, modes=["rand"], queries=[10], iterations=[1], updates=["batch"],
-                              repeats=2, algorithms=["gnb"], users=["me"], crowd_member=True, test_size=0.3)
+                              repeats=2, algorithms=["gnb"], users=["me"], crowd_member=True, test_size=0.3,
+                              crowd_variant=variant)
     run_experiment(annotations, features, config, tmp_path / name, progress=False, plots=False)
     table = simulate.read_results(tmp_path / name)
     start = table[(table["iteration"] == 0) & (table["mode"] == "rand")]
@@ -89,8 +91,13 @@ def _crowd_f1(tmp_path, name):
     return start[start["algorithm"] == "crowd"]["f1_weighted"].mean(), table
 
 
-def test_target_labels_never_reach_their_own_crowd_features(tmp_path):
-    f1, table = _crowd_f1(tmp_path, "clean")
+@pytest.mark.parametrize("variant", ["plain", "smoothed", "similar"])
+def test_target_labels_never_reach_their_own_crowd_features(tmp_path, variant, monkeypatch):
+    used = []
+    original = crowd.pretrain_crowd_members
+    monkeypatch.setattr(crowd, "pretrain_crowd_members", lambda *a, **k: used.append(k) or original(*a, **k))
+    f1, table = _crowd_f1(tmp_path, "clean", variant)
+    assert used and all(k == crowd.variant_options(variant) for k in used)
     # dense songs right, sparse songs (no other listener) at chance: well below perfect
     assert 0.4 < f1 < 0.85
     assert table["f1_weighted"].notna().all()
@@ -141,14 +148,17 @@ def _population(seed=5, n_songs=60, n_listeners=12):
     return ann, audio
 
 
-def test_pretraining_never_reads_the_targets_labels():
-    """Smoothing (base rates, empirical-Bayes concentration), C and prior strengths are chosen
-    without the target: changing every one of the target's labels changes nothing."""
+@pytest.mark.parametrize("weighted", [False, True])
+def test_pretraining_never_reads_the_targets_labels(weighted):
+    """Smoothing (base rates, empirical-Bayes concentration), C, prior strengths and the
+    agreement-weighted examples are built without the target: changing every one of the
+    target's labels changes nothing."""
     ann, audio = _population()
     other = ann.copy()
     mine = other["user"] == "u0"
     other.loc[mine, "quadrant"] = (other.loc[mine, "quadrant"] + 1) % 4
-    kwargs = dict(smoothing="eb", interactions=True, block_prior=True, C_grid=[0.1, 1.0], cv_splits=2)
+    kwargs = dict(smoothing="eb", interactions=True, block_prior=True, C_grid=[0.1, 1.0], cv_splits=2,
+                  weighted_examples=weighted)
     first = crowd.pretrain_crowd_members(ann, audio, "u0", **kwargs)
     second = crowd.pretrain_crowd_members(other, audio, "u0", **kwargs)
     for a, b in zip(first, second):
@@ -192,3 +202,68 @@ def test_member_files_without_the_new_options_still_load(tmp_path):
     again = CrowdMember.load(tmp_path / "new")
     assert again.params() == smoothed.params()
     np.testing.assert_allclose(again.predict_proba(np.abs(X[:5])), smoothed.predict_proba(np.abs(X[:5])))
+
+
+def test_dev_set_bounds_and_unknown_variant_are_refused():
+    annotations, features = leak_population()  # "me" 170 songs, o0..o2 130, o3 90
+    assert simulate.eligible_users(annotations, features, 80) == ["me", "o0", "o1", "o2", "o3"]
+    assert simulate.eligible_users(annotations, features, 100, 150) == ["o0", "o1", "o2"]
+    assert simulate.eligible_users(annotations, features, 80, 129) == ["o3"]
+    with pytest.raises(MERError, match="crowd variant"):
+        ExperimentConfig(crowd_variant="fancy").validate()
+    with pytest.raises(MERError, match="max-annotations"):
+        ExperimentConfig(min_annotations=80, max_annotations=50).validate()
+
+
+def _two_camps():
+    """Listeners a0..a3 always answer like "me"; b0..b3 always answer (my quadrant + 1) % 4."""
+    rng = np.random.default_rng(11)
+    mine = rng.integers(0, 4, 30)
+    rows = [("me", f"s{i:02d}", int(q)) for i, q in enumerate(mine)]
+    for i, q in enumerate(mine):
+        rows += [(f"a{k}", f"s{i:02d}", int(q)) for k in range(4)]
+        rows += [(f"b{k}", f"s{i:02d}", int((q + 1) % 4)) for k in range(4)]
+    rows += [(f"b{k}", "s30", 2) for k in range(4)] + [("a0", "s30", 1)]  # a song "me" did not annotate
+    return pd.DataFrame(rows, columns=["user", "song", "quadrant"]), mine
+
+
+def test_listener_votes_follow_the_listeners_who_agree_with_me():
+    ann, mine = _two_camps()
+    songs = sorted(set(ann["song"]))
+    votes = crowd.ListenerVotes(ann, songs, "me")
+    # no answers: exactly the plain crowd features, the target left out
+    np.testing.assert_allclose(votes.crowd_block([], []), crowd_features(ann, songs, exclude_users=["me"]))
+    block = votes.crowd_block(list(range(20)), mine[:20])
+    for i in range(20, 30):  # unanswered: the agreeing camp dominates the 50/50 split
+        assert block[i, :4].argmax() == mine[i] and block[i, mine[i]] > 0.9
+    assert block[30, 1] > block[30, 2]  # one agreeing listener outweighs four who disagree
+    np.testing.assert_allclose(block[:, 4:], crowd_features(ann, songs, exclude_users=["me"])[:, 4:])
+
+
+def test_listener_votes_never_read_unanswered_or_own_labels():
+    ann, mine = _two_camps()
+    songs = sorted(set(ann["song"]))
+    votes = crowd.ListenerVotes(ann, songs, "me")
+    # an answered song's own row is weighted without its own answer: with one answer, it is plain
+    one = votes.crowd_block([0], mine[:1])
+    np.testing.assert_allclose(one[0], crowd_features(ann, songs[:1], exclude_users=["me"])[0])
+    # my recorded labels of unanswered songs (the test songs) change nothing
+    flipped = ann.copy()
+    test = (flipped["user"] == "me") & flipped["song"].isin(songs[20:])
+    flipped.loc[test, "quadrant"] = (flipped.loc[test, "quadrant"] + 2) % 4
+    again = crowd.ListenerVotes(flipped, songs, "me")
+    np.testing.assert_array_equal(votes.crowd_block(list(range(20)), mine[:20]),
+                                  again.crowd_block(list(range(20)), mine[:20]))
+
+
+def test_weighted_examples_leave_out_the_labeler_and_weight_by_agreement():
+    ann, mine = _two_camps()
+    songs, block, labels, listeners = crowd.weighted_leave_one_out_examples(
+        ann, "me", np.random.default_rng(0), max_answers=20)
+    assert "me" not in set(listeners)
+    p_songs, p_block, _, p_listeners = crowd.leave_one_out_examples(ann, "me")
+    plain = {(s, v): row for s, v, row in zip(p_songs, p_listeners, p_block)}
+    for s, row, y, v in zip(songs, block, labels, listeners):
+        np.testing.assert_allclose(row[4:], plain[(s, v)][4:])  # the count of the others, without v
+        if v.startswith("a") and s != "s30":  # v's camp-mates agree with v: weighted towards v's own label
+            assert row[y] >= plain[(s, v)][y] - 1e-12

@@ -59,6 +59,86 @@ def leave_one_out_examples(annotations: pd.DataFrame, exclude_user=None):
     return songs, _crowd_block(counts), labels, table["user"].to_numpy()
 
 
+class ListenerVotes:
+    """The other listeners' quadrants on one listener's songs, to weight the crowd by how often
+    each other listener agreed with this one on the songs answered so far ("listeners like me").
+
+    Measured on listeners outside the benchmark before it was built (docs/experiments.md): a
+    vote weighted this way named the listener's quadrant more often than the plain majority.
+    Weight of listener w: ((agreements + alpha * base) / (shared answered songs + alpha)) ** power,
+    so with no answers every weight is equal and the block equals crowd_features exactly.
+    """
+
+    def __init__(self, annotations: pd.DataFrame, songs, user, alpha: float = 2.0, power: float = 3.0,
+                 base: float = 0.4):
+        self.alpha, self.power, self.base = float(alpha), float(power), float(base)
+        position = {s: i for i, s in enumerate(songs)}
+        others = annotations[(annotations["user"] != str(user)) & annotations["song"].isin(position)]
+        listeners, column = np.unique(others["user"].to_numpy(), return_inverse=True)
+        self.votes = np.full((len(position), len(listeners)), -1, dtype=np.int8)
+        self.votes[others["song"].map(position).to_numpy(), column] = others["quadrant"].to_numpy(dtype=np.int8)
+        self.onehot = (self.votes[:, :, None] == np.arange(N_CLASSES)).astype(float)  # (songs, listeners, 4)
+
+    def _weights(self, agree, seen):
+        return ((agree + self.alpha * self.base) / (seen + self.alpha)) ** self.power
+
+    def crowd_block(self, answered, answers) -> np.ndarray:
+        """(songs, 6) crowd features with every other listener weighted by their agreement with
+        `answers` (quadrants of the song positions `answered`). An answered song's own row is
+        weighted without that song (its label would otherwise favour the listeners who agree
+        on it)."""
+        answered = np.asarray(answered, dtype=np.int64)
+        answers = np.asarray(answers, dtype=np.int64)
+        hit = (self.votes[answered] == answers[:, None]).astype(float)  # (answered, listeners)
+        seen = (self.votes[answered] >= 0).astype(float)
+        agree, shared = hit.sum(axis=0), seen.sum(axis=0)
+        counts = np.einsum("swk,w->sk", self.onehot, self._weights(agree, shared))
+        for row, song in enumerate(answered):
+            counts[song] = self.onehot[song].T @ self._weights(agree - hit[row], shared - seen[row])
+        block = _crowd_block(counts)
+        n = self.onehot.sum(axis=(1, 2))  # the number of listeners stays a count, not a weight
+        block[:, 4] = np.log1p(n)
+        block[:, 5] = (n == 0).astype(float)
+        return block
+
+
+def weighted_leave_one_out_examples(annotations: pd.DataFrame, exclude_user, rng, max_answers: int = 60,
+                                    alpha: float = 2.0, power: float = 3.0, base: float = 0.4):
+    """leave_one_out_examples as ListenerVotes will see them: each other listener v "has answered"
+    a random number (0..max_answers) of their songs, the others are weighted by their agreement
+    with v on those, and v's remaining songs are the examples (crowd features without v and
+    without exclude_user). Teaches the member how far an agreement-weighted vote can be trusted
+    after a given number of answers."""
+    table = annotations[annotations["user"] != str(exclude_user)]
+    users, u_idx = np.unique(table["user"].to_numpy(), return_inverse=True)
+    songs, s_idx = np.unique(table["song"].to_numpy(), return_inverse=True)
+    labels = np.full((len(users), len(songs)), -1, dtype=np.int8)
+    labels[u_idx, s_idx] = table["quadrant"].to_numpy(dtype=np.int8)
+    onehot = (labels[:, :, None] == np.arange(N_CLASSES)).astype(float)  # (listeners, songs, 4)
+    out_songs, blocks, out_labels, out_listeners = [], [], [], []
+    for v in range(len(users)):
+        theirs = np.flatnonzero(labels[v] >= 0)
+        if len(theirs) < 2:
+            continue
+        n_answers = int(rng.integers(0, min(max_answers, len(theirs) - 1) + 1))
+        order = rng.permutation(theirs)
+        answered, examples = order[:n_answers], order[n_answers:]
+        hit = (labels[:, answered] == labels[v, answered]).sum(axis=1).astype(float)
+        seen = (labels[:, answered] >= 0).sum(axis=1).astype(float)
+        weights = ((hit + alpha * base) / (seen + alpha)) ** power
+        weights[v] = 0.0
+        counts = np.einsum("w,wsk->sk", weights, onehot[:, examples])
+        block = _crowd_block(counts)
+        n = onehot[:, examples].sum(axis=(0, 2)) - 1  # listeners besides v, a count
+        block[:, 4], block[:, 5] = np.log1p(n), (n == 0).astype(float)
+        out_songs.append(songs[examples])
+        blocks.append(block)
+        out_labels.append(labels[v, examples].astype(np.int64))
+        out_listeners.append(np.full(len(examples), users[v], dtype=object))
+    return (np.concatenate(out_songs), np.vstack(blocks), np.concatenate(out_labels),
+            np.concatenate(out_listeners))
+
+
 def _loss_grad(theta, X, Y, W0, b0, strength_W, strength_b):
     """Cross-entropy of a multinomial LR + half the strength-weighted squared distance to (W0, b0).
 
@@ -290,10 +370,33 @@ def choose_prior_strength(member: CrowdMember, X, y, listeners, rng, grid=PRIOR_
     return float(grid[int(np.argmin(losses[:, 0]))])
 
 
+# Named option sets for pretrain_crowd_members, so experiments and the live loop say which one
+# they ran. "smoothed" was picked on listeners outside the benchmark (docs/experiments.md).
+# "similar" pre-trains like "plain" and feeds the member crowd frequencies weighted by how
+# often each other listener agreed with this one (ListenerVotes) once answers exist.
+CROWD_VARIANTS = {
+    "plain": {},
+    "smoothed": {"smoothing": "eb", "interactions": True, "block_prior": True},
+    "similar": {"listener_weights": True},
+    "similar-pretrained": {"listener_weights": True, "weighted_examples": True},
+}
+
+
+def variant_options(name: str) -> dict:
+    """pretrain_crowd_members's keyword arguments of a variant."""
+    if name not in CROWD_VARIANTS:
+        raise MERError(f"crowd variant: expected one of {', '.join(CROWD_VARIANTS)}, got {name!r}")
+    return {k: v for k, v in CROWD_VARIANTS[name].items() if k != "listener_weights"}
+
+
+def uses_listener_weights(name: str) -> bool:
+    return bool(CROWD_VARIANTS.get(name, {}).get("listener_weights"))
+
+
 def pretrain_crowd_members(annotations: pd.DataFrame, song_audio: dict, target_user, n_splits: int = 5,
                            test_size: float = 0.2, seed: int = 1987, C: float = 1.0, smoothing=0.0,
                            interactions: bool = False, block_prior: bool = False, class_weight=None,
-                           cv_splits: int = 1, C_grid=None) -> list:
+                           cv_splits: int = 1, C_grid=None, weighted_examples: bool = False) -> list:
     """Leave-one-out pre-training for one target listener: 5 members on 5 song splits.
 
     song_audio: song id -> standardized audio feature vector (songs without one are skipped).
@@ -303,10 +406,15 @@ def pretrain_crowd_members(annotations: pd.DataFrame, song_audio: dict, target_u
     quadrant distribution. block_prior: choose the crowd block's and intercepts' prior strength
     separately from the audio block's. cv_splits: on how many splits' held-out songs the prior
     strength (and C, when C_grid is given) is chosen (1 = the first split, as originally).
+    weighted_examples: pre-train on weighted_leave_one_out_examples (for ListenerVotes inputs).
     """
     from sklearn.model_selection import GroupShuffleSplit
 
-    songs, crowd, labels, listeners = leave_one_out_examples(annotations, exclude_user=target_user)
+    if weighted_examples:
+        songs, crowd, labels, listeners = weighted_leave_one_out_examples(
+            annotations, target_user, np.random.default_rng([seed, 60]))
+    else:
+        songs, crowd, labels, listeners = leave_one_out_examples(annotations, exclude_user=target_user)
     keep = np.array([s in song_audio for s in songs])
     songs, crowd, labels, listeners = songs[keep], crowd[keep], labels[keep], listeners[keep]
     if len(songs) < 10:

@@ -64,6 +64,20 @@ PRESETS = {
         "updates": list(UPDATES),
         "repeats": 3,
     },
+    # listeners outside the benchmark (20-79 songs), for choosing options before the benchmark
+    # sees them; q4x15 and q10x6 use up a small listener's pool early, which the runner allows
+    "trompa-dev": {
+        "annotations": "trompa/annotations.json",
+        "features": "trompa/track_features.csv",
+        "min_annotations": 20,
+        "max_annotations": 79,
+        "pretrain": "leave-user-out",
+        "queries": [4, 10],
+        "iterations": [15, 6],
+        "modes": list(MODES),
+        "updates": list(UPDATES),
+        "repeats": 3,
+    },
 }
 
 
@@ -319,6 +333,8 @@ class ExperimentConfig:
     member_params: dict = field(default_factory=dict)
     users: list | None = None
     crowd_member: bool = False  # add the crowd-aware members (trompa_mer.crowd), pre-trained per user
+    crowd_variant: str = "plain"  # a key of trompa_mer.crowd.CROWD_VARIANTS
+    max_annotations: int | None = None  # only users with at most this many songs (a development set)
 
     def validate(self):
         if not self.modes or any(m not in MODES for m in self.modes):
@@ -332,6 +348,12 @@ class ExperimentConfig:
             raise MERError("-q, -e and --repeats: expected positive whole numbers")
         if not 0 < self.test_size < 1:
             raise MERError(f"test size: expected a fraction between 0 and 1, got {self.test_size}")
+        from .crowd import variant_options
+
+        variant_options(self.crowd_variant)
+        if self.max_annotations is not None and self.max_annotations < self.min_annotations:
+            raise MERError(f"--max-annotations ({self.max_annotations}) is below --min-annotations "
+                           f"({self.min_annotations})")
         if len(set(self.modes)) != len(self.modes) or len(set(self.updates)) != len(self.updates):
             raise MERError("modes and update strategies: each at most once")
 
@@ -360,10 +382,14 @@ def _seed(*parts) -> np.random.SeedSequence:
                                    for p in parts])
 
 
-def eligible_users(annotations: pd.DataFrame, features: FeatureTable, min_annotations: int) -> list:
+def eligible_users(annotations: pd.DataFrame, features: FeatureTable, min_annotations: int,
+                   max_annotations: int | None = None) -> list:
     with_features = annotations[annotations["song"].map(features.has)]
     counts = with_features.groupby("user").size()
-    return sorted(counts.index[counts >= min_annotations].tolist())
+    keep = counts >= min_annotations
+    if max_annotations is not None:
+        keep &= counts <= max_annotations
+    return sorted(counts.index[keep].tolist())
 
 
 def user_split(songs, seed: int, user, repeat: int, test_size: float) -> tuple[list, list]:
@@ -412,13 +438,24 @@ class _UserData:
         self.position = {s: i for i, s in enumerate(self.songs)}
         self.X_scaled = committee.transform(X) if committee is not None else None
         self.song_input = None
+        self.votes = None
         if committee is not None and committee.has_crowd():
-            from .crowd import crowd_features
+            from .crowd import ListenerVotes, crowd_features, uses_listener_weights
 
             lengths = np.diff(self.offsets)[:, None]
-            audio = np.add.reduceat(self.X_scaled, self.offsets[:-1], axis=0) / lengths
+            self.audio = np.add.reduceat(self.X_scaled, self.offsets[:-1], axis=0) / lengths
             # crowd features of the user's songs: the user's own labels are left out
-            self.song_input = np.hstack([crowd_features(ann, self.songs, exclude_users=[user]), audio])
+            self.song_input = np.hstack([crowd_features(ann, self.songs, exclude_users=[user]), self.audio])
+            if uses_listener_weights(ctx.config.crowd_variant):
+                self.votes = ListenerVotes(ann, self.songs, user)
+
+    def crowd_input(self, asked):
+        """The crowd-aware members' input rows of every song after the answers to `asked`."""
+        if self.votes is None or not asked:
+            return self.song_input
+        answered = [self.position[s] for s in asked]
+        block = self.votes.crowd_block(answered, [self.labels[s] for s in asked])
+        return np.hstack([block, self.audio])
 
     def rows(self, songs):
         """Scaled rows and their song labels for `songs`."""
@@ -452,14 +489,15 @@ def pretrain_for_user(ctx: Context, user) -> SimCommittee:
                                        cfg.n_splits, cfg.pretrain_test_size, cfg.seed)
     if not cfg.crowd_member:
         return committee
-    from .crowd import pretrain_crowd_members
+    from .crowd import pretrain_crowd_members, variant_options
 
     features = ctx.features
     scaled = committee.transform(features.X)
     lengths = np.diff(features.offsets)[:, None]
     audio = np.add.reduceat(scaled, features.offsets[:-1], axis=0) / lengths
     song_audio = dict(zip(features.song_ids.tolist(), audio))
-    crowd = pretrain_crowd_members(ctx.annotations, song_audio, user, cfg.n_splits, cfg.pretrain_test_size, cfg.seed)
+    crowd = pretrain_crowd_members(ctx.annotations, song_audio, user, cfg.n_splits, cfg.pretrain_test_size, cfg.seed,
+                                   **variant_options(cfg.crowd_variant))
     return SimCommittee([*committee.members, *[("crowd", m) for m in crowd]], committee.scaler)
 
 
@@ -533,12 +571,13 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
                             batch = asked
                         rows, y = data.rows(batch)
                         song_input = song_y = None
+                        current_input = data.crowd_input(asked)
                         if data.song_input is not None:
-                            song_input = data.song_input[[data.position[s] for s in batch]]
+                            song_input = current_input[[data.position[s] for s in batch]]
                             song_y = np.asarray([data.labels[s] for s in batch], dtype=np.int64)
                         committee.update(data.X_scaled[rows], y, song_input, song_y)
                     # one prediction of every song of the user serves the test F1 and the next query
-                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets, data.song_input)
+                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets, data.crowd_input(asked))
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
                     for algorithm, (fw, fm) in _scores_by_algorithm(committee, proba[:, test_idx], y_test).items():
                         records.append({**base, "algorithm": algorithm, "iteration": iteration,
@@ -668,7 +707,7 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
                                                            else features.feature_names):
         raise MERError(f"features: the committee expects {len(committee.scaler.mean_)} columns, "
                        f"the feature table has {features.X.shape[1]}")
-    users = eligible_users(annotations, features, config.min_annotations)
+    users = eligible_users(annotations, features, config.min_annotations, config.max_annotations)
     if config.users:
         missing = sorted(set(map(str, config.users)) - set(users))
         if missing:
