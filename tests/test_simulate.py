@@ -265,7 +265,7 @@ def test_script_help_and_bad_input(tmp_path, repo_root, script_env):
     out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, env=script_env)
     assert out.returncode == 0
     for flag in ("--preset", "-n", "-m", "--balanced", "-q", "-e", "--update", "--repeats", "--pretrain",
-                 "--committee", "--jobs", "--backend", "--scheduler"):
+                 "--committee", "--jobs", "--backend", "--scheduler", "--max-annotations", "--crowd-variant"):
         assert flag in out.stdout
     bad = tmp_path / "ann.csv"
     bad.write_text("user,song\nu,s\n")
@@ -289,6 +289,11 @@ def test_script_end_to_end_on_csv(tmp_path, repo_root, script_env):
     result = json.loads(out.stdout)
     assert result["complete"] and result["users"] == 1
     assert (tmp_path / "o" / "summary.md").exists()
+    out = subprocess.run([sys.executable, str(repo_root / "simulate_personalization.py"), "-a", str(ann_path),
+                          "-i", str(feat_path), "-o", str(tmp_path / "o2"), "-n", "100", "--max-annotations", "50"],
+                         capture_output=True, text=True, env=script_env)
+    assert out.returncode == 1 and "--max-annotations (50) is below --min-annotations (100)" in out.stderr
+    assert not (tmp_path / "o2").exists()
 
 
 def test_a_saved_pretrained_committee_can_be_simulated(tmp_path):
