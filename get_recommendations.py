@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Recommend, for each quadrant, the song of a playlist group the listener's committee rates highest.
+"""Recommend, for each quadrant, the song of a playlist group the listener's committee rates highest
+(a --crowd-member listener's crowd-aware members).
 
   python get_recommendations.py -i USER_ID -r GROUP [--playlists CSV] [--json]
 """
@@ -14,7 +15,8 @@ from trompa_mer.cli import main_wrapper
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="For each quadrant Q1..Q4, the song of GROUP with the highest probability "
-                    "for it under the listener's committee, among the group's songs not "
+                    "for it under the listener's committee (a --crowd-member listener's "
+                    "crowd-aware members), among the group's songs not "
                     "recommended to this listener before; the picks are recorded.")
     parser.add_argument("-i", "--user-id", "--user_id", dest="user_id", required=True,
                         help="the listener's id")

@@ -205,6 +205,30 @@ def test_mc_queries_follow_the_crowd_members(loop_env):
     assert songs == expected
 
 
+def test_recommendations_follow_the_crowd_members(loop_env):
+    """Per quadrant, the group's song with the highest crowd-member probability of it (not the
+    audio committee's pick, which differs on this pool)."""
+    env = loop_env
+    _create(env)
+    picks = json.loads(call_ok(env, "get_recommendations.py", "-i", TEST_USER, "-r", "g1", "--json").stdout)
+    candidates = song_ids()[:6]  # group g1 (test_loop_support.write_playlists)
+    pool = load_pool(env["feats"])
+
+    def top_per_quadrant(proba):
+        used, chosen = set(), {}
+        for c, quad in enumerate(QUADS):
+            order = sorted(range(len(candidates)), key=lambda i: (-proba[i, c], i))
+            chosen[quad] = next(candidates[i] for i in order if candidates[i] not in used)
+            used.add(chosen[quad])
+        return chosen
+
+    crowd = consensus.machine_consensus(_pool_proba(env))[[song_ids().index(s) for s in candidates]]
+    committee = loop._load_committee(env["users"] / TEST_USER / read_state(env)["committee"])
+    audio = consensus.machine_consensus(committee.song_proba(pool.subset(candidates)))
+    assert picks == top_per_quadrant(crowd)
+    assert picks != top_per_quadrant(audio)  # so the check above tells the two sources apart
+
+
 def test_refusals(loop_env):
     env = loop_env
     missing = env["dir"] / "nosuch.json"

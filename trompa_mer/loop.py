@@ -576,8 +576,9 @@ def read_playlists(path) -> pd.DataFrame:
 
 def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
               lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None) -> dict:
-    """For each quadrant, the group's song the user's committee rates highest for it, among the
-    group's songs not recommended to this user before; the picks are recorded in the state.
+    """For each quadrant, the group's song the user's committee (a crowd user's crowd members)
+    rates highest for it, among the group's songs not recommended to this user before; the picks
+    are recorded in the state.
     Returns {"Q1": song or None, ...} (a song is used for one quadrant at most)."""
     validate_user_id(user_id)
     playlists = read_playlists(playlists_path)
@@ -598,10 +599,18 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
             raise MERError(f"group {group!r}: no songs left to recommend to user {user_id!r} "
                            f"({len(members)} in the group, {sum(s in in_pool for s in members)} with features, "
                            f"{sum(s in done for s in members)} already recommended)")
-        committee = _load_committee(store.committee_dir(user_id, state))
         sub = pool.subset(candidates)
-        audio = audio_source_for(committee, candidates, audio_dir, audio_cache_dir)
-        proba = cons.machine_consensus(committee.song_proba(sub, audio_source=audio))
+        from . import crowd_loop
+
+        crowd = crowd_loop.user_crowd(store, user_id, state)  # None without --crowd-member
+        if crowd is not None:
+            # a crowd user's predictions come from their crowd members (docs/loop.md), so do
+            # the songs recommended for each quadrant
+            proba = cons.machine_consensus(crowd_loop.pool_proba(*crowd, sub))
+        else:
+            committee = _load_committee(store.committee_dir(user_id, state))
+            audio = audio_source_for(committee, candidates, audio_dir, audio_cache_dir)
+            proba = cons.machine_consensus(committee.song_proba(sub, audio_source=audio))
         sub_ids = np.asarray(sub.song_ids).tolist()
         picks, used = {}, set()
         for c in range(N_CLASSES):
