@@ -24,6 +24,7 @@ from scipy import stats  # noqa: E402
 
 import settings  # noqa: E402
 from trompa_mer import simulate as sim  # noqa: E402
+from trompa_mer.crowd import agreement_weights  # noqa: E402
 
 
 def listener_accuracies(labels: np.ndarray, i: int) -> dict:
@@ -47,7 +48,7 @@ def listener_accuracies(labels: np.ndarray, i: int) -> dict:
         given = labels[others][:, answers]
         agree = (given == labels[i, answers]).sum(axis=1)
         shared = (given >= 0).sum(axis=1)
-        weight = ((agree + 2 * 0.4) / (shared + 2)) ** 3
+        weight = agreement_weights(agree, shared)
         voted = labels[others, s] >= 0
         counts = np.bincount(labels[others, s][voted], weights=weight[voted], minlength=4)
         hits["similar"].append(int(counts.argmax()) == truth)

@@ -59,6 +59,13 @@ def leave_one_out_examples(annotations: pd.DataFrame, exclude_user=None):
     return songs, _crowd_block(counts), labels, table["user"].to_numpy()
 
 
+def agreement_weights(agree, shared, alpha: float = 2.0, power: float = 3.0, base: float = 0.4):
+    """Vote weight of each other listener from how often they agreed with the listener on the
+    songs both annotated: the agreement rate shrunk towards `base` by `alpha` pseudo-songs,
+    raised to `power` (the constants were chosen on the development listeners)."""
+    return ((agree + alpha * base) / (shared + alpha)) ** power
+
+
 class ListenerVotes:
     """The other listeners' quadrants on one listener's songs, to weight the crowd by how often
     each other listener agreed with this one on the songs answered so far ("listeners like me").
@@ -80,7 +87,7 @@ class ListenerVotes:
         self.onehot = (self.votes[:, :, None] == np.arange(N_CLASSES)).astype(float)  # (songs, listeners, 4)
 
     def _weights(self, agree, seen):
-        return ((agree + self.alpha * self.base) / (seen + self.alpha)) ** self.power
+        return agreement_weights(agree, seen, self.alpha, self.power, self.base)
 
     def crowd_block(self, answered, answers) -> np.ndarray:
         """(songs, 6) crowd features with every other listener weighted by their agreement with
@@ -125,7 +132,7 @@ def weighted_leave_one_out_examples(annotations: pd.DataFrame, exclude_user, rng
         answered, examples = order[:n_answers], order[n_answers:]
         hit = (labels[:, answered] == labels[v, answered]).sum(axis=1).astype(float)
         seen = (labels[:, answered] >= 0).sum(axis=1).astype(float)
-        weights = ((hit + alpha * base) / (seen + alpha)) ** power
+        weights = agreement_weights(hit, seen, alpha, power, base)
         weights[v] = 0.0
         counts = np.einsum("w,wsk->sk", weights, onehot[:, examples])
         block = _crowd_block(counts)

@@ -64,21 +64,10 @@ PRESETS = {
         "updates": list(UPDATES),
         "repeats": 3,
     },
-    # listeners outside the benchmark (20-79 songs), for choosing options before the benchmark
-    # sees them; q4x15 and q10x6 use up a small listener's pool early, which the runner allows
-    "trompa-dev": {
-        "annotations": "trompa/annotations.json",
-        "features": "trompa/track_features.csv",
-        "min_annotations": 20,
-        "max_annotations": 79,
-        "pretrain": "leave-user-out",
-        "queries": [4, 10],
-        "iterations": [15, 6],
-        "modes": list(MODES),
-        "updates": list(UPDATES),
-        "repeats": 3,
-    },
 }
+# listeners outside the benchmark (20-79 songs), for choosing options before the benchmark sees
+# them; q4x15 and q10x6 use up a small listener's pool early, which the runner allows
+PRESETS["trompa-dev"] = {**PRESETS["trompa-benchmark"], "min_annotations": 20, "max_annotations": 79}
 
 
 # --- features ------------------------------------------------------------------------------
@@ -548,6 +537,7 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
                 rng = np.random.default_rng(_seed(cfg.seed, "rand", user, repeat, mode, config_name))
                 committee = pretrained.copy()
                 asked: list = []
+                current_input = data.song_input  # the crowd members' rows after the answers so far
                 base = {"user": user, "repeat": repeat, "mode": mode, "update": update,
                         "config": config_name, "queries": q, "n_pool": len(pool),
                         "n_test": len(test), "n_test_crowd": n_crowd}
@@ -571,13 +561,13 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
                             batch = asked
                         rows, y = data.rows(batch)
                         song_input = song_y = None
-                        current_input = data.crowd_input(asked)
+                        current_input = data.crowd_input(asked)  # once per round: update and predict
                         if data.song_input is not None:
                             song_input = current_input[[data.position[s] for s in batch]]
                             song_y = np.asarray([data.labels[s] for s in batch], dtype=np.int64)
                         committee.update(data.X_scaled[rows], y, song_input, song_y)
                     # one prediction of every song of the user serves the test F1 and the next query
-                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets, data.crowd_input(asked))
+                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets, current_input)
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
                     for algorithm, (fw, fm) in _scores_by_algorithm(committee, proba[:, test_idx], y_test).items():
                         records.append({**base, "algorithm": algorithm, "iteration": iteration,
