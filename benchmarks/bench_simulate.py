@@ -113,7 +113,7 @@ def main():
         f1_score(yt, p, average="weighted", zero_division=0)
         f1_score(yt, p, average="macro", zero_division=0)
 
-    ours = statistics.median(cpu_ms(lambda: simulate._f1(yt, proba), 200) for _ in range(args.runs))
+    ours = statistics.median(cpu_ms(lambda: simulate.f1_scores(yt, proba), 200) for _ in range(args.runs))
     theirs = statistics.median(cpu_ms(sk, 50) for _ in range(args.runs))
     print(f"  weighted + macro F1: {ours:7.3f} ms engine vs {theirs:7.3f} ms sklearn f1_score (baseline)")
 

@@ -44,7 +44,7 @@ def run(out_dir: Path) -> pd.DataFrame:
     frames, start = [], time.time()
     for n, user in enumerate(users, 1):
         pretrained = sim.pretrain_for_user(ctx, user)
-        audio = [k for k, (_, m) in enumerate(pretrained.members) if not sim._reads_crowd(m)]
+        audio = [k for k, (_, m) in enumerate(pretrained.members) if not sim.reads_crowd(m)]
         crowd = [k for k in range(len(pretrained.members)) if k not in audio]
         repeat = max(1, len(audio) // max(1, len(crowd)))  # C: crowd rows repeated to equal weight
         for arm, index in {"A_audio": audio, "B_crowd": crowd, "C_equal": audio + crowd * repeat}.items():

@@ -56,7 +56,7 @@ def test_f1_matches_sklearn():
         y = rng.integers(0, 4, n)
         proba = rng.random((n, 4))
         pred = proba.argmax(axis=1)
-        fw, fm = simulate._f1(y, proba)
+        fw, fm = simulate.f1_scores(y, proba)
         assert fw == pytest.approx(f1_score(y, pred, average="weighted", zero_division=0))
         assert fm == pytest.approx(f1_score(y, pred, average="macro", zero_division=0))
 
@@ -131,7 +131,8 @@ def test_own_labels_never_reach_the_human_consensus(tmp_path):
 
 def test_leak_check_can_fail(tmp_path, monkeypatch):
     """The same checks against an engine that leaks the user's labels: they must flip."""
-    monkeypatch.setattr(simulate, "human_consensus", lambda table, exclude_user=None: human_consensus(table))
+    for module in (simulate.data, simulate.protocol):  # every module of the engine that builds a consensus
+        monkeypatch.setattr(module, "human_consensus", lambda table, exclude_user=None: human_consensus(table))
     crowd, first, _, _ = _leak_run(tmp_path, "leaky")
     assert crowd["f1_weighted"] == pytest.approx(1.0)
     assert first["n_Q1"] == 4
