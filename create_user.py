@@ -4,20 +4,17 @@
   python create_user.py -i USER_ID -m {mc,hc,mix,rand} [--balanced] [--committee DIR]
                         [--annotations FILE] [--crowd-member] [--exist-ok]
 """
-import argparse
 
 import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper
+from trompa_mer.cli import main_wrapper, user_parser
 from trompa_mer.consensus import MODES
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Create models/users/<USER_ID>/ (root: MER_USERS_DIR) with a copy of the "
-                    "committee and the listener's state.")
-    parser.add_argument("-i", "--user-id", "--user_id", dest="user_id", required=True,
-                        help="the listener's id: letters, digits, '_' and '-' only")
+    parser = user_parser(
+        "Create models/users/<USER_ID>/ (root: MER_USERS_DIR) with a copy of the "
+        "committee and the listener's state.")
     parser.add_argument("-m", "--mode", required=True, choices=MODES,
                         help="query mode: mc machine consensus, hc human consensus (other "
                              "listeners' annotations), mix the higher of both, rand random")

@@ -128,7 +128,7 @@ def shipped_committee() -> Path | None:
 
 
 def train_demo_committee(feats_dir: Path, labels: dict, out_dir: Path) -> None:
-    from trompa_mer.loop import train_committee
+    from trompa_mer.examples import train_committee
     from trompa_mer.pool import load_pool
     from trompa_mer.quadrants import parse_quadrant
 

@@ -4,22 +4,19 @@
 
   python get_recommendations.py -i USER_ID -r GROUP [--playlists CSV] [--json]
 """
-import argparse
 import json
 
 import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper
+from trompa_mer.cli import main_wrapper, user_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="For each quadrant Q1..Q4, the song of GROUP with the highest probability "
-                    "for it under the listener's committee (a --crowd-member listener's "
-                    "crowd-aware members), among the group's songs not "
-                    "recommended to this listener before; the picks are recorded.")
-    parser.add_argument("-i", "--user-id", "--user_id", dest="user_id", required=True,
-                        help="the listener's id")
+    parser = user_parser(
+        "For each quadrant Q1..Q4, the song of GROUP with the highest probability "
+        "for it under the listener's committee (a --crowd-member listener's "
+        "crowd-aware members), among the group's songs not "
+        "recommended to this listener before; the picks are recorded.")
     parser.add_argument("-r", "--group", required=True, help="the playlist group to recommend from")
     parser.add_argument("--playlists", default=str(settings.PLAYLISTS),
                         help=f"CSV with columns group, song (default {settings.PLAYLISTS}, MER_PLAYLISTS)")
@@ -30,7 +27,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     picks = loop.recommend(args.user_id, args.group, args.playlists, settings.USERS_DIR,
-                           settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S)
+                           settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S,
+                           audio_dir=settings.AUDIO_DIR, audio_cache_dir=settings.AUDIO_CACHE_DIR)
     if args.json:
         print(json.dumps(picks))
     else:

@@ -7,7 +7,7 @@ import argparse
 
 import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper
+from trompa_mer.cli import add_user_id, main_wrapper
 
 
 def parse_args(argv=None):
@@ -24,8 +24,8 @@ def parse_args(argv=None):
     who.add_argument("-m", "--model", default=None,
                      help="'default' (the committee in MER_PRETRAINED_DIR, the default), a "
                           "committee folder, or one member file inside a committee folder")
-    who.add_argument("-u", "--user-id", "--user_id", dest="user_id",
-                     help="use this listener's committee (adds each algorithm's mean); for a "
+    add_user_id(who, "-u", required=False,
+                help_text="use this listener's committee (adds each algorithm's mean); for a "
                           "listener created with --crowd-member also their crowd-aware members "
                           "(keys crowd, listener_probs, listener_quad)")
     parser.add_argument("--song-id", dest="song_id", default=None,

@@ -3,21 +3,18 @@
 
   python retrain_model.py -i USER_ID -a ANNOTATIONS.json [--update {batch,cumulative}]
 """
-import argparse
 
 import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper
+from trompa_mer.cli import main_wrapper, user_parser
 from trompa_mer.users import UPDATE_STRATEGIES
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Update every member of the listener's committee on their answers. The "
-                    "answers must be a non-empty subset of the pending songs; pending songs "
-                    "left out count as skipped and are not asked again.")
-    parser.add_argument("-i", "--user-id", "--user_id", dest="user_id", required=True,
-                        help="the listener's id")
+    parser = user_parser(
+        "Update every member of the listener's committee on their answers. The "
+        "answers must be a non-empty subset of the pending songs; pending songs "
+        "left out count as skipped and are not asked again.")
     parser.add_argument("-a", "--annotations", required=True,
                         help='a JSON file {"song_id": "Q1".."Q4", ...} (ids case-insensitive), '
                              "or the same JSON object given inline")
@@ -33,7 +30,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     summary = loop.retrain(args.user_id, args.annotations, settings.USERS_DIR, settings.FEATS_DIR,
-                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S)
+                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S,
+                           audio_dir=settings.AUDIO_DIR, audio_cache_dir=settings.AUDIO_CACHE_DIR)
     skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
     print(f"user {summary['user_id']}: iteration {summary['iteration']}, {summary['answered']} "
           f"answers{skipped}, {summary['update']} update on {summary['trained_songs']} songs "

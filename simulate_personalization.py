@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     from trompa_mer.errors import MERError
-    from trompa_mer.simulate import (PRESETS, ExperimentConfig, SimCommittee, load_annotation_table,
+    from trompa_mer.simulate import (PRESETS, ExperimentConfig, simulatable, load_annotation_table,
                                      load_features, run_experiment)
 
     args = build_parser().parse_args()
@@ -127,7 +127,7 @@ def main() -> int:
     if args.committee:
         from trompa_mer.committee import Committee  # the committee helper's loader
 
-        committee = SimCommittee.from_committee(Committee.load(args.committee))
+        committee = simulatable(Committee.load(args.committee))
         config.pretrain = None
     result = run_experiment(annotations, features, config, args.output, committee=committee,
                             jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,

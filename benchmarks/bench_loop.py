@@ -154,7 +154,7 @@ def bench_ours(base: Path, runs: int, steps=STEPS) -> dict:
     rounds are evaluated on all 600,000 windows; the pre-trained rounds come from the margin
     cache). Each run answers other songs, so each retrained committee is new. The very first
     call, on a pool with no caches at all, is timed once ("cold")."""
-    from trompa_mer.committee import SONG_PROBA_CACHE, TREE_MARGIN_CACHE
+    from trompa_mer.pool_scoring import SONG_PROBA_CACHE, TREE_MARGIN_CACHE
     from trompa_mer.users import UserStore, record_queries
 
     env = env_for(base)

@@ -44,14 +44,13 @@ def run(out_dir: Path) -> pd.DataFrame:
     frames, start = [], time.time()
     for n, user in enumerate(users, 1):
         pretrained = sim.pretrain_for_user(ctx, user)
-        audio = [k for k, (_, m) in enumerate(pretrained.members) if not sim.reads_crowd(m)]
+        audio = sim.audio_members(pretrained)
         crowd = [k for k in range(len(pretrained.members)) if k not in audio]
         repeat = max(1, len(audio) // max(1, len(crowd)))  # C: crowd rows repeated to equal weight
         for arm, index in {"A_audio": audio, "B_crowd": crowd, "C_equal": audio + crowd * repeat}.items():
-            # simulate_user_mode ranks mc queries by pretrained.audio_index(); the committee
-            # copies it makes keep the real method, so the reported scores are unchanged
-            pretrained.audio_index = (lambda index=index: list(index))
-            frame = sim.simulate_user_mode(ctx, user, "mc", pretrained)
+            # the arm decides which members' mean ranks the mc queries; the reported scores
+            # are the usual ones
+            frame = sim.simulate_user_mode(ctx, user, "mc", pretrained, query_members=index)
             frame["arm"] = arm
             frames.append(frame)
         print(f"{n}/{len(users)} user {user}: {time.time() - start:.0f} s", flush=True)

@@ -12,10 +12,7 @@ Temporary paths are replaced by "<tmp>" so the records do not depend on where th
 """
 from __future__ import annotations
 
-import io
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,28 +24,15 @@ GOLDEN = HERE / "golden"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from test_loop_support import (ROOT, TEST_USER, build_committee, call, song_ids,  # noqa: E402
-                               true_quadrant, write_annotations, write_playlists, write_pool)
+from test_loop_support import (ROOT, build_committee, call, env_for, true_quadrant,  # noqa: E402
+                               write_annotations, write_playlists, write_pool)
 
 ROUNDS = 2
 QUERIES = 4
 
 
 def _env(base: Path) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "MER_MODELS_DIR": str(base / "models"),
-        "MER_DATA_DIR": str(base / "data"),
-        "MER_PRETRAINED_DIR": str(base / "pretrained"),
-        "MER_ANNOTATIONS": str(base / "data" / "annotations.csv"),
-        "MER_PLAYLISTS": str(base / "data" / "playlists.csv"),
-        "MER_LOCK_TIMEOUT": "60",
-        "MER_JOBS": "1",
-        "PYTHONPATH": str(ROOT),
-    })
-    for var in ("MER_USERS_DIR", "MER_FEATS_DIR", "MER_SEED"):
-        env.pop(var, None)
-    return {"env": env, "dir": base, "users": base / "models" / "users", "feats": base / "data" / "feats"}
+    return env_for(base, MER_PLAYLISTS=str(base / "data" / "playlists.csv"), MER_JOBS="1")
 
 
 def make_assets(base: Path) -> dict:

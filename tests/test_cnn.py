@@ -177,7 +177,7 @@ def test_bad_labels_and_missing_audio(songs):
         member.fit_songs(ids + ["nosuchsong"], np.append(labels, 0), audio)
     with pytest.raises(MERError, match="not trained"):
         member.predict_proba_songs(ids, audio)
-    with pytest.raises(TypeError, match="predict_proba_songs"):
+    with pytest.raises(MERError, match="SongAudio"):
         member.predict_proba(np.zeros((2, 260)))
 
 

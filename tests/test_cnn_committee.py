@@ -54,7 +54,7 @@ def committee(corpus, trained_cnn):
 
 def test_song_proba_joins_cnn_rows_by_song_id(committee, corpus):
     song_ids, _, audio, X_raw, song_of_window = corpus
-    proba = committee.song_proba(X_raw, song_of_window, song_ids=song_ids, audio_source=audio)
+    proba = committee.song_proba(X_raw, song_of_window, song_ids=song_ids, audio=audio)
     assert proba.shape == (2, len(song_ids), 4)
     np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-9)
     cnn = committee.members[1][1]
@@ -70,9 +70,9 @@ def test_update_round_and_save_load(committee, corpus, tmp_path):
     # A listener's round: two songs, both answered Q2 (a batch lacking three quadrants).
     asked = np.array([0, 3])
     rows = np.isin(song_of_window, asked)
-    committee.update(X_raw[rows], np.full(rows.sum(), 1), song_ids=song_ids[asked],
-                     song_y=np.array([1, 1]), audio_source=audio)
-    after = committee.song_proba(X_raw, song_of_window, song_ids=song_ids, audio_source=audio)
+    committee.update(X_raw[rows], np.array([1, 1]), song_of_window=np.searchsorted(asked, song_of_window[rows]),
+                     song_ids=list(song_ids[asked]), audio=audio)
+    after = committee.song_proba(X_raw, song_of_window, song_ids=song_ids, audio=audio)
     assert np.isfinite(after).all() and not np.allclose(after[1], before)
     assert committee.members[1][1].n_updates_ == 1
 
@@ -80,7 +80,7 @@ def test_update_round_and_save_load(committee, corpus, tmp_path):
     assert {"cnn_0.pt", "cnn_0.json"} <= {p.name for p in (tmp_path / "user_committee").iterdir()}
     loaded = Committee.load(tmp_path / "user_committee")
     assert loaded.algorithms() == ["gnb", "cnn"]
-    reloaded = loaded.song_proba(X_raw, song_of_window, song_ids=song_ids, audio_source=audio)
+    reloaded = loaded.song_proba(X_raw, song_of_window, song_ids=song_ids, audio=audio)
     np.testing.assert_allclose(reloaded, after, atol=1e-12)
     # A damaged weight file is refused by the committee's checksums.
     weights = tmp_path / "user_committee" / "cnn_0.pt"

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from trompa_mer.pool_scoring import pool_song_proba
+
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
 TONES = (220.0, 880.0, 440.0, 1760.0)  # one pitch per quadrant
@@ -151,7 +153,7 @@ def test_whole_round_with_a_cnn_member(env):
     # The committee's pool probabilities keep the CNN rows on their songs.
     pool = load_pool(env["dir"] / "data" / "feats")
     audio = AudioCache.from_folder(env["dir"] / "data" / "audio", env["dir"] / "check_cache")
-    proba = loop.pool_song_proba(after_batch, pool, audio_source=audio)
+    proba = pool_song_proba(after_batch, pool, audio_source=audio)
     assert proba.shape == (2, len(SONGS), 4) and np.all(np.isfinite(proba))
     np.testing.assert_allclose(proba.sum(axis=2), 1.0, atol=1e-6)
     cnn = dict(after_batch.members)["cnn_0"]

@@ -164,15 +164,16 @@ class FakeAudioMember:
 
     algorithm = "fake-audio"
     input_kind = "audio"
+    margin_cacheable = False
 
     def __init__(self):
         self.updates = []
 
-    def predict_proba_songs(self, song_ids, audio_source):
-        return np.array([audio_source[s] for s in song_ids], dtype=float)
+    def predict_proba(self, X):
+        return np.array([X.source[s] for s in X.song_ids], dtype=float)
 
-    def update_songs(self, song_ids, y, audio_source):
-        self.updates.append((list(song_ids), list(y)))
+    def update(self, X, y):
+        self.updates.append((list(X.song_ids), list(y)))
 
 
 def test_audio_members_are_joined_by_song_id(saved):
@@ -181,11 +182,11 @@ def test_audio_members_are_joined_by_song_id(saved):
     mixed = Committee(committee.members[:2] + [("cnn_0", audio)], committee.scaler, FEATURE_NAMES)
     song_ids = [f"song{i}" for i in range(12)]
     source = {s: np.eye(4)[i % 4] for i, s in enumerate(song_ids)}
-    p = mixed.song_proba(X, sow, song_ids=song_ids, audio_source=source)
+    p = mixed.song_proba(X, sow, song_ids=song_ids, audio=source)
     assert p.shape == (3, 12, 4)
     np.testing.assert_array_equal(p[2], np.eye(4)[np.arange(12) % 4])
     np.testing.assert_array_equal(p[:2], committee.song_proba(X, sow)[:2])
     with pytest.raises(MERError, match="audio source"):
         mixed.song_proba(X, sow)
-    mixed.update(X[:6], np.zeros(6, int), song_ids=["song0"], song_y=[0], audio_source=source)
+    mixed.update(X[:6], [0], song_of_window=np.zeros(6, int), song_ids=["song0"], audio=source)
     assert audio.updates == [(["song0"], [0])]

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trompa_mer.committee import SONG_PROBA_CACHE, Committee, cached_song_proba
+from trompa_mer.committee import Committee
+from trompa_mer.pool_scoring import SONG_PROBA_CACHE, cached_song_proba
 from trompa_mer.features import FEATURE_NAMES, write_feature_csv
 from trompa_mer.pool import load_pool
 from test_committee import _committee, _raw
@@ -92,8 +93,8 @@ def test_a_damaged_cache_file_is_recomputed(setup):
 
 # --- TreeMarginCache: a retrained XGBoost member evaluates only its new rounds ---------------
 def _pool_proba(committee, feats, cache=True, chunk_windows=60_000):
-    from trompa_mer.committee import TreeMarginCache
-    from trompa_mer.loop import pool_song_proba
+    from trompa_mer.pool_scoring import TreeMarginCache
+    from trompa_mer.pool_scoring import pool_song_proba
 
     pool = load_pool(feats)
     margins = TreeMarginCache(feats, committee.scaler, pool.signature) if cache else None
@@ -105,7 +106,7 @@ def _xgb_indices(committee):
 
 
 def test_tree_margins_of_the_leading_rounds_are_reused_after_an_update(setup, monkeypatch):
-    from trompa_mer.committee import TREE_MARGIN_CACHE, TreeMarginCache
+    from trompa_mer.pool_scoring import TREE_MARGIN_CACHE, TreeMarginCache
 
     folder, feats, X, y = setup
     base = Committee.load(folder)
@@ -137,7 +138,7 @@ def test_tree_margins_of_the_leading_rounds_are_reused_after_an_update(setup, mo
 
 
 def test_tree_margins_miss_when_the_trees_the_scaler_or_the_pool_change(setup, tmp_path):
-    from trompa_mer.committee import TREE_MARGIN_CACHE, TreeMarginCache
+    from trompa_mer.pool_scoring import TREE_MARGIN_CACHE, TreeMarginCache
     from test_committee import _committee as build
 
     folder, feats, X, y = setup

@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 
 from test_loop_support import (N_SONGS, TEST_USER, assert_refused, call, call_ok, loop_assets,  # noqa: F401
-                               loop_env, ok, read_state, snapshot, song_ids, write_pool)
+                               loop_env, ok, read_state, retrain_failing_each_rename, snapshot, song_ids,
+                               write_pool)
 from trompa_mer import consensus, crowd_loop, loop
+from trompa_mer.committee import CROWD_LAYOUT, Committee
 from trompa_mer.crowd import CROWD_COLUMNS
+from trompa_mer.users import CROWD_FEATURES_FILE
 from trompa_mer.datasets.annotations import load_annotations
 from trompa_mer.pool import load_pool
 
@@ -24,15 +27,17 @@ def _create(env, *extra, user=TEST_USER, mode="mc"):
 
 
 def _crowd_of(env, user=TEST_USER, folder=None):
+    """(the user's crowd members as a committee, the crowd table)."""
     state = read_state(env, user)
     user_dir = env["users"] / user
-    return (crowd_loop.CrowdSet.load(user_dir / (folder or state["crowd"])),
-            crowd_loop.read_crowd_table(user_dir / crowd_loop.CROWD_FEATURES_FILE))
+    return (Committee.load(user_dir / (folder or state["crowd"]), layout=CROWD_LAYOUT),
+            crowd_loop.read_crowd_table(user_dir / CROWD_FEATURES_FILE))
 
 
 def _pool_proba(env, user=TEST_USER):
     crowd, table = _crowd_of(env, user)
-    return crowd_loop.pool_proba(crowd, table, load_pool(env["feats"]))
+    pool = load_pool(env["feats"])
+    return crowd.song_proba(pool, crowd=crowd_loop.crowd_rows(table, pool.song_ids))
 
 
 def test_crowd_user_through_the_scripts(loop_env):
@@ -223,7 +228,7 @@ def test_recommendations_follow_the_crowd_members(loop_env):
         return chosen
 
     crowd = consensus.machine_consensus(_pool_proba(env))[[song_ids().index(s) for s in candidates]]
-    committee = loop._load_committee(env["users"] / TEST_USER / read_state(env)["committee"])
+    committee = Committee.load(env["users"] / TEST_USER / read_state(env)["committee"])
     audio = consensus.machine_consensus(committee.song_proba(pool.subset(candidates)))
     assert picks == top_per_quadrant(crowd)
     assert picks != top_per_quadrant(audio)  # so the check above tells the two sources apart
@@ -257,34 +262,13 @@ def test_failure_at_every_rename_of_a_crowd_retrain_keeps_the_previous_user(loop
     _create(env)
     songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2).stdout.split()
     answers = json.dumps({songs[0]: "Q2", songs[1]: "Q4"})
-    real_replace = os.replace
-    state_path = env["users"] / TEST_USER / "state.json"
-    n = 0
-    while True:
-        n += 1
-        calls = {"count": 0}
 
-        def failing(src, dst, *args, **kwargs):
-            calls["count"] += 1
-            if calls["count"] == n:
-                raise OSError(28, "No space left on device (simulated)")
-            return real_replace(src, dst, *args, **kwargs)
-
-        before = state_path.read_bytes()
-        monkeypatch.setattr(os, "replace", failing)
-        try:
-            loop.retrain(TEST_USER, answers, env["users"], env["feats"])
-            failed = False
-        except OSError:
-            failed = True
-        finally:
-            monkeypatch.setattr(os, "replace", real_replace)
-        if not failed:
-            break
-        assert state_path.read_bytes() == before, f"state changed when rename {n} failed"
+    def unchanged(n):
         crowd, _ = _crowd_of(env)
         assert all(len(m.answers_y) == 0 for _, m in crowd.members)
         assert n < 80
+
+    n = retrain_failing_each_rename(env, monkeypatch, answers, unchanged)
     assert n > 10, "the crowd members add renames to a retrain"
     state = read_state(env)
     assert state["iteration"] == 1 and state["crowd"] == "crowd-0001"

@@ -271,7 +271,7 @@ def test_exist_ok_leaves_the_user_unchanged(loop_env):
 def test_pool_song_proba_in_chunks_and_threads_equals_song_proba(loop_assets):
     """get_hard_tracks scores the pool in chunks of whole songs, possibly in threads: the
     result is the committee's song_proba over the whole pool."""
-    from trompa_mer.loop import pool_song_proba
+    from trompa_mer.pool_scoring import pool_song_proba
     from trompa_mer.pool import load_pool
 
     committee = Committee.load(loop_assets / "pretrained")

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from test_loop_support import (ROOT, TEST_USER, call_ok, loop_assets, loop_env,  # noqa: F401
-                               read_state, run, snapshot)
+                               read_state, retrain_failing_each_rename, run, snapshot)
 from trompa_mer import loop
 from trompa_mer.committee import Committee
 from trompa_mer.errors import MERError
@@ -113,33 +113,12 @@ def test_failure_at_every_rename_of_a_retrain_keeps_the_previous_user(loop_env, 
     call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
     songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", "2").stdout.split()
     answers = json.dumps({songs[0]: "Q2", songs[1]: "Q4"})
-    real_replace = os.replace
-    state_path = env["users"] / TEST_USER / "state.json"
-    n = 0
-    while True:
-        n += 1
-        calls = {"count": 0}
 
-        def failing(src, dst, *args, **kwargs):
-            calls["count"] += 1
-            if calls["count"] == n:
-                raise OSError(28, "No space left on device (simulated)")
-            return real_replace(src, dst, *args, **kwargs)
-
-        before = state_path.read_bytes()
-        monkeypatch.setattr(os, "replace", failing)
-        try:
-            loop.retrain(TEST_USER, answers, env["users"], env["feats"])
-            failed = False
-        except OSError:
-            failed = True
-        finally:
-            monkeypatch.setattr(os, "replace", real_replace)
-        if not failed:
-            break
-        assert state_path.read_bytes() == before, f"state changed when rename {n} failed"
+    def consistent(n):
         _assert_consistent(env)
         assert n < 50
+
+    n = retrain_failing_each_rename(env, monkeypatch, answers, consistent)
     assert n > 5, "the retrain should rename several files"
     state = _assert_consistent(env)
     assert state["iteration"] == 1

@@ -45,7 +45,7 @@ def write_pool(feats_dir: Path, n_songs=N_SONGS, n_windows=N_WINDOWS, seed=0) ->
 
 
 def build_committee(directory: Path, seed=1) -> None:
-    from trompa_mer.loop import train_committee
+    from trompa_mer.examples import train_committee
 
     rng = np.random.default_rng(seed)
     # a weak committee: trained on few, noisy windows so the listener has something to teach
@@ -85,24 +85,30 @@ def loop_assets(tmp_path_factory):
     return base
 
 
+def env_for(base: Path, **extra) -> dict:
+    """An environment pointing the scripts at assets under `base` (data/, pretrained/), plus
+    `extra` variables; the folders the tests look into beside it."""
+    env = dict(os.environ)
+    env.update({
+        "MER_MODELS_DIR": str(base / "models"),
+        "MER_DATA_DIR": str(base / "data"),
+        "MER_PRETRAINED_DIR": str(base / "pretrained"),
+        "MER_ANNOTATIONS": str(base / "data" / "annotations.csv"),
+        "MER_LOCK_TIMEOUT": "60",
+        "PYTHONPATH": str(ROOT),
+    })
+    for var in ("MER_USERS_DIR", "MER_FEATS_DIR", "MER_PLAYLISTS", "MER_SEED"):
+        env.pop(var, None)
+    env.update(extra)
+    return {"env": env, "dir": base, "users": base / "models" / "users", "feats": base / "data" / "feats"}
+
+
 @pytest.fixture
 def loop_env(loop_assets, tmp_path):
     """A fresh copy of the assets and an environment pointing the scripts at it."""
     shutil.copytree(loop_assets / "data", tmp_path / "data")
     shutil.copytree(loop_assets / "pretrained", tmp_path / "pretrained")
-    env = dict(os.environ)
-    env.update({
-        "MER_MODELS_DIR": str(tmp_path / "models"),
-        "MER_DATA_DIR": str(tmp_path / "data"),
-        "MER_PRETRAINED_DIR": str(tmp_path / "pretrained"),
-        "MER_ANNOTATIONS": str(tmp_path / "data" / "annotations.csv"),
-        "MER_LOCK_TIMEOUT": "60",
-        "PYTHONPATH": str(ROOT),
-    })
-    for var in ("MER_USERS_DIR", "MER_FEATS_DIR", "MER_PLAYLISTS"):
-        env.pop(var, None)
-    return {"env": env, "dir": tmp_path, "users": tmp_path / "models" / "users",
-            "feats": tmp_path / "data" / "feats"}
+    return env_for(tmp_path)
 
 
 def run(env, script, *args, cwd=None, timeout=180):
@@ -137,6 +143,38 @@ def assert_refused(result, *needles):
 
 def read_state(env, user=TEST_USER) -> dict:
     return json.loads((env["users"] / user / "state.json").read_text())
+
+
+def retrain_failing_each_rename(env, monkeypatch, answers, after_failure) -> int:
+    """Retrain TEST_USER on `answers` with the n-th os.replace failing (disk full), for
+    n = 1, 2, ... until a retrain gets through; after each failure state.json must be
+    byte-identical, then after_failure(n) checks more. Returns the n that got through."""
+    from trompa_mer import loop
+
+    real_replace = os.replace
+    state_path = env["users"] / TEST_USER / "state.json"
+    n = 0
+    while True:
+        n += 1
+        calls = {"count": 0}
+
+        def failing(src, dst, *args, **kwargs):
+            calls["count"] += 1
+            if calls["count"] == n:
+                raise OSError(28, "No space left on device (simulated)")
+            return real_replace(src, dst, *args, **kwargs)
+
+        before = state_path.read_bytes()
+        monkeypatch.setattr(os, "replace", failing)
+        try:
+            loop.retrain(TEST_USER, answers, env["users"], env["feats"])
+            return n
+        except OSError:
+            pass
+        finally:
+            monkeypatch.setattr(os, "replace", real_replace)
+        assert state_path.read_bytes() == before, f"state changed when rename {n} failed"
+        after_failure(n)
 
 
 class Result:

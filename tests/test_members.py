@@ -5,6 +5,7 @@ import pytest
 
 from trompa_mer import members as M
 from trompa_mer.errors import MERError
+from trompa_mer.registry import member_class
 
 ALGORITHMS = sorted(M.MEMBER_TYPES)
 
@@ -66,7 +67,7 @@ def test_save_load_round_trip_identical(tmp_path, algorithm):
     member.temperature = 2.5
     files = member.save(tmp_path / "m0")
     assert all((tmp_path / f).is_file() for f in files)
-    loaded = M.member_class(algorithm).load(tmp_path / "m0")
+    loaded = member_class(algorithm).load(tmp_path / "m0")
     assert loaded.algorithm == algorithm and loaded.input_kind == "features"
     assert loaded.temperature == 2.5
     np.testing.assert_array_equal(loaded.predict_proba(X), member.predict_proba(X))
@@ -133,7 +134,7 @@ def test_load_refuses_other_algorithm(tmp_path):
 
 def test_unknown_algorithm_refused():
     with pytest.raises(MERError, match="gnb, sgd, xgb"):
-        M.member_class("svm")
+        member_class("svm")
 
 
 @pytest.mark.parametrize("algorithm", M.COMPARISON_TYPES)

@@ -310,7 +310,7 @@ def test_a_saved_pretrained_committee_can_be_simulated(tmp_path):
     # small pre-training sets, so that 30 answers can move a Gaussian NB
     members = [(f"gnb_{k}", make_member("gnb").fit(Xs[k:40:2], crowd_q[k:40:2])) for k in range(2)]
     Committee(members, scaler, features.feature_names).save(tmp_path / "committee")
-    committee = simulate.SimCommittee.from_committee(Committee.load(tmp_path / "committee"))
+    committee = simulate.simulatable(Committee.load(tmp_path / "committee"))
     config = ExperimentConfig(min_annotations=100, modes=["mc"], queries=[10], iterations=[3], updates=["cumulative"],
                               repeats=1, users=["me"])
     result = run_experiment(annotations, features, config, tmp_path / "run", committee=committee, progress=False,

@@ -136,7 +136,7 @@ def test_recommendation_bookkeeping():
 
 
 def test_rand_scores_are_reproducible_per_user_and_round():
-    from trompa_mer.loop import _rng_for
+    from trompa_mer.loop import rng_for as _rng_for
 
     a = _rng_for("bob", 0, 1987).random(5)
     assert np.array_equal(a, _rng_for("bob", 0, 1987).random(5))

@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import MERError
+
 
 def _umask_mode() -> int:
     # mkstemp creates files readable by their owner only; give the renamed file the mode a
@@ -17,7 +19,7 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -43,7 +45,7 @@ def _renamed_into_place(path: Path, prefix: str, suffix: str):
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -87,6 +89,19 @@ def write_json(path, obj, indent: int | None = 2) -> None:
         handle.write("\n")
 
 
+def read_json_object(path) -> dict:
+    """A JSON object from a file this package wrote (state, manifests); MERError naming the
+    file when it is not valid JSON or not an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise MERError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise MERError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def replace_dir(new_dir, final_dir) -> None:
     """Swap a fully written folder into place.
 
@@ -101,7 +116,7 @@ def replace_dir(new_dir, final_dir) -> None:
     if final_dir.exists():
         os.replace(final_dir, old)
     os.replace(new_dir, final_dir)
-    _fsync_dir(final_dir.parent)
+    fsync_dir(final_dir.parent)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
 

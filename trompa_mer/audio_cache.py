@@ -155,3 +155,29 @@ def get_audio(audio_source: Mapping, song_id) -> np.ndarray:
         raise MERError(f"song id {song_id!r}: audio must be a non-empty 1-D array of "
                        f"{SAMPLE_RATE} Hz samples, got shape {samples.shape}")
     return samples
+
+
+def pool_audio_source(audio_dir, audio_cache_dir, song_ids, readers) -> "AudioCache":
+    """An AudioCache over `audio_dir` holding every song of `song_ids`, for the members named
+    in `readers` (for messages). Decoded 16 kHz copies go to a subfolder of `audio_cache_dir`
+    named after the audio folder, so two audio folders never share cache files."""
+    import hashlib
+
+    names = ", ".join(readers)
+    if audio_dir is None or audio_cache_dir is None:
+        raise MERError(f"audio folder: not given; the committee's audio member(s) {names} read each "
+                       f"song's audio (the scripts pass MER_AUDIO_DIR and MER_AUDIO_CACHE_DIR)")
+    audio_dir = Path(audio_dir).expanduser().resolve()
+    if not audio_dir.is_dir():
+        raise MERError(f"{audio_dir}: audio folder not found; the committee's audio member(s) "
+                       f"{names} read each song's audio (set MER_AUDIO_DIR to a folder "
+                       f"with one audio file per song, named <song_id>.<ext>)")
+    key = hashlib.sha1(str(audio_dir).encode()).hexdigest()[:12]
+    source = AudioCache.from_folder(audio_dir, Path(audio_cache_dir) / f"{audio_dir.name}-{key}")
+    missing = [str(s) for s in song_ids if str(s) not in source]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MERError(f"{audio_dir}: no audio file for song {missing[0]!r}{more}; the committee's "
+                       f"audio member(s) {names} need <song_id>.<ext> for every song "
+                       f"(set MER_AUDIO_DIR)")
+    return source

@@ -31,3 +31,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def user_parser(description: str) -> argparse.ArgumentParser:
+    """The parser of a per-user script: its description and the -i/--user-id flag."""
+    parser = argparse.ArgumentParser(description=description)
+    add_user_id(parser)
+    return parser
+
+
+def add_user_id(parser, flag: str = "-i", required: bool = True,
+                help_text: str = "the listener's id: letters, digits, '_' and '-' only") -> None:
+    """The user id flag of every per-user script: -i (predict_emotion: -u), --user-id, and
+    --user_id, the original's spelling."""
+    parser.add_argument(flag, "--user-id", "--user_id", dest="user_id", required=required, help=help_text)

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import atomic
 from .audio_cache import SAMPLE_RATE, get_audio
 from .errors import MERError
+from .members import SongAudio
 from .quadrants import N_CLASSES, QUADRANTS
 
 N_FFT = 512
@@ -223,6 +224,7 @@ class CNNMember:
 
     algorithm = "cnn"
     input_kind = "audio"
+    margin_cacheable = False
 
     def __init__(self, n_channels: int = 128, epochs: int = 200, update_epochs: int = 10,
                  batch_size: int = 16, adam_lr: float = 1e-4, sgd_lr: float = 1e-3,
@@ -441,12 +443,30 @@ class CNNMember:
         sig = np.clip(sig, 1e-7, None)
         return starts / SAMPLE_RATE, sig / sig.sum(axis=1, keepdims=True)
 
-    # --- feature verbs: not meaningful for an audio model ---------------------------------
-    def _no_features(self, *_args, **_kwargs):
-        raise TypeError("CNNMember reads audio, not feature rows: the committee calls "
-                        "fit_songs/update_songs/predict_proba_songs(song_ids, ..., audio_source)")
+    # --- the member protocol: X is a members.SongAudio (input kind "audio") ------------------
+    @staticmethod
+    def _song_audio(X):
+        if not isinstance(X, SongAudio):
+            raise MERError(f"cnn member: reads audio (input kind 'audio'): expected SongAudio(song "
+                           f"ids, audio source), got {type(X).__name__}")
+        return X
 
-    fit = update = predict_proba = _no_features
+    def fit(self, X, y, sample_weight=None) -> "CNNMember":
+        if sample_weight is not None:
+            raise MERError("cnn member: sample weights are not supported")
+        X = self._song_audio(X)
+        return self.fit_songs(X.song_ids, y, X.source)
+
+    def update(self, X, y) -> "CNNMember":
+        X = self._song_audio(X)
+        return self.update_songs(X.song_ids, y, X.source)
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = self._song_audio(X)
+        return self.predict_proba_songs(X.song_ids, X.source)
+
+    def copy(self) -> "CNNMember":
+        return copy.deepcopy(self)
 
     # --- persistence ----------------------------------------------------------------------------
     def save(self, path_without_suffix) -> list[str]:

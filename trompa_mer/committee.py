@@ -1,37 +1,40 @@
-"""A committee: members + the feature scaler + `committee.json`, loaded and saved as one folder.
+"""A committee: members of any input kind + the feature scaler, saved as one checksummed folder.
 
-Folder layout:
+Folder layout (trompa_mer.checksummed writes and verifies it):
   committee.json        manifest: members (name, algorithm, input kind, files), feature names,
                         classes, provenance (corpus, label mapping, splits, scores, command),
                         library versions, sha256 of every other file
   scaler.skops          StandardScaler fitted on the committee's training windows
   <member>.<ext>, <member>.json   one model file + metadata per member (see members.py)
 
-Loading verifies every checksum and the feature layout and refuses a mismatch with a MERError
-naming the file. Saving writes a new folder and swaps it in, so a reader never sees half a
-committee.
+A --crowd-member user's crowd-aware members are kept in a folder of their own with the crowd
+layout (crowd.json, audio_scaler.npz: see CROWD_LAYOUT); Committee.join makes one committee of
+the two, and trompa_mer.users stores each part in its folder.
 
-Feature members see standardized window rows; song probabilities are the mean of a song's
-window probabilities. Audio members (`input_kind == "audio"`, the CNN) are asked per song:
-`predict_proba_songs(song_ids, audio_source)` and `update_songs(song_ids, y, audio_source)`;
-their rows are joined to the feature members' rows by song id.
+The committee reads a batch of songs (`Songs`) and hands every member the input its declared
+kind needs (members.INPUT_KINDS), resolved once when the committee is built:
+  features        standardized window rows; a song's probability is the mean of its windows'
+  audio           the songs' audio (members.SongAudio); one row per song
+  crowd+features  [other listeners' crowd columns | the song's standardized mean window
+                  features]; one row per song
+Song probabilities of every member: `song_proba(songs)` -> (members, songs, 4). Learning:
+`update(songs, y)` with one label per song.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import platform
-import shutil
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import atomic
+from .checksummed import read_manifest, save_new_folder, write_manifest
 from .errors import MERError
-from .members import member_class, skops_dump, skops_load
+from .members import INPUT_KINDS, SongAudio, skops_dump, skops_load
+from .registry import member_class
 from .quadrants import N_CLASSES, QUADRANTS
 
 MANIFEST = "committee.json"
@@ -39,12 +42,54 @@ SCALER_FILE = "scaler.skops"
 FORMAT_VERSION = 1
 
 
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Layout:
+    """How a committee folder names its manifest and stores its scaler."""
+
+    manifest: str
+    scaler_file: str
+    what: str           # the folder's content, in messages
+    missing_hint: str   # what a folder without the manifest probably is
+    classes_required: bool
+
+
+COMMITTEE_LAYOUT = Layout(MANIFEST, SCALER_FILE, "committee", "not a committee folder", False)
+# The crowd-aware members of a --crowd-member user (trompa_mer.users keeps them in crowd-NNNN):
+# the scaler is the committee's at the user's creation, as plain mean/scale arrays.
+CROWD_LAYOUT = Layout("crowd.json", "audio_scaler.npz", "crowd members",
+                      "not a crowd-member folder; recreate the user", True)
+
+
+class Standardizer:
+    """Training means and scales of the window features (what a StandardScaler keeps)."""
+
+    def __init__(self, mean, scale):
+        self.mean_ = np.asarray(mean, dtype=np.float64)
+        self.scale_ = np.asarray(scale, dtype=np.float64)
+        self.n_features_in_ = len(self.mean_)
+
+    def save(self, path) -> None:
+        with atomic.atomic_open(path, "wb") as handle:
+            np.savez(handle, mean=self.mean_, scale=self.scale_)
+
+    @classmethod
+    def load(cls, path) -> "Standardizer":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(np.asarray(data["mean"]), np.asarray(data["scale"]))
+        except (OSError, ValueError, KeyError) as err:
+            raise MERError(f"{path}: not a readable scaler ({err})") from None
+
+
+def _save_scaler(scaler, path: Path) -> None:
+    if path.suffix == ".npz":
+        Standardizer(scaler.mean_, scaler.scale_).save(path)
+    else:
+        skops_dump(scaler, path)
+
+
+def _load_scaler(path: Path):
+    return Standardizer.load(path) if path.suffix == ".npz" else skops_load(path)
 
 
 def library_versions() -> dict:
@@ -72,15 +117,96 @@ def check_feature_names(expected, actual, where: str) -> None:
                    "(feature layout differs from the committee's)")
 
 
+def song_means(X, offsets) -> np.ndarray:
+    """(songs, features) mean window features; song i's windows are X[offsets[i]:offsets[i+1]].
+
+    float64 sums cast to float32 (the values of Pool.song_mean) without a float64 copy of the
+    whole pool (1.2 GB for 10,000 songs x 60 windows).
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    sums = np.add.reduceat(np.asarray(X), offsets[:-1], axis=0, dtype=np.float64)
+    return (sums / np.diff(offsets)[:, None]).astype(np.float32)
+
+
+@dataclass
+class Songs:
+    """A batch of songs as a committee reads them.
+
+    X: raw window features; song_of_window: the index (into song_ids) of each window's song.
+    What members of other input kinds read comes beside: `audio` (song id -> samples, for
+    audio members), `crowd` ((songs, 6) other listeners' crowd columns, for crowd members).
+    `prepared` ({input kind: input}) hands members of a kind an input built by the caller
+    instead: the simulator standardizes each listener's windows once and builds the crowd
+    rows after each answer itself.
+    """
+
+    X: object
+    song_of_window: np.ndarray
+    song_ids: list
+    audio: object = None
+    crowd: object = None
+    prepared: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_pool(cls, pool, audio=None, crowd=None) -> "Songs":
+        return cls(pool.X, pool.song_of_window, list(np.asarray(pool.song_ids).tolist()), audio, crowd)
+
+    @classmethod
+    def from_windows(cls, X, song_of_window, song_ids=None, audio=None, crowd=None) -> "Songs":
+        song_of_window = np.asarray(song_of_window, dtype=np.int64)
+        n_songs = len(song_ids) if song_ids is not None else int(song_of_window.max(initial=-1)) + 1
+        ids = list(song_ids) if song_ids is not None else list(range(n_songs))
+        return cls(X, song_of_window, ids, audio, crowd)
+
+    @classmethod
+    def from_offsets(cls, X, offsets, song_ids, **sources) -> "Songs":
+        """Songs whose windows are X[offsets[i]:offsets[i+1]]."""
+        offsets = np.asarray(offsets, dtype=np.int64)
+        return cls(X, np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)), list(song_ids), **sources)
+
+    def __len__(self) -> int:
+        return len(self.song_ids)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Song i's windows are X[offsets[i]:offsets[i+1]] (windows grouped by song, in order)."""
+        sow = np.asarray(self.song_of_window, dtype=np.int64)
+        if sow.size and np.any(np.diff(sow) < 0):
+            raise MERError("songs: windows must be grouped by song in song order")
+        return np.concatenate([[0], np.cumsum(np.bincount(sow, minlength=len(self)))]).astype(np.int64)
+
+    def window_labels(self, y) -> np.ndarray:
+        """One label per window from one label per song."""
+        return np.asarray(y, dtype=np.int64)[np.asarray(self.song_of_window, dtype=np.int64)]
+
+
+def _as_songs(songs_or_X, song_of_window=None, **sources) -> Songs:
+    """A Songs batch from a Songs, a Pool, or raw windows (with `song_of_window`; without it
+    every window is a song of its own)."""
+    if isinstance(songs_or_X, Songs):
+        return songs_or_X
+    if song_of_window is not None:
+        return Songs.from_windows(songs_or_X, song_of_window, **sources)
+    if hasattr(songs_or_X, "offsets") and hasattr(songs_or_X, "song_ids"):
+        return Songs.from_pool(songs_or_X, **sources)
+    return Songs.from_windows(songs_or_X, np.arange(len(songs_or_X)), **sources)
+
+
 class Committee:
-    def __init__(self, members, scaler, feature_names, manifest: dict | None = None):
+    def __init__(self, members, scaler, feature_names, manifest: dict | None = None,
+                 layout: Layout = COMMITTEE_LAYOUT):
         self.members = list(members)  # [(name, member)]
         names = [name for name, _ in self.members]
         if len(set(names)) != len(names):
             raise MERError(f"committee: member names must be unique, got {names}")
+        unknown = sorted({m.input_kind for _, m in self.members} - set(INPUT_KINDS))
+        if unknown:
+            raise MERError(f"committee: members of unknown input kind {unknown} (known: {', '.join(INPUT_KINDS)})")
         self.scaler = scaler
         self.feature_names = list(feature_names)
         self.manifest = dict(manifest or {})
+        self.layout = layout
+        self.parts: list[Committee] = [self]  # several for a joined committee (join)
         # set by load() and save(): the committee's content as written on disk; cleared by
         # update(), so an in-memory change never reads another committee's cached predictions
         self._saved_digest: str | None = None
@@ -96,13 +222,43 @@ class Committee:
     def names(self) -> list[str]:
         return [name for name, _ in self.members]
 
-    def _feature_members(self):
-        return [(i, m) for i, (_, m) in enumerate(self.members)
-                if getattr(m, "input_kind", "features") == "features"]
+    def of_kind(self, *kinds) -> list[int]:
+        """Indices of the members whose input kind is one of `kinds`."""
+        return [i for i, (_, m) in enumerate(self.members) if m.input_kind in kinds]
 
-    def _audio_members(self):
-        return [(i, m) for i, (_, m) in enumerate(self.members)
-                if getattr(m, "input_kind", "features") == "audio"]
+    def subset(self, indices) -> "Committee":
+        """A committee of some of these members (the same member objects), same scaler."""
+        sub = Committee([self.members[i] for i in indices], self.scaler, self.feature_names,
+                        self.manifest, self.layout)
+        return sub
+
+    def listener_members(self) -> list[int]:
+        """The members whose mean is the listener's prediction: the crowd-aware members when
+        the committee has any (they beat the audio committee by ~.29 weighted F1 offline,
+        docs/loop.md), else every member."""
+        crowd = self.of_kind("crowd+features")
+        return crowd or list(range(len(self.members)))
+
+    def listener(self) -> "Committee":
+        """The committee of the listener members (this committee when that is all of them)."""
+        chosen = self.listener_members()
+        return self if len(chosen) == len(self.members) else self.subset(chosen)
+
+    @classmethod
+    def join(cls, *parts: "Committee") -> "Committee":
+        """One committee of the members of `parts` (same scaler statistics and feature layout);
+        each part keeps its own folder layout and manifest for saving (see `parts`)."""
+        first = parts[0]
+        for part in parts[1:]:
+            if part.feature_names != first.feature_names or not (
+                    np.array_equal(part.scaler.mean_, first.scaler.mean_)
+                    and np.array_equal(part.scaler.scale_, first.scaler.scale_)):
+                raise MERError(f"committee: the {part.layout.what} were standardized with other "
+                               f"statistics than the {first.layout.what}; recreate the user")
+        joined = cls([m for part in parts for m in part.members], first.scaler, first.feature_names,
+                     first.manifest, first.layout)
+        joined.parts = list(parts)
+        return joined
 
     # --- features ------------------------------------------------------------------------
     def transform(self, X_raw) -> np.ndarray:
@@ -137,10 +293,10 @@ class Committee:
         Members with a linear form (see Member.linear_form) are scored together with one
         matrix product. tree_prefix {member index: (rounds, margins on these rows)} lets tree
         members evaluate only their later rounds; tree_margins_out, a dict, receives every tree
-        member's full margins on these rows (for TreeMarginCache).
+        member's full margins on these rows (for pool_scoring.TreeMarginCache).
         """
         Z = self._standardized(X_raw)
-        members = self._feature_members()
+        members = [(i, self.members[i][1]) for i in self.of_kind("features")]
         out = np.empty((len(members), Z.shape[0], N_CLASSES))
         linear = [(row, member, member.linear_form()) for row, (_, member) in enumerate(members)]
         linear = [(row, member, form) for row, member, form in linear if form is not None]
@@ -160,7 +316,7 @@ class Committee:
         for row, (i, member) in enumerate(members):
             if row in done:
                 continue
-            if hasattr(member, "predict_margin") and len(X):
+            if member.margin_cacheable and len(X):
                 margins = member.predict_margin(X, (tree_prefix or {}).get(i))
                 if tree_margins_out is not None:
                     tree_margins_out[i] = margins
@@ -169,61 +325,87 @@ class Committee:
                 out[row] = member.predict_proba(X)
         return out
 
-    def song_proba(self, pool_or_X_raw, song_of_window=None, song_ids=None,
-                   audio_source=None, tree_prefix=None, tree_margins_out=None) -> np.ndarray:
-        """(n_members, n_songs, 4): mean of each song's window probabilities per member.
+    # --- what each input kind reads ---------------------------------------------------------
+    def member_input(self, kind: str, songs: Songs):
+        """The input that members of `kind` read for `songs` (one per batch, shared by them)."""
+        if kind in songs.prepared:
+            return songs.prepared[kind]
+        if kind == "features":
+            return self.transform(songs.X)
+        if kind == "audio":
+            if songs.audio is None:
+                raise MERError("committee: audio members "
+                               f"{[self.members[i][0] for i in self.of_kind('audio')]} need song ids "
+                               "and an audio source")
+            return SongAudio(list(songs.song_ids), songs.audio)
+        if kind == "crowd+features":
+            if songs.crowd is None:
+                raise MERError("committee: crowd-aware members need the songs' crowd rows")
+            crowd = np.asarray(songs.crowd, dtype=np.float64).reshape(len(songs), -1)
+            raw = song_means(songs.X, songs.offsets).astype(np.float64)
+            if raw.shape[1] != len(self.scaler.mean_):
+                raise MERError(f"features: the crowd members expect {len(self.scaler.mean_)} audio "
+                               f"columns, got {raw.shape[1]}")
+            audio = (raw - self.scaler.mean_) / self.scaler.scale_
+            return np.hstack([crowd, audio]).astype(np.float32)
+        raise MERError(f"committee: no input for members of kind {kind!r}")
 
-        Pass a Pool (X, song_of_window, song_ids) or raw windows with `song_of_window`
-        (song index per window; songs without windows get uniform rows). Audio members need
-        `song_ids` (taken from the pool) and an `audio_source` they understand. tree_prefix and
+    def song_proba(self, songs, song_of_window=None, tree_prefix=None, tree_margins_out=None,
+                   **sources) -> np.ndarray:
+        """(n_members, n_songs, 4): every member's probabilities of every song.
+
+        `songs`: a Songs batch, a Pool, or raw windows with `song_of_window` (and optionally
+        song_ids=, audio=, crowd=; without song_of_window every window is a song). Window members give the mean of a song's window
+        probabilities (a song without windows gets a uniform row). tree_prefix and
         tree_margins_out are passed to window_proba.
         """
-        if song_of_window is None:
-            pool = pool_or_X_raw
-            X_raw, song_of_window = pool.X, pool.song_of_window
-            song_ids = pool.song_ids if song_ids is None else song_ids
-        else:
-            X_raw = pool_or_X_raw
-        song_of_window = np.asarray(song_of_window, dtype=np.int64)
-        n_songs = len(song_ids) if song_ids is not None else int(song_of_window.max(initial=-1)) + 1
+        songs = _as_songs(songs, song_of_window, **sources)
+        n_songs = len(songs)
         out = np.full((len(self.members), n_songs, N_CLASSES), 1.0 / N_CLASSES)
-        feature_members = self._feature_members()
-        if feature_members:
-            windows = self.window_proba(X_raw, tree_prefix, tree_margins_out)
+        window_members = self.of_kind("features")
+        if window_members:
+            if "features" in songs.prepared:  # standardized by the caller: scored one by one
+                Z = songs.prepared["features"]
+                windows = [self.members[i][1].predict_proba(Z) for i in window_members]
+            else:
+                windows = self.window_proba(songs.X, tree_prefix, tree_margins_out)
+            song_of_window = np.asarray(songs.song_of_window, dtype=np.int64)
             counts = np.bincount(song_of_window, minlength=n_songs).astype(float)
             has = counts > 0
-            for row, (i, _) in enumerate(feature_members):
+            for row, i in enumerate(window_members):
                 for c in range(N_CLASSES):
-                    sums = np.bincount(song_of_window, weights=windows[row, :, c], minlength=n_songs)
+                    sums = np.bincount(song_of_window, weights=windows[row][:, c], minlength=n_songs)
                     out[i, has, c] = sums[has] / counts[has]
-        audio_members = self._audio_members()
-        if audio_members:
-            if song_ids is None or audio_source is None:
-                raise MERError("committee: audio members "
-                               f"{[self.members[i][0] for i, _ in audio_members]} need song ids "
-                               "and an audio source")
-            for i, member in audio_members:
-                out[i] = member.predict_proba_songs(list(song_ids), audio_source)
+        for kind in dict.fromkeys(m.input_kind for _, m in self.members):
+            if kind == "features":
+                continue
+            X_in = self.member_input(kind, songs)
+            for i in self.of_kind(kind):
+                out[i] = self.members[i][1].predict_proba(X_in)
         return out
 
-    def update(self, X_raw, y, song_ids=None, song_y=None, audio_source=None) -> None:
-        """Continue training every member on a labeled batch (it may lack quadrants).
-
-        Feature members get the windows (X_raw, y); audio members get the songs
-        (song_ids, song_y) read through `audio_source`.
-        """
-        self._saved_digest = None
-        X = self.transform(X_raw)
+    def update(self, songs, y, song_of_window=None, **sources) -> None:
+        """Continue training every member on labeled songs (one label per song; a batch may
+        lack quadrants): window members on every window of a song with the song's label.
+        `songs` as in song_proba (raw windows alone: one label per window)."""
+        songs = _as_songs(songs, song_of_window, **sources)
         y = np.asarray(y, dtype=np.int64)
-        for _, member in self._feature_members():
-            member.update(X, y)
-        audio_members = self._audio_members()
-        if audio_members:
-            if song_ids is None or song_y is None or audio_source is None:
-                raise MERError("committee: audio members need song ids, song labels and an "
-                               "audio source to update")
-            for _, member in audio_members:
-                member.update_songs(list(song_ids), np.asarray(song_y, dtype=np.int64), audio_source)
+        if y.shape != (len(songs),):
+            raise MERError(f"committee update: {len(songs)} songs but labels of shape {y.shape}")
+        for part in self.parts:
+            part._saved_digest = None
+        self._saved_digest = None
+        for kind in dict.fromkeys(m.input_kind for _, m in self.members):
+            X_in = self.member_input(kind, songs)
+            labels = songs.window_labels(y) if kind == "features" else y
+            for i in self.of_kind(kind):
+                self.members[i][1].update(X_in, labels)
+
+    def copy(self) -> "Committee":
+        """An independent copy (members copied with their own `copy` verb)."""
+        twin = Committee([(name, member.copy()) for name, member in self.members], self.scaler,
+                         self.feature_names, self.manifest, self.layout)
+        return twin
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, directory, extra_files: dict | None = None) -> Path:
@@ -232,108 +414,73 @@ class Committee:
         `extra_files` ({name: text}, e.g. a model card) are written into the same new folder;
         they are documentation, not part of the checksummed committee.
         """
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-        try:
-            files = [SCALER_FILE]
-            skops_dump(self.scaler, tmp / SCALER_FILE)
-            member_entries = []
-            previous = {m.get("name"): m for m in self.manifest.get("members", [])}
-            for name, member in self.members:
-                written = member.save(tmp / name)
-                files.extend(written)
-                entry = dict(previous.get(name, {}))
-                entry.update(name=name, algorithm=member.algorithm,
-                             input_kind=getattr(member, "input_kind", "features"), files=written)
-                member_entries.append(entry)
-            manifest = dict(self.manifest)
-            manifest.update(
-                format=FORMAT_VERSION,
-                classes=list(QUADRANTS),
-                feature_names=self.feature_names,
-                scaler=SCALER_FILE,
-                members=member_entries,
-                versions={**manifest.get("versions", {}), **library_versions()},
-                checksums={f: sha256_file(tmp / f) for f in files},
-            )
-            atomic.write_json(tmp / MANIFEST, manifest)
-            for name, text in (extra_files or {}).items():
-                if Path(name).name != name or name in files or name == MANIFEST:
-                    raise MERError(f"committee: extra file name {name!r} is not a free plain name")
-                atomic.write_text(tmp / name, text)
-            self.manifest = manifest
-            atomic.replace_dir(tmp, directory)
-            self._saved_digest = content_digest(manifest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+        if len(self.parts) > 1:
+            raise MERError("committee: a joined committee is saved part by part (see users.py)")
+        save_new_folder(directory, lambda tmp: self.write_into(tmp, extra_files))
+        self._saved_digest = content_digest(self.manifest)
+        return Path(directory)
+
+    def write_into(self, folder, extra_files: dict | None = None) -> dict:
+        """Write the committee's files and manifest into an existing empty `folder`."""
+        folder = Path(folder)
+        layout = self.layout
+        files = [layout.scaler_file]
+        _save_scaler(self.scaler, folder / layout.scaler_file)
+        member_entries = []
+        previous = {m.get("name"): m for m in self.manifest.get("members", [])}
+        for name, member in self.members:
+            written = member.save(folder / name)
+            files.extend(written)
+            entry = dict(previous.get(name, {}))
+            entry.update(name=name, algorithm=member.algorithm, input_kind=member.input_kind,
+                         files=written)
+            member_entries.append(entry)
+        manifest = dict(self.manifest)
+        manifest.update(format=FORMAT_VERSION, classes=list(QUADRANTS), feature_names=self.feature_names,
+                        scaler=layout.scaler_file, members=member_entries,
+                        versions={**manifest.get("versions", {}), **library_versions()})
+        if layout is CROWD_LAYOUT:
+            from .crowd import CROWD_COLUMNS
+
+            manifest["crowd_columns"] = list(CROWD_COLUMNS)
+        manifest = write_manifest(folder, layout.manifest, manifest, files)
+        for name, text in (extra_files or {}).items():
+            if Path(name).name != name or name in files or name == layout.manifest:
+                raise MERError(f"committee: extra file name {name!r} is not a free plain name")
+            atomic.write_text(folder / name, text)
+        self.manifest = manifest
+        return manifest
 
     @classmethod
-    def load(cls, directory, feature_names=None) -> "Committee":
+    def load(cls, directory, feature_names=None, layout: Layout = COMMITTEE_LAYOUT) -> "Committee":
         """Load and verify a committee folder; `feature_names` (optional) must match its layout."""
         directory = Path(directory)
-        atomic.recover_dir(directory)
-        manifest_path = directory / MANIFEST
         if not directory.is_dir():
-            raise MERError(f"{directory}: no committee folder here")
-        if not manifest_path.exists():
-            raise MERError(f"{manifest_path}: missing (not a committee folder)")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MERError(f"{manifest_path}: not valid JSON ({err})") from None
-        for field in ("feature_names", "members", "checksums", "scaler"):
-            if field not in manifest:
-                raise MERError(f"{manifest_path}: field {field!r} missing")
-        if manifest.get("classes", list(QUADRANTS)) != list(QUADRANTS):
-            raise MERError(f"{manifest_path}: field 'classes' is {manifest.get('classes')}, "
-                           f"expected {list(QUADRANTS)}")
-        checksums = manifest["checksums"]
-        listed = {manifest["scaler"]} | {f for m in manifest["members"] for f in m.get("files", [])}
-        unlisted = sorted(listed - set(checksums))
-        if unlisted:
-            raise MERError(f"{manifest_path}: field 'checksums' has no entry for {unlisted[0]}")
-        for name, digest in checksums.items():
-            path = directory / name
-            if Path(name).name != name:
-                raise MERError(f"{manifest_path}: file name {name!r} must not contain a folder")
-            if not path.exists():
-                raise MERError(f"{path}: listed in {MANIFEST} but missing")
-            if sha256_file(path) != digest:
-                raise MERError(f"{path}: checksum does not match {MANIFEST} "
-                               "(the file was changed or damaged after the committee was saved)")
+            raise MERError(f"{directory}: no {layout.what} folder here")
+        manifest = read_manifest(directory, layout.manifest, ("feature_names", "members", "checksums", "scaler"),
+                                 layout.what, layout.missing_hint, layout.classes_required)
+        manifest_path = directory / layout.manifest
         if feature_names is not None:
             check_feature_names(manifest["feature_names"], feature_names, str(manifest_path))
-        scaler = skops_load(directory / manifest["scaler"])
+        scaler = _load_scaler(directory / manifest["scaler"])
         members = []
         for entry in manifest["members"]:
-            name = entry.get("name")
-            if not name or Path(name).name != name:
-                raise MERError(f"{manifest_path}: member name {name!r} is not a plain name")
+            name = entry["name"]
             member = member_class(entry.get("algorithm")).load(directory / name)
-            n_features = getattr(member, "n_features", None)
-            if getattr(member, "input_kind", "features") == "features" and \
-                    n_features != len(manifest["feature_names"]):
-                raise MERError(f"{directory / name}: member expects {n_features} features, "
+            if member.input_kind == "features" and member.n_features != len(manifest["feature_names"]):
+                raise MERError(f"{directory / name}: member expects {member.n_features} features, "
                                f"committee has {len(manifest['feature_names'])}")
             members.append((name, member))
-        committee = cls(members, scaler, manifest["feature_names"], manifest)
+        committee = cls(members, scaler, manifest["feature_names"], manifest, layout)
         committee._saved_digest = content_digest(manifest)
         return committee
 
     def content_digest(self) -> str | None:
         """sha256 naming what this committee predicts, or None when it is not as saved on disk
-        (built in memory, or updated since load/save) or reads audio (which may change)."""
-        if self._audio_members():
+        (built in memory, updated since load/save, joined) or reads audio (which may change)."""
+        if self.of_kind("audio") or len(self.parts) > 1:
             return None
         return self._saved_digest
-
-
-# --- cached song probabilities of a committee on a pool -----------------------------------
-SONG_PROBA_CACHE = ".song_proba_cache"
-SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
 
 
 def content_digest(manifest: dict) -> str:
@@ -345,109 +492,3 @@ def content_digest(manifest: dict) -> str:
                 "members": [(m.get("name"), m.get("algorithm")) for m in manifest.get("members", [])],
                 "format": manifest.get("format"), "trompa_mer": __version__}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-
-
-def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
-    """`compute()` ((n_members, n_songs, 4) song probabilities of `committee` on the pool in
-    `feats_dir`), read from a cache file when the same committee already scored the same pool.
-
-    A saved committee folder is immutable (checksummed in committee.json) and the pool folder
-    is identified as the pool cache does (name, size and mtime of every CSV), so the key
-    (committee digest + pool listing + song order) changes whenever either does. The file is
-    written atomically beside the pool cache (`<feats_dir>/.song_proba_cache/`); a read-only
-    pool folder, or a committee with no digest (see Committee.content_digest), just computes.
-    """
-    from .pool import _listing  # the pool cache's own signature of the folder
-
-    digest = committee.content_digest()
-    if digest is None:
-        return compute()
-    feats_dir = Path(feats_dir)
-    key = hashlib.sha256(json.dumps({"committee": digest, "pool": _listing(feats_dir),
-                                     "songs": [str(s) for s in song_ids]},
-                                    sort_keys=True).encode()).hexdigest()
-    cache_dir = feats_dir / SONG_PROBA_CACHE
-    path = cache_dir / f"{key}.npy"
-    expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
-    try:
-        cached = np.load(path)
-        if cached.shape == expected_shape and np.all(np.isfinite(cached)):
-            return cached
-    except (OSError, ValueError):
-        pass  # missing or damaged: compute and rewrite
-    proba = np.asarray(compute(), dtype=np.float64)
-    try:
-        with atomic.atomic_open(path, "wb") as handle:
-            np.save(handle, proba)
-        old = sorted(cache_dir.glob("*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for stale in old[SONG_PROBA_CACHE_KEEP:]:
-            stale.unlink(missing_ok=True)
-    except OSError:
-        pass  # a read-only pool folder: no cache, same answer
-    return proba
-
-
-# --- cached margins of tree members' leading rounds on a pool ---------------------------------
-TREE_MARGIN_CACHE = ".tree_margin_cache"
-TREE_MARGIN_CACHE_KEEP = 24  # files per pool folder, least recently used go first
-
-
-class TreeMarginCache:
-    """Per-window margins of tree (XGBoost) members' leading rounds on one pool, on disk.
-
-    A retrain appends rounds to an XGBoost member and never changes its earlier trees, so every
-    later version of a pre-trained member (any user, any round) can start from the pre-trained
-    member's margins on the pool and evaluate only the new rounds: 10 new rounds instead of
-    110. An entry is keyed by the exact bytes of the leading rounds (UBJSON), the scaler's
-    statistics and the pool's listing signature, so a change to any of them is a miss; a miss
-    or a damaged file only means computing. Files live in `<feats_dir>/.tree_margin_cache/`,
-    written atomically; the least recently used beyond TREE_MARGIN_CACHE_KEEP are removed.
-    """
-
-    def __init__(self, feats_dir, scaler, pool_signature: str):
-        from . import __version__
-
-        self.dir = Path(feats_dir) / TREE_MARGIN_CACHE
-        context = hashlib.sha256()
-        for part in (pool_signature.encode(), __version__.encode(),
-                     np.asarray(scaler.mean_, dtype=np.float64).tobytes(),
-                     np.asarray(scaler.scale_, dtype=np.float64).tobytes()):
-            context.update(part)
-        self.context = context.hexdigest()
-
-    def _path(self, member, rounds: int) -> Path:
-        digest = hashlib.sha256(self.context.encode() + member.leading_rounds_bytes(rounds)).hexdigest()
-        return self.dir / f"r{rounds:05d}-{digest}.npy"
-
-    def lookup(self, member, n_windows: int):
-        """(rounds, memory-mapped (n_windows, 4) margins) of the longest cached leading part of
-        `member`, or None."""
-        total = member.booster.num_boosted_rounds()
-        try:
-            cached_rounds = {int(p.name[1:6]) for p in self.dir.glob("r[0-9][0-9][0-9][0-9][0-9]-*.npy")}
-        except OSError:
-            return None
-        for rounds in sorted((r for r in cached_rounds if 0 < r <= total), reverse=True):
-            path = self._path(member, rounds)
-            try:
-                margins = np.load(path, mmap_mode="r")
-            except (OSError, ValueError):
-                continue
-            if margins.shape == (n_windows, N_CLASSES) and margins.dtype == np.float32:
-                with contextlib.suppress(OSError):
-                    os.utime(path)  # recently used: kept longest
-                return rounds, margins
-        return None
-
-    def store(self, member, margins) -> None:
-        path = self._path(member, member.booster.num_boosted_rounds())
-        try:
-            if not path.exists():
-                self.dir.mkdir(exist_ok=True)
-                with atomic.atomic_open(path, "wb") as handle:
-                    np.save(handle, np.ascontiguousarray(margins, dtype=np.float32))
-            files = sorted(self.dir.glob("r*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-            for stale in files[TREE_MARGIN_CACHE_KEEP:]:
-                stale.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only or full pool folder: no cache, same answers

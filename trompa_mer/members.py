@@ -1,11 +1,17 @@
-"""Committee members: one small class per algorithm with the same verbs.
+"""Committee members: one small class per algorithm, one protocol for every kind.
 
-Every member has `algorithm`, `input_kind` ("features" here; the CNN member is "audio"), and
-  fit(X, y, sample_weight=None) -> self       train from scratch on standardized windows
+Every member declares `algorithm` (its registry name) and `input_kind`, one of INPUT_KINDS,
+which says what its X is; the committee builds that input once per batch for all members of
+the kind (committee.Committee.member_input). The verbs, in scikit-learn's spirit:
+  fit(X, y, sample_weight=None) -> self       train from scratch
   update(X, y) -> self                        continue on a labeled batch (may lack quadrants)
   predict_proba(X) -> (n, 4)                  Q1..Q4, finite, rows sum to 1
+  copy() -> member                            an independent copy (the simulator restarts from it)
   save(path_without_suffix) -> [file names]   every write atomic
   load(path_without_suffix)  (classmethod)
+Registering a new kind of member: a class with these verbs, an entry in registry.py, and,
+for a new input kind, an entry in INPUT_KINDS and one branch in Committee.member_input
+(docs/INTERFACES.md walks through an example).
 
 Each member writes its model file plus `<name>.json` (algorithm, hyperparameters, temperature).
 `temperature` T > 1 softens a member's probabilities (p ** (1/T), renormalized); the committee
@@ -16,7 +22,9 @@ so a member file can never run code), XGBoost boosters in XGBoost's own UBJSON.
 """
 from __future__ import annotations
 
+import copy as _copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +36,27 @@ from .quadrants import CLASSES, N_CLASSES
 
 # One source of defaults, shared with settings.py; the scripts pass settings' values explicitly.
 from . import hyperparameters as _hp  # noqa: E402
+
+# What a member's X is, by input kind (one row of predict_proba per row of X):
+INPUT_KINDS = {
+    "features": "standardized window features (windows x features, float32); the committee "
+                "averages a song's window probabilities",
+    "audio": "SongAudio: song ids and an audio source (song id -> 16 kHz samples); one row per song",
+    "crowd+features": "per song: the other listeners' crowd columns (trompa_mer.crowd) followed "
+                      "by the song's standardized mean window features",
+}
+
+
+@dataclass
+class SongAudio:
+    """The X of an audio member: songs by id and where to read their audio."""
+
+    song_ids: list
+    source: object  # Mapping song id -> mono float32 samples at 16 kHz (audio_cache.AudioCache)
+
+    def __len__(self) -> int:
+        return len(self.song_ids)
+
 
 DEFAULT_SGD_PARAMS = dict(_hp.SGD_PARAMS)
 DEFAULT_XGB_PARAMS = dict(_hp.XGB_PARAMS)
@@ -145,6 +174,9 @@ class Member:
     algorithm = "base"
     input_kind = "features"
     model_suffix = ".skops"
+    # True for members with predict_margin(X, prefix) whose earlier rounds never change
+    # (boosted trees): the committee then caches their margins on a pool (pool_scoring)
+    margin_cacheable = False
 
     def __init__(self, temperature: float = 1.0):
         self.temperature = float(temperature)
@@ -176,6 +208,10 @@ class Member:
         if X.shape[0] == 0:
             return np.zeros((0, N_CLASSES))
         return self.proba_from_log(self._log_proba(X))
+
+    def copy(self):
+        """An independent copy of this trained member."""
+        return _copy.deepcopy(self)
 
     def proba_from_log(self, log_p) -> np.ndarray:
         """Log-probabilities (any row offset) -> this member's tempered probabilities."""
@@ -379,6 +415,7 @@ class XGBMember(Member):
 
     algorithm = "xgb"
     model_suffix = ".ubj"
+    margin_cacheable = True
 
     def __init__(self, temperature: float = 1.0, params: dict | None = None,
                  rounds: int = DEFAULT_XGB_ROUNDS, update_rounds: int = DEFAULT_XGB_UPDATE_ROUNDS):
@@ -441,6 +478,15 @@ class XGBMember(Member):
                                              base_margin=np.zeros((len(X), N_CLASSES), np.float32))
         return np.asarray(known, dtype=np.float32) + later.reshape(-1, N_CLASSES)
 
+    def copy(self):
+        """deepcopy would copy the booster through a full serialize/parse round trip (tens of ms
+        for 400 trees, and the simulator restores a committee every iteration); slicing all
+        rounds is XGBoost's own C-level copy, several times cheaper."""
+        twin = _copy.copy(self)
+        twin.__dict__ = {k: (_copy.deepcopy(v) if k != "booster" else None) for k, v in self.__dict__.items()}
+        twin.booster = self.booster[0:self.booster.num_boosted_rounds()]
+        return twin
+
     def leading_rounds_bytes(self, rounds: int) -> bytes:
         """The first `rounds` rounds as XGBoost's own UBJSON: equal bytes, equal trees."""
         return bytes(self.booster[:rounds].save_raw("ubj"))
@@ -467,22 +513,11 @@ class XGBMember(Member):
 MEMBER_TYPES: dict[str, type] = {"gnb": GaussianNBMember, "sgd": SGDMember, "xgb": XGBMember}
 
 
-def member_class(algorithm: str):
-    """The member class for an algorithm name; 'cnn' is imported lazily from trompa_mer.cnn."""
-    if algorithm in MEMBER_TYPES:
-        return MEMBER_TYPES[algorithm]
-    if algorithm == "cnn":
-        try:
-            from . import cnn
-        except ImportError as err:
-            raise MERError(f"member algorithm 'cnn' needs trompa_mer.cnn and torch ({err})") from None
-        return cnn.CNNMember
-    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)} or cnn, "
-                   f"got {algorithm!r}")
-
-
 def make_member(algorithm: str, **kwargs):
-    return member_class(algorithm)(**kwargs)
+    """A new window-feature classifier (gnb, sgd, xgb); every kind: registry.member_class."""
+    if algorithm not in MEMBER_TYPES:
+        raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, got {algorithm!r}")
+    return MEMBER_TYPES[algorithm](**kwargs)
 
 
 # --- comparison-only models (reports of deam_classifier, never committee members) ---------

@@ -78,7 +78,7 @@ class Pool:
         return (sums / np.diff(self.offsets)[:, None]).astype(np.float32)
 
 
-def _listing(feats_dir: Path) -> dict:
+def folder_listing(feats_dir: Path) -> dict:
     """{file name: [size, mtime_ns]} of the CSVs in the folder: the cache's signature."""
     out = {}
     with os.scandir(feats_dir) as entries:
@@ -131,12 +131,25 @@ def _read_song(path: Path):
             table["frameTime"].to_numpy(dtype=np.float32))
 
 
+def open_pool(feats_dir) -> Pool:
+    """The pool the loop's steps read: load_pool with a refusal that names the setting to fix
+    when the folder is missing or holds no feature CSVs."""
+    feats_dir = Path(feats_dir)
+    if not feats_dir.is_dir():
+        raise MERError(f"{feats_dir}: pool folder of feature CSVs not found (set MER_FEATS_DIR "
+                       f"or run extract_features.py into it)")
+    pool = load_pool(feats_dir)
+    if len(pool.song_ids) == 0:
+        raise MERError(f"{feats_dir}: the pool holds no feature CSVs")
+    return pool
+
+
 def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int = 1, mmap: bool = True) -> Pool:
     """The pool of `feats_dir/*.csv`, from its cache when the folder has not changed."""
     feats_dir = Path(feats_dir)
     if not feats_dir.is_dir():
         raise MERError(f"{feats_dir}: feature pool folder not found")
-    listing = _listing(feats_dir)
+    listing = folder_listing(feats_dir)
     if not listing:
         raise MERError(f"{feats_dir}: no feature CSVs in the pool folder")
     cache_dir = feats_dir / CACHE_NAME
@@ -147,7 +160,7 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
             return hit[1]
     with _locked(feats_dir):
         old = _read_cache(cache_dir, mmap=True) if cache else None
-        listing = _listing(feats_dir)
+        listing = folder_listing(feats_dir)
         if old is not None and old[0]["listing"] == listing:
             pool = old[1]
         else:

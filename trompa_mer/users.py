@@ -12,7 +12,10 @@ Layout of `<users_dir>/<user_id>/`:
                           only for a user created with --crowd-member: the crowd-aware members
                           after NNNN rounds (state["crowd"] names the current folder), as
                           pre-trained, and the pool songs' crowd features without this user
-                          (trompa_mer.crowd_loop); committed by the same state.json rename
+                          (trompa_mer.crowd_loop); committed by the same state.json rename.
+                          The crowd folders use committee.CROWD_LAYOUT; load_committee joins
+                          them with committee-NNNN into the user's one committee
+This module is the only one that knows these names.
 Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
 be taken before the user folder exists (create) and deleting a user folder forgets the user.
 
@@ -60,6 +63,8 @@ CONSENSUS_FILE = "consensus.csv"
 COMMITTEE_PREFIX = "committee-"
 BASE_COMMITTEE = "base-committee"  # the committee as copied at creation (cumulative updates restart here)
 CROWD_PREFIX = "crowd-"  # crowd-NNNN: a --crowd-member user's crowd members (trompa_mer.crowd_loop)
+BASE_CROWD = "base-crowd"  # the crowd members as pre-trained at creation
+CROWD_FEATURES_FILE = "crowd_features.csv"  # the pool songs' crowd features without this user
 LOCKS_DIR = ".locks"
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
@@ -80,6 +85,10 @@ def validate_user_id(user_id) -> str:
 
 def committee_folder_name(iteration: int) -> str:
     return f"{COMMITTEE_PREFIX}{int(iteration):04d}"
+
+
+def crowd_folder_name(iteration: int) -> str:
+    return f"{CROWD_PREFIX}{int(iteration):04d}"
 
 
 class UserStore:
@@ -109,6 +118,50 @@ class UserStore:
 
     def consensus_path(self, user_id) -> Path:
         return self.user_dir(user_id) / CONSENSUS_FILE
+
+    def crowd_table_path(self, user_id) -> Path:
+        return self.user_dir(user_id) / CROWD_FEATURES_FILE
+
+    # --- the user's committee -------------------------------------------------------------
+    def load_committee(self, user_id, state: dict, base: bool = False):
+        """The user's committee (verified): the current one, or with base=True the one they were
+        created with. A --crowd-member user's crowd-aware members are joined into it."""
+        from .committee import CROWD_LAYOUT, Committee
+
+        user_dir = self.user_dir(user_id)
+        folder = user_dir / (BASE_COMMITTEE if base else state["committee"])
+        if not folder.is_dir():
+            if base:
+                raise MERError(f"{folder}: missing; a cumulative update starts from the committee "
+                               f"the user was created with (use --update batch, or recreate the user)")
+            raise MERError(f"{folder}: committee folder not found (expected a folder with committee.json)")
+        committee = Committee.load(folder)
+        if not state.get("crowd"):
+            return committee
+        crowd_dir = user_dir / (BASE_CROWD if base else state["crowd"])
+        if not crowd_dir.is_dir():
+            raise MERError(f"{crowd_dir}: missing; the user's crowd members start from it (recreate the user"
+                           f"{', or use --update batch' if base else ''})")
+        return Committee.join(committee, Committee.load(crowd_dir, layout=CROWD_LAYOUT))
+
+    def save_committee(self, user_id, committee, iteration: int) -> dict:
+        """Save `committee` as the folders of round `iteration` (each part of a joined committee
+        in its own folder); returns the state fields naming them. Nothing is committed until a
+        state naming them is written."""
+        from .committee import CROWD_LAYOUT
+
+        fields = {}
+        for part in committee.parts:
+            crowd = part.layout is CROWD_LAYOUT
+            name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
+            part.save(self.user_dir(user_id) / name)
+            fields["crowd" if crowd else "committee"] = name
+        return fields
+
+    def read_crowd_table(self, user_id):
+        from .crowd_loop import read_crowd_table
+
+        return read_crowd_table(self.crowd_table_path(user_id))
 
     # --- locking --------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -145,13 +198,9 @@ class UserStore:
         path = self.state_path(user_id)
         if not path.is_file():
             raise MERError(f"user {user_id!r}: no such user ({path} not found); create it with create_user.py")
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise MERError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise MERError(f"{path}: field 'format': expected {STATE_FORMAT}, got "
-                           f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}")
+        state = atomic.read_json_object(path)
+        if state.get("format") != STATE_FORMAT:
+            raise MERError(f"{path}: field 'format': expected {STATE_FORMAT}, got {state.get('format')!r}")
         missing = [k for k in ("mode", "committee", "iteration", "pending", "asked") if k not in state]
         if missing:
             raise MERError(f"{path}: missing field(s) {', '.join(missing)}")
@@ -169,12 +218,12 @@ class UserStore:
     # --- create ---------------------------------------------------------------------------
     def create(self, user_id, committee_source, mode: str, balanced: bool = False,
                consensus: pd.DataFrame | None = None, annotations_source=None,
-               extra_writer=None) -> dict:
+               crowd=None) -> dict:
         """Create the user folder (call under `lock`). The folder is assembled under a temporary
         name and renamed into place, so it either exists complete or not at all.
 
-        `extra_writer(folder) -> dict` (optional) writes more files into the folder being
-        assembled (the crowd members) and returns fields added to the new state."""
+        crowd: (crowd members as a committee with CROWD_LAYOUT, crowd table) for a
+        --crowd-member user (trompa_mer.crowd_loop.prepare)."""
         user_dir = self.user_dir(user_id)
         if user_dir.exists():
             raise MERError(f"user {user_id!r} already exists ({user_dir})")
@@ -189,11 +238,18 @@ class UserStore:
                 write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
             state = new_state(user_id, mode, balanced, committee_name,
                               str(committee_source), None if annotations_source is None else str(annotations_source))
-            if extra_writer is not None:
-                state.update(extra_writer(tmp))
+            if crowd is not None:
+                from .crowd_loop import write_crowd_table
+
+                members, table = crowd
+                write_crowd_table(table, tmp / CROWD_FEATURES_FILE)
+                for name in (crowd_folder_name(0), BASE_CROWD):
+                    (tmp / name).mkdir()
+                    members.write_into(tmp / name)
+                state["crowd"] = crowd_folder_name(0)
             atomic.write_json(tmp / STATE_FILE, state)
             os.rename(tmp, user_dir)
-            atomic._fsync_dir(self.users_dir)
+            atomic.fsync_dir(self.users_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -266,6 +322,26 @@ def record_queries(state: dict, songs, when: str | None = None) -> dict:
     new["pending"] = list(songs)
     new["pending_since"] = when or now_iso()
     return new
+
+
+def read_answers_arg(value) -> tuple[object, str]:
+    """The -a argument: a path to a JSON file, or (when no such file exists) inline JSON text."""
+    text = str(value)
+    path = Path(text)
+    if path.is_file():
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise MERError(f"{path}: not UTF-8 text (expected a JSON object {{song_id: \"Q1\"..\"Q4\"}})") from None
+        source = str(path)
+    elif text.lstrip().startswith("{"):
+        raw, source = text, "annotations (inline JSON)"
+    else:
+        raise MERError(f"{text}: annotation file not found (expected a JSON file {{song_id: \"Q1\"..\"Q4\"}})")
+    try:
+        return json.loads(raw), source
+    except json.JSONDecodeError as err:
+        raise MERError(f"{source}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
 
 
 def parse_answers(raw, state: dict, source: str = "annotations") -> dict:

@@ -24,21 +24,21 @@ job is written as one part file, so an interrupted run resumes where it stopped.
 this process, in joblib workers or on a Dask cluster.
 
 Modules, by job: `data` (features, annotations, users, splits, pre-training labels), `config`
-(ExperimentConfig, PRESETS), `protocol` (SimCommittee, one user's simulation, F1), `runner`
+(ExperimentConfig, PRESETS), `protocol` (the committee under simulation, one user's simulation, F1), `runner`
 (jobs, part files, resume, executors, run_experiment), `report` (statistics, summary, plots).
 """
 from ..consensus import MODES
 from .config import DEFAULT_ALGORITHMS, PRESETS, UPDATES, ExperimentConfig
 from .data import (MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, load_annotation_table, load_features,
                    load_song_features, prepare_annotations, pretraining_labels, user_split)
-from .protocol import (COMMITTEE, COUNT_COLUMNS, FULL, RESULT_COLUMNS, Context, SimCommittee, clone_member,
-                       f1_scores, pretrain_for_user, reads_crowd, simulate_user_mode)
+from .protocol import (COMMITTEE, COUNT_COLUMNS, FULL, RESULT_COLUMNS, Context, audio_members,
+                       f1_scores, pretrain_for_user, simulatable, simulate_user_mode)
 from .runner import read_results, run_experiment
 
 __all__ = [
     "COMMITTEE", "COUNT_COLUMNS", "DEFAULT_ALGORITHMS", "FULL", "MIN_PRETRAIN_SONGS", "MODES", "PRESETS",
-    "RESULT_COLUMNS", "UPDATES", "Context", "ExperimentConfig", "FeatureTable", "SimCommittee", "clone_member",
+    "RESULT_COLUMNS", "UPDATES", "Context", "ExperimentConfig", "FeatureTable", "audio_members",
     "eligible_users", "f1_scores", "load_annotation_table", "load_features", "load_song_features",
-    "prepare_annotations", "pretrain_for_user", "pretraining_labels", "read_results", "reads_crowd",
+    "prepare_annotations", "pretrain_for_user", "pretraining_labels", "read_results", "simulatable",
     "run_experiment", "simulate_user_mode", "user_split",
 ]

@@ -1,8 +1,7 @@
-"""One user's simulation: the committee under simulation (SimCommittee and its helpers), the
-rows of one user x mode and the user's reference points, and the F1 they are scored with."""
+"""One user's simulation: the committee under simulation, the rows of one user x mode and the
+user's reference points, and the F1 they are scored with."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.preprocessing import StandardScaler
 
+from ..committee import Committee, Songs
 from ..consensus import human_consensus, machine_consensus, mode_scores, select_queries
 from ..errors import MERError
 from ..quadrants import N_CLASSES, QUADRANTS
@@ -26,83 +26,31 @@ RESULT_COLUMNS = ["user", "repeat", "mode", "update", "config", "queries", "algo
 
 
 # --- the committee under simulation --------------------------------------------------------
-@dataclass
-class SimCommittee:
-    """Members (algorithm, member) + the scaler of their training data."""
-
-    members: list
-    scaler: object = None
-
-    def transform(self, X):
-        return X if self.scaler is None else self.scaler.transform(X).astype(np.float32)
-
-    def copy(self) -> "SimCommittee":
-        return SimCommittee([(a, clone_member(m)) for a, m in self.members], self.scaler)
-
-    def algorithms(self) -> list:
-        return list(dict.fromkeys(a for a, _ in self.members))
-
-    def audio_index(self) -> list:
-        """Members that read audio features only (the crowd-aware ones also read other listeners)."""
-        return [k for k, (_, m) in enumerate(self.members) if not reads_crowd(m)]
-
-    def has_crowd(self) -> bool:
-        return any(reads_crowd(m) for _, m in self.members)
-
-    def song_proba(self, X_scaled, offsets, song_input=None) -> np.ndarray:
-        """(members, songs, 4): mean of each song's row probabilities per member.
-
-        song_input: (songs, crowd + audio columns) for crowd-aware members (one row per song).
-        """
-        starts = offsets[:-1]
-        lengths = np.diff(offsets)
-        out = np.empty((len(self.members), len(starts), N_CLASSES))
-        for k, (_, member) in enumerate(self.members):
-            if reads_crowd(member):
-                out[k] = member.predict_proba(song_input)
-                continue
-            proba = member.predict_proba(X_scaled)
-            if len(starts) == len(proba):  # one row per song
-                out[k] = proba
-            else:
-                out[k] = np.add.reduceat(proba, starts, axis=0) / lengths[:, None]
-        return out
-
-    def update(self, X_scaled, y, song_input=None, song_y=None):
-        for _, member in self.members:
-            if reads_crowd(member):
-                member.update(song_input, song_y)
-            else:
-                member.update(X_scaled, y)
-
-    @classmethod
-    def from_committee(cls, committee) -> "SimCommittee":
-        """Adapt a trompa_mer.committee.Committee (members + scaler) for simulation."""
-        members = [(getattr(m, "algorithm", str(name)), m) for name, m in committee.members]
-        if any(getattr(m, "input_kind", "features") not in ("features", "crowd+features") for _, m in members):
-            raise MERError("committee: the simulator runs feature members only (no audio members)")
-        return cls(members, committee.scaler)
+# The simulator runs the package's Committee. Two things it does its own way, as the recorded
+# experiment tables were computed: each listener's rows are standardized once with sklearn's
+# StandardScaler.transform (float32 arithmetic; Committee.transform computes in float64) and
+# handed to the members as prepared inputs (Songs.prepared), so members are scored one by one;
+# and the crowd members' rows are rebuilt after each answer (ListenerVotes).
+CROWD_KIND = "crowd+features"
 
 
-def reads_crowd(member) -> bool:
-    return getattr(member, "input_kind", "features") == "crowd+features"
+def standardize(committee: Committee, X) -> np.ndarray:
+    return committee.scaler.transform(X).astype(np.float32)
 
 
-def clone_member(member):
-    """An independent copy of a trained member.
+def simulatable(committee: Committee) -> Committee:
+    """`committee` if the simulator can run it: members that read feature rows (and crowd
+    members), not audio."""
+    if committee.of_kind("audio"):
+        raise MERError("committee: the simulator runs feature members only (no audio members)")
+    return committee
 
-    copy.deepcopy works for every member, but an XGBoost booster deep-copies through a full
-    serialize/parse round trip (tens of ms for 400 trees), and the cumulative update restores
-    the pre-trained committee every iteration; slicing all rounds (XGBoost's own C-level copy)
-    is several times cheaper. A `copy` verb on the members would be the cleaner seam.
-    """
-    booster = getattr(member, "booster", None)
-    if booster is None:
-        return copy.deepcopy(member)
-    twin = copy.copy(member)
-    twin.__dict__ = {k: (copy.deepcopy(v) if k != "booster" else None) for k, v in member.__dict__.items()}
-    twin.booster = booster[0:booster.num_boosted_rounds()]
-    return twin
+
+def _songs(X_scaled, offsets, crowd_input=None) -> Songs:
+    prepared = {"features": X_scaled}
+    if crowd_input is not None:
+        prepared[CROWD_KIND] = crowd_input
+    return Songs.from_offsets(None, offsets, list(range(len(offsets) - 1)), prepared=prepared)
 
 
 def _new_member(algorithm, member_params):
@@ -112,7 +60,7 @@ def _new_member(algorithm, member_params):
 
 
 def pretrain_committee(features: FeatureTable, labels: pd.Series, algorithms, member_params,
-                       n_splits: int = 5, test_size: float = 0.2, seed: int = 1987) -> SimCommittee:
+                       n_splits: int = 5, test_size: float = 0.2, seed: int = 1987) -> Committee:
     """Members trained like deam_classifier: GroupShuffleSplit by song, member k on split k.
 
     The scaler is fitted on all training songs' rows (the committee's one scaler); member k sees
@@ -129,9 +77,9 @@ def pretrain_committee(features: FeatureTable, labels: pd.Series, algorithms, me
     splitter = GroupShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
     members = []
     for algorithm in algorithms:
-        for train, _ in splitter.split(Xs, y, groups):
-            members.append((algorithm, _new_member(algorithm, member_params).fit(Xs[train], y[train])))
-    return SimCommittee(members, scaler)
+        for k, (train, _) in enumerate(splitter.split(Xs, y, groups)):
+            members.append((f"{algorithm}_{k}", _new_member(algorithm, member_params).fit(Xs[train], y[train])))
+    return Committee(members, scaler, features.feature_names)
 
 
 # --- one user ------------------------------------------------------------------------------
@@ -142,7 +90,7 @@ class Context:
     config: ExperimentConfig
     annotations: pd.DataFrame
     features: FeatureTable
-    committee: SimCommittee | None = None
+    committee: Committee | None = None
     key: str = ""
 
 
@@ -169,7 +117,7 @@ def f1_scores(y_true, proba) -> tuple[float, float]:
 class _UserData:
     """A user's labels, crowd table and scaled feature rows (pool + test) for one repeat."""
 
-    def __init__(self, ctx: Context, user, committee: SimCommittee | None):
+    def __init__(self, ctx: Context, user, committee: Committee | None):
         ann = ctx.annotations
         mine = ann[(ann["user"] == user) & ann["song"].map(ctx.features.has)]
         self.labels = dict(zip(mine["song"], mine["quadrant"].astype(int)))
@@ -181,10 +129,10 @@ class _UserData:
         X, self.offsets = ctx.features.gather(self.songs)
         self.X_raw = X
         self.position = {s: i for i, s in enumerate(self.songs)}
-        self.X_scaled = committee.transform(X) if committee is not None else None
+        self.X_scaled = standardize(committee, X) if committee is not None else None
         self.song_input = None
         self.votes = None
-        if committee is not None and committee.has_crowd():
+        if committee is not None and committee.of_kind(CROWD_KIND):
             from ..crowd import ListenerVotes, crowd_features, uses_listener_weights
 
             lengths = np.diff(self.offsets)[:, None]
@@ -202,16 +150,8 @@ class _UserData:
         block = self.votes.crowd_block(answered, [self.labels[s] for s in asked])
         return np.hstack([block, self.audio])
 
-    def rows(self, songs):
-        """Scaled rows and their song labels for `songs`."""
-        idx = [self.position[s] for s in songs]
-        parts = [np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]
-        rows = np.concatenate(parts) if parts else np.zeros(0, dtype=int)
-        y = np.repeat([self.labels[s] for s in songs], [len(p) for p in parts]).astype(np.int64)
-        return rows, y
 
-
-def pretrain_for_user(ctx: Context, user) -> SimCommittee:
+def pretrain_for_user(ctx: Context, user) -> Committee:
     """The leave-user-out committee of one user (plus its crowd-aware members if asked)."""
     cfg = ctx.config
     if ctx.committee is not None:
@@ -225,13 +165,14 @@ def pretrain_for_user(ctx: Context, user) -> SimCommittee:
     from ..crowd import pretrain_crowd_members, variant_options
 
     features = ctx.features
-    scaled = committee.transform(features.X)
+    scaled = standardize(committee, features.X)
     lengths = np.diff(features.offsets)[:, None]
     audio = np.add.reduceat(scaled, features.offsets[:-1], axis=0) / lengths
     song_audio = dict(zip(features.song_ids.tolist(), audio))
     crowd = pretrain_crowd_members(ctx.annotations, song_audio, user, cfg.n_splits, cfg.pretrain_test_size, cfg.seed,
                                    **variant_options(cfg.crowd_variant))
-    return SimCommittee([*committee.members, *[("crowd", m) for m in crowd]], committee.scaler)
+    return Committee([*committee.members, *[(f"crowd_{k}", m) for k, m in enumerate(crowd)]], committee.scaler,
+                     committee.feature_names, committee.manifest)
 
 
 def _song_rows(data: "_UserData", songs):
@@ -242,32 +183,43 @@ def _song_rows(data: "_UserData", songs):
     return rows, offsets
 
 
-def _scores_by_algorithm(committee: SimCommittee, proba: np.ndarray, y_true) -> dict:
+def audio_members(committee: Committee) -> list[int]:
+    """The members that read the songs' features only (the crowd-aware ones also read other
+    listeners): the "committee" rows of the results, and what mc/mix queries follow."""
+    crowd = set(committee.of_kind(CROWD_KIND))
+    return [k for k in range(len(committee.members)) if k not in crowd]
+
+
+def _scores_by_algorithm(committee: Committee, proba: np.ndarray, y_true) -> dict:
     """F1 per algorithm (mean of its members' probabilities) and for the whole committee."""
-    algorithms = [a for a, _ in committee.members]
+    algorithms = committee.algorithms()
     out = {}
-    for algorithm in committee.algorithms():
+    for algorithm in dict.fromkeys(algorithms):
         sel = [k for k, a in enumerate(algorithms) if a == algorithm]
         out[algorithm] = f1_scores(y_true, machine_consensus(proba[sel]))
     # "committee" stays the audio committee; "full" weighs the two sources equally (a plain mean
     # over members would give the 15 audio members three times the 5 crowd members' say)
-    audio_index = committee.audio_index()
+    audio_index = audio_members(committee)
     audio = machine_consensus(proba[audio_index])
     out[COMMITTEE] = f1_scores(y_true, audio)
-    if committee.has_crowd():
-        crowd_index = [k for k in range(len(algorithms)) if k not in set(audio_index)]
+    crowd_index = committee.of_kind(CROWD_KIND)
+    if crowd_index:
         out[FULL] = f1_scores(y_true, 0.5 * audio + 0.5 * machine_consensus(proba[crowd_index]))
     return out
 
 
-def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee | None = None) -> pd.DataFrame:
-    """Every repeat x update x (q, e) simulation of one user in one query mode."""
+def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | None = None,
+                       query_members=None) -> pd.DataFrame:
+    """Every repeat x update x (q, e) simulation of one user in one query mode.
+
+    query_members: indices of the members whose mean ranks mc/mix and balanced queries
+    (default: the audio members, as the recorded experiments ran)."""
     cfg = ctx.config
     if pretrained is None:
         pretrained = pretrain_for_user(ctx, user)
     data = _UserData(ctx, user, pretrained)
     all_rows, all_offsets = _song_rows(data, data.songs)
-    audio = pretrained.audio_index()  # mc/mix and balanced queries follow the audio committee
+    audio = audio_members(pretrained) if query_members is None else list(query_members)
     records = []
     for repeat in range(cfg.repeats):
         pool, test = user_split(data.songs, cfg.seed, user, repeat, cfg.test_size)
@@ -303,15 +255,15 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: SimCommittee |
                         else:
                             committee = pretrained.copy()
                             batch = asked
-                        rows, y = data.rows(batch)
-                        song_input = song_y = None
+                        rows, offsets = _song_rows(data, batch)
                         current_input = data.crowd_input(asked)  # once per round: update and predict
+                        song_input = None
                         if data.song_input is not None:
                             song_input = current_input[[data.position[s] for s in batch]]
-                            song_y = np.asarray([data.labels[s] for s in batch], dtype=np.int64)
-                        committee.update(data.X_scaled[rows], y, song_input, song_y)
+                        committee.update(_songs(data.X_scaled[rows], offsets, song_input),
+                                         [data.labels[s] for s in batch])
                     # one prediction of every song of the user serves the test F1 and the next query
-                    proba = committee.song_proba(data.X_scaled[all_rows], all_offsets, current_input)
+                    proba = committee.song_proba(_songs(data.X_scaled[all_rows], all_offsets, current_input))
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
                     for algorithm, (fw, fm) in _scores_by_algorithm(committee, proba[:, test_idx], y_test).items():
                         records.append({**base, "algorithm": algorithm, "iteration": iteration,
@@ -344,9 +296,9 @@ def reference_rows(ctx: Context, user) -> pd.DataFrame:
         scaler = StandardScaler().fit(X_pool)
         members = [(a, _new_member(a, cfg.member_params).fit(scaler.transform(X_pool).astype(np.float32), y_pool))
                    for a in cfg.algorithms]
-        own = SimCommittee(members, scaler)
+        own = Committee(members, scaler, ctx.features.feature_names)
         X_test, offsets = ctx.features.gather(test)
-        song_proba = own.song_proba(own.transform(X_test), offsets)
+        song_proba = own.song_proba(_songs(standardize(own, X_test), offsets))
         pool_counts = np.bincount([data.labels[s] for s in pool], minlength=N_CLASSES)
         for k, algorithm in enumerate([a for a, _ in members] + [COMMITTEE]):
             p = song_proba.mean(axis=0) if algorithm == COMMITTEE else song_proba[k]

@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from .. import atomic
+from ..committee import Committee
 from ..errors import MERError
 from .config import ExperimentConfig
 from .data import MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, prepare_annotations, pretraining_labels
-from .protocol import (RESULT_COLUMNS, Context, SimCommittee, pretrain_for_user, reference_rows,
+from .protocol import (RESULT_COLUMNS, Context, pretrain_for_user, reference_rows,
                        simulate_user_mode)
 from .report import write_report
 
@@ -35,12 +36,12 @@ def _single_threaded():
     return stack
 
 
-def run_pretrain(ctx: Context, user) -> SimCommittee:
+def run_pretrain(ctx: Context, user) -> Committee:
     with _single_threaded():
         return pretrain_for_user(ctx, user)
 
 
-def run_job(ctx: Context, job: tuple, pretrained: SimCommittee | None = None) -> pd.DataFrame:
+def run_job(ctx: Context, job: tuple, pretrained: Committee | None = None) -> pd.DataFrame:
     """One user x one mode (or the user's reference points)."""
     user, mode = job
     with _single_threaded():
@@ -75,7 +76,7 @@ def read_results(out_dir) -> pd.DataFrame:
 
 
 def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: ExperimentConfig, out_dir,
-                   committee: SimCommittee | None = None, jobs: int = 1, backend: str = "joblib",
+                   committee: Committee | None = None, jobs: int = 1, backend: str = "joblib",
                    scheduler: str | None = None, progress: bool = True, max_jobs: int | None = None,
                    plots: bool = True) -> dict:
     """Run (or resume) an experiment into `out_dir`; returns the summary's paths and counts.

@@ -1,0 +1,184 @@
+"""A committee scored on a whole pool: chunks of songs side by side, and two caches.
+
+pool_song_proba scores the pool in chunks of whole songs, `jobs` threads at a time (numpy and
+XGBoost release the GIL). The caches live in the pool folder beside the pool store:
+  .song_proba_cache/  a saved committee's song probabilities on the pool (cached_song_proba)
+  .tree_margin_cache/ the margins of tree members' leading rounds (TreeMarginCache)
+Both are keyed so that any change to what determines the answer is a miss, both are written
+atomically, and a miss, a damaged file or a read-only folder only means computing.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic
+from .committee import Songs
+from .pool import folder_listing
+from .quadrants import N_CLASSES
+
+
+def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000,
+                    audio_source=None, crowd_rows=None, margin_cache=None) -> np.ndarray:
+    """committee.song_proba over the whole pool, in chunks of whole songs, `jobs` at a time.
+
+    Chunks keep the standardized copy and the members' temporaries small (the pool can be
+    600,000 windows), and threads run chunks side by side. crowd_rows: (songs, 6) the pool
+    songs' crowd rows for crowd-aware members. margin_cache (a TreeMarginCache for this pool):
+    tree members start from the cached margins of their leading rounds and evaluate only the
+    rest; their full margins are stored for the next version of the member.
+    """
+    n_songs = len(pool.song_ids)
+    offsets = np.asarray(pool.offsets)
+    n_windows = int(offsets[-1])
+    n_chunks = max(1, int(np.ceil(n_windows / chunk_windows)))
+    bounds = np.unique(np.searchsorted(offsets, np.linspace(0, n_windows, n_chunks + 1)).clip(0, n_songs))
+    bounds[0], bounds[-1] = 0, n_songs
+    pairs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    prefixes, margins = {}, {}
+    if margin_cache is not None:
+        for i, (_, member) in enumerate(committee.members):
+            if member.margin_cacheable:
+                prefixes[i] = margin_cache.lookup(member, n_windows)
+                margins[i] = np.empty((n_windows, N_CLASSES), dtype=np.float32)
+    song_ids = np.asarray(pool.song_ids).tolist()
+
+    def part(pair):
+        a, b = pair
+        lo, hi = offsets[a], offsets[b]
+        songs = Songs.from_offsets(np.asarray(pool.X[lo:hi]), offsets[a:b + 1] - lo, song_ids[a:b],
+                                   audio=audio_source, crowd=None if crowd_rows is None else crowd_rows[a:b])
+        prefix = {i: (found[0], found[1][lo:hi]) for i, found in prefixes.items() if found is not None}
+        out = {}
+        proba = committee.song_proba(songs, tree_prefix=prefix, tree_margins_out=out)
+        for i, values in out.items():
+            if i in margins:
+                margins[i][lo:hi] = values
+        return proba
+
+    if jobs > 1 and len(pairs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=int(jobs)) as executor:
+            parts = list(executor.map(part, pairs))
+    else:
+        parts = [part(pair) for pair in pairs]
+    for i, values in margins.items():
+        found = prefixes[i]
+        if found is None or found[0] < committee.members[i][1].booster.num_boosted_rounds():
+            margin_cache.store(committee.members[i][1], values)
+    return np.concatenate(parts, axis=1)
+
+
+# --- cached song probabilities of a committee on a pool -----------------------------------
+SONG_PROBA_CACHE = ".song_proba_cache"
+SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
+
+
+def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
+    """`compute()` ((n_members, n_songs, 4) song probabilities of `committee` on the pool in
+    `feats_dir`), read from a cache file when the same committee already scored the same pool.
+
+    A saved committee folder is immutable (checksummed in committee.json) and the pool folder
+    is identified as the pool cache does (name, size and mtime of every CSV), so the key
+    (committee digest + pool listing + song order) changes whenever either does. The file is
+    written atomically beside the pool cache (`<feats_dir>/.song_proba_cache/`); a read-only
+    pool folder, or a committee with no digest (see Committee.content_digest), just computes.
+    """
+    digest = committee.content_digest()
+    if digest is None:
+        return compute()
+    feats_dir = Path(feats_dir)
+    key = hashlib.sha256(json.dumps({"committee": digest, "pool": folder_listing(feats_dir),
+                                     "songs": [str(s) for s in song_ids]},
+                                    sort_keys=True).encode()).hexdigest()
+    cache_dir = feats_dir / SONG_PROBA_CACHE
+    path = cache_dir / f"{key}.npy"
+    expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
+    try:
+        cached = np.load(path)
+        if cached.shape == expected_shape and np.all(np.isfinite(cached)):
+            return cached
+    except (OSError, ValueError):
+        pass  # missing or damaged: compute and rewrite
+    proba = np.asarray(compute(), dtype=np.float64)
+    try:
+        with atomic.atomic_open(path, "wb") as handle:
+            np.save(handle, proba)
+        old = sorted(cache_dir.glob("*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for stale in old[SONG_PROBA_CACHE_KEEP:]:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only pool folder: no cache, same answer
+    return proba
+
+
+# --- cached margins of tree members' leading rounds on a pool ---------------------------------
+TREE_MARGIN_CACHE = ".tree_margin_cache"
+TREE_MARGIN_CACHE_KEEP = 24  # files per pool folder, least recently used go first
+
+
+class TreeMarginCache:
+    """Per-window margins of tree (XGBoost) members' leading rounds on one pool, on disk.
+
+    A retrain appends rounds to an XGBoost member and never changes its earlier trees, so every
+    later version of a pre-trained member (any user, any round) can start from the pre-trained
+    member's margins on the pool and evaluate only the new rounds: 10 new rounds instead of
+    110. An entry is keyed by the exact bytes of the leading rounds (UBJSON), the scaler's
+    statistics and the pool's listing signature, so a change to any of them is a miss; a miss
+    or a damaged file only means computing. Files live in `<feats_dir>/.tree_margin_cache/`,
+    written atomically; the least recently used beyond TREE_MARGIN_CACHE_KEEP are removed.
+    """
+
+    def __init__(self, feats_dir, scaler, pool_signature: str):
+        from . import __version__
+
+        self.dir = Path(feats_dir) / TREE_MARGIN_CACHE
+        context = hashlib.sha256()
+        for part in (pool_signature.encode(), __version__.encode(),
+                     np.asarray(scaler.mean_, dtype=np.float64).tobytes(),
+                     np.asarray(scaler.scale_, dtype=np.float64).tobytes()):
+            context.update(part)
+        self.context = context.hexdigest()
+
+    def _path(self, member, rounds: int) -> Path:
+        digest = hashlib.sha256(self.context.encode() + member.leading_rounds_bytes(rounds)).hexdigest()
+        return self.dir / f"r{rounds:05d}-{digest}.npy"
+
+    def lookup(self, member, n_windows: int):
+        """(rounds, memory-mapped (n_windows, 4) margins) of the longest cached leading part of
+        `member`, or None."""
+        total = member.booster.num_boosted_rounds()
+        try:
+            cached_rounds = {int(p.name[1:6]) for p in self.dir.glob("r[0-9][0-9][0-9][0-9][0-9]-*.npy")}
+        except OSError:
+            return None
+        for rounds in sorted((r for r in cached_rounds if 0 < r <= total), reverse=True):
+            path = self._path(member, rounds)
+            try:
+                margins = np.load(path, mmap_mode="r")
+            except (OSError, ValueError):
+                continue
+            if margins.shape == (n_windows, N_CLASSES) and margins.dtype == np.float32:
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # recently used: kept longest
+                return rounds, margins
+        return None
+
+    def store(self, member, margins) -> None:
+        path = self._path(member, member.booster.num_boosted_rounds())
+        try:
+            if not path.exists():
+                self.dir.mkdir(exist_ok=True)
+                with atomic.atomic_open(path, "wb") as handle:
+                    np.save(handle, np.ascontiguousarray(margins, dtype=np.float32))
+            files = sorted(self.dir.glob("r*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+            for stale in files[TREE_MARGIN_CACHE_KEEP:]:
+                stale.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only or full pool folder: no cache, same answers

@@ -1,0 +1,28 @@
+"""Every kind of committee member by its algorithm name: the one place that knows them all.
+
+A committee folder names each member's algorithm in committee.json; loading asks this module
+for the class. Kinds with heavy dependencies (the CNN: torch) are imported only when a
+committee has such a member.
+"""
+from __future__ import annotations
+
+from .errors import MERError
+from .members import MEMBER_TYPES
+
+
+def member_class(algorithm: str):
+    """The member class for an algorithm name."""
+    if algorithm in MEMBER_TYPES:
+        return MEMBER_TYPES[algorithm]
+    if algorithm == "crowd":
+        from .crowd import CrowdMember
+
+        return CrowdMember
+    if algorithm == "cnn":
+        try:
+            from . import cnn
+        except ImportError as err:
+            raise MERError(f"member algorithm 'cnn' needs trompa_mer.cnn and torch ({err})") from None
+        return cnn.CNNMember
+    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, crowd or cnn, "
+                   f"got {algorithm!r}")
