@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import settings
 from trompa_mer.cli import main_wrapper, positive_int

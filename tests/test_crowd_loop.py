@@ -2,7 +2,6 @@
 retrain_model.py and predict_emotion.py -u on a small generated pool (one test on the real
 TROMPA-MER annotations, skipped when ../shared/data is absent)."""
 import json
-import os
 import shutil
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from test_loop_support import (N_SONGS, TEST_USER, assert_refused, call, call_ok, loop_assets,  # noqa: F401
                                loop_env, ok, read_state, retrain_failing_each_rename, snapshot, song_ids,
                                write_pool)
-from trompa_mer import consensus, crowd_loop, loop
+from trompa_mer import consensus, crowd_loop
 from trompa_mer.committee import CROWD_LAYOUT, Committee
 from trompa_mer.crowd import CROWD_COLUMNS
 from trompa_mer.users import CROWD_FEATURES_FILE

@@ -1,6 +1,5 @@
 """Two processes on one user, and processes that die in the middle of saving."""
 import json
-import os
 import random
 import signal
 import subprocess
@@ -11,8 +10,7 @@ import time
 import pytest
 
 from test_loop_support import (ROOT, TEST_USER, call_ok, loop_assets, loop_env,  # noqa: F401
-                               read_state, retrain_failing_each_rename, run, snapshot)
-from trompa_mer import loop
+                               read_state, retrain_failing_each_rename, run)
 from trompa_mer.committee import Committee
 from trompa_mer.errors import MERError
 from trompa_mer.users import UserStore, committee_folder_name
