@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 import settings  # noqa: E402
+from trompa_mer.quadrants import QUADRANTS  # noqa: E402
 
 RATE = 22050
 CLIP_SECONDS = 6.0
@@ -163,7 +164,7 @@ def summary(feats_dir: Path, committee_dir: Path, user_dir: Path, labels: dict) 
 
 
 def mean_line(result: dict) -> str:
-    probs = " ".join(f"{q}={p:.2f}" for q, p in zip(("Q1", "Q2", "Q3", "Q4"), result["mean_probs"]))
+    probs = " ".join(f"{q}={p:.2f}" for q, p in zip(QUADRANTS, result["mean_probs"]))
     return f"{result['highest_prob_quad']}  ({probs})"
 
 

@@ -8,6 +8,7 @@ import argparse
 import settings
 from trompa_mer import loop
 from trompa_mer.cli import add_user_id, main_wrapper
+from trompa_mer.quadrants import QUADRANTS
 
 
 def parse_args(argv=None):
@@ -41,12 +42,12 @@ def main(argv=None):
     result = loop.predict(args.input, args.output, settings.USERS_DIR, settings.PRETRAINED_DIR,
                           model=args.model, user_id=args.user_id,
                           lock_timeout=settings.LOCK_TIMEOUT_S, song_id=args.song_id)
-    probs = " ".join(f"{q}={p:.3f}" for q, p in zip(("Q1", "Q2", "Q3", "Q4"), result["mean_probs"]))
+    probs = " ".join(f"{q}={p:.3f}" for q, p in zip(QUADRANTS, result["mean_probs"]))
     print(f"{args.input}: {result['highest_prob_quad']} ({probs}; {len(result['output_predictions'])} "
           f"windows, {result['model']}) -> {args.output}")
     if "listener_quad" in result:
         crowd = result["crowd"]
-        probs = " ".join(f"{q}={p:.3f}" for q, p in zip(("Q1", "Q2", "Q3", "Q4"), result["listener_probs"]))
+        probs = " ".join(f"{q}={p:.3f}" for q, p in zip(QUADRANTS, result["listener_probs"]))
         song = (f"song {crowd['song_id']}, {crowd['n_listeners']} other listeners" if crowd["song_id"]
                 else "a song no other listener annotated")
         print(f"  for the listener (crowd-aware members, {song}): {result['listener_quad']} ({probs})")
