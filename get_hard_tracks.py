@@ -27,8 +27,7 @@ def main(argv=None):
     args = parse_args(argv)
     result = loop.get_hard_tracks(args.user_id, args.num_tracks, settings.USERS_DIR,
                                   settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S,
-                                  seed=settings.SEED, jobs=settings.JOBS,
-                                  audio_dir=settings.AUDIO_DIR, audio_cache_dir=settings.AUDIO_CACHE_DIR)
+                                  seed=settings.SEED, jobs=settings.JOBS, **settings.AUDIO_FOLDERS)
     if result["reused"]:
         print(f"note: user {args.user_id} has {len(result['songs'])} pending songs from the last "
               f"call; answer them with retrain_model.py", file=sys.stderr)

@@ -27,8 +27,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     picks = loop.recommend(args.user_id, args.group, args.playlists, settings.USERS_DIR,
-                           settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S,
-                           audio_dir=settings.AUDIO_DIR, audio_cache_dir=settings.AUDIO_CACHE_DIR)
+                           settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S, **settings.AUDIO_FOLDERS)
     if args.json:
         print(json.dumps(picks))
     else:

@@ -30,8 +30,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     summary = loop.retrain(args.user_id, args.annotations, settings.USERS_DIR, settings.FEATS_DIR,
-                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S,
-                           audio_dir=settings.AUDIO_DIR, audio_cache_dir=settings.AUDIO_CACHE_DIR)
+                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S, **settings.AUDIO_FOLDERS)
     skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
     print(f"user {summary['user_id']}: iteration {summary['iteration']}, {summary['answered']} "
           f"answers{skipped}, {summary['update']} update on {summary['trained_songs']} songs "

@@ -59,6 +59,8 @@ SHARED_DATA_DIR = _path("MER_SHARED_DATA", ROOT.parent / "shared" / "data")
 CACHE_DIR = _path("MER_CACHE_DIR", ROOT / ".cache")
 AUDIO_DIR = _path("MER_AUDIO_DIR", DATA_DIR / "audio")
 AUDIO_CACHE_DIR = _path("MER_AUDIO_CACHE_DIR", CACHE_DIR / "audio16k")
+# what the loop steps whose committee may have audio members are passed
+AUDIO_FOLDERS = {"audio_dir": AUDIO_DIR, "audio_cache_dir": AUDIO_CACHE_DIR}
 
 # --- hyperparameters ---------------------------------------------------------------------
 SEED = _int("MER_SEED", _hp.SEED)

@@ -51,9 +51,10 @@ def _ok(env, script, *args) -> str:
 
 
 def _scrub(value, base: Path):
-    """Replace the temporary folder in every string by '<tmp>'."""
+    """Replace the temporary folder by '<tmp>' and the checkout by '<repo>' in every string."""
     if isinstance(value, str):
-        return value.replace(str(base.resolve()), "<tmp>").replace(str(base), "<tmp>")
+        value = value.replace(str(base.resolve()), "<tmp>").replace(str(base), "<tmp>")
+        return value.replace(str(ROOT), "<repo>")
     if isinstance(value, dict):
         return {k: _scrub(v, base) for k, v in value.items()}
     if isinstance(value, list):

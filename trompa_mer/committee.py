@@ -355,9 +355,9 @@ class Committee:
         """(n_members, n_songs, 4): every member's probabilities of every song.
 
         `songs`: a Songs batch, a Pool, or raw windows with `song_of_window` (and optionally
-        song_ids=, audio=, crowd=; without song_of_window every window is a song). Window members give the mean of a song's window
-        probabilities (a song without windows gets a uniform row). tree_prefix and
-        tree_margins_out are passed to window_proba.
+        song_ids=, audio=, crowd=; without song_of_window every window is a song). Window
+        members give the mean of a song's window probabilities (a song without windows gets a
+        uniform row). tree_prefix and tree_margins_out are passed to window_proba.
         """
         songs = _as_songs(songs, song_of_window, **sources)
         n_songs = len(songs)
