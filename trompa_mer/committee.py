@@ -171,6 +171,34 @@ def check_scaler(scaler, n_features: int, where: str) -> None:
         raise MERError(f"{where}: scaler statistics must be finite with every scale > 0")
 
 
+def cap_confidence(proba, bound, iterations: int = 60) -> np.ndarray:
+    """Soften each row p of `proba` to p ** (1/T) / sum (T >= 1, the smallest that works) so
+    its highest probability is at most `bound` (one per row, >= 1/4); rows already within
+    their bound are returned unchanged. The ranking of the quadrants is kept."""
+    proba = np.array(proba, dtype=np.float64)
+    bound = np.maximum(np.asarray(bound, dtype=np.float64), 1.0 / N_CLASSES)
+    over = proba.max(axis=1) > bound
+    if not over.any():
+        return proba
+    log_p = np.log(np.clip(proba[over], 1e-300, None))
+    target = bound[over]
+    lo, hi = np.zeros(len(log_p)), np.full(len(log_p), 30.0)  # log T: T in [1, e^30]
+
+    def softened(log_t):
+        z = log_p / np.exp(log_t)[:, None]
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        too_sharp = softened(mid).max(axis=1) > target
+        lo = np.where(too_sharp, mid, lo)
+        hi = np.where(too_sharp, hi, mid)
+    proba[over] = softened(hi)  # hi: always within the bound
+    return proba
+
+
 def _member_width(input_kind: str, n_features: int) -> int | None:
     """The number of columns a member of `input_kind` reads in a committee of n_features."""
     if input_kind == "features":
@@ -272,6 +300,9 @@ class Committee:
         self.manifest = dict(manifest or {})
         self.layout = layout
         self.parts: list[Committee] = [self]  # several for a joined committee (join)
+        # the audio members whose consensus bounds the crowd-aware members' confidence on songs
+        # without other listeners (set by listener(); a joined committee has them itself)
+        self.evidence: Committee | None = None
         # set by load() and save(): the committee's content as written on disk; cleared by
         # update(), so an in-memory change never reads another committee's cached predictions
         self._saved_digest: str | None = None
@@ -307,7 +338,12 @@ class Committee:
     def listener(self) -> "Committee":
         """The committee of the listener members (this committee when that is all of them)."""
         chosen = self.listener_members()
-        return self if len(chosen) == len(self.members) else self.subset(chosen)
+        if len(chosen) == len(self.members):
+            return self
+        listener = self.subset(chosen)
+        others = [i for i in range(len(self.members)) if i not in set(chosen)]
+        listener.evidence = self.subset(others)
+        return listener
 
     @classmethod
     def join(cls, *parts: "Committee") -> "Committee":
@@ -447,7 +483,34 @@ class Committee:
             X_in = self.member_input(kind, songs)
             for i in self.of_kind(kind):
                 out[i] = self.members[i][1].predict_proba(X_in)
+        self._bound_crowd_without_listeners(out, songs)
         return out
+
+    def _bound_crowd_without_listeners(self, out, songs: Songs) -> None:
+        """On a song no other listener annotated, a crowd-aware member has only the audio to go
+        on: its probabilities are softened (p ** (1/T), the smallest T >= 1) until its highest
+        probability is no higher than the highest of the audio members' mean on that song.
+        Applies when the committee has (or, as a listener() subset, knows) audio members and
+        the crowd rows come from the songs (the simulator's prepared rows are left as they are)."""
+        crowd_members = self.of_kind("crowd+features")
+        if not crowd_members or songs.crowd is None or "crowd+features" in songs.prepared:
+            return
+        from .crowd import CROWD_COLUMNS
+
+        crowd = np.asarray(songs.crowd, dtype=np.float64).reshape(len(songs), -1)
+        none = np.flatnonzero(crowd[:, CROWD_COLUMNS.index("crowd_none")] > 0.5)
+        others = [i for i in range(len(self.members)) if i not in set(crowd_members)]
+        evidence = self.subset(others) if others else self.evidence
+        if not len(none) or evidence is None:
+            return
+        offsets = songs.offsets
+        rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in none])
+        subset = Songs.from_offsets(np.asarray(songs.X)[rows],
+                                    np.concatenate([[0], np.cumsum(np.diff(offsets)[none])]),
+                                    [songs.song_ids[i] for i in none], audio=songs.audio)
+        bound = evidence.song_proba(subset).mean(axis=0).max(axis=1)
+        for i in crowd_members:
+            out[i, none] = cap_confidence(out[i, none], bound)
 
     def update(self, songs, y, song_of_window=None, **sources) -> None:
         """Continue training every member on labeled songs (one label per song; a batch may

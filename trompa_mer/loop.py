@@ -79,7 +79,7 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
                        f"pass --exist-ok to keep it")
     if store.exists(user_id):
         return _existing_user(store, user_id, mode, balanced, crowd_member)
-    human = None
+    human = coverage = None
     if mode in ("hc", "mix"):
         from .datasets.annotations import load_annotations
 
@@ -87,6 +87,7 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
             raise MERError(f"annotations: {annotations_path} not found; mode {mode!r} needs the "
                            f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")
         human = cons.human_consensus(load_annotations(annotations_path), exclude_user=user_id)
+        coverage = _consensus_coverage(human, annotations_path, feats_dir, user_id, mode)
     committee = _load_committee(committee_dir)  # verifies the checksums before anything is copied
     crowd = None
     if crowd_member:
@@ -107,7 +108,22 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
     return {"user_id": user_id, "created": True, "mode": state["mode"], "balanced": state["balanced"],
             "folder": str(store.user_dir(user_id)),
             "consensus_songs": None if human is None else int(len(human)),
-            **({} if crowd is None else crowd[2])}
+            **(coverage or {}), **({} if crowd is None else crowd[2])}
+
+
+def _consensus_coverage(human, annotations_path, feats_dir, user_id, mode) -> dict | None:
+    """How many pool songs the human consensus covers; refused when none (hc would rank the
+    pool in file order). None when there is no pool folder to compare with yet."""
+    if feats_dir is None or not Path(feats_dir).is_dir():
+        return None
+    song_ids = np.asarray(open_pool(feats_dir).song_ids).tolist()
+    covered = int(np.isin(song_ids, np.asarray(human.index, dtype=str)).sum())
+    if covered == 0:
+        raise MERError(f"{annotations_path}: the human consensus (other listeners' annotations, user "
+                       f"{user_id!r} left out: {len(human)} songs) covers none of the {len(song_ids)} pool "
+                       f"songs in {feats_dir}; mode {mode!r} needs annotations of pool songs (a song's id is "
+                       f"its feature CSV's name, lowercased)")
+    return {"consensus_pool_songs": covered, "pool_songs": len(song_ids)}
 
 
 def _existing_user(store, user_id, mode, balanced, crowd_member=False) -> dict:
