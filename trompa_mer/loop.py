@@ -83,7 +83,7 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
     if mode in ("hc", "mix"):
         from .datasets.annotations import load_annotations
 
-        if annotations_path is None or not Path(annotations_path).exists():
+        if annotations_path is None or not Path(annotations_path).exists():  # a folder: load_annotations says so
             raise MERError(f"annotations: {annotations_path} not found; mode {mode!r} needs the "
                            f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")
         human = cons.human_consensus(load_annotations(annotations_path), exclude_user=user_id)
