@@ -84,6 +84,8 @@ def user_parser(description: str) -> argparse.ArgumentParser:
 
 def add_user_id(parser, flag: str = "-i", required: bool = True,
                 help_text: str = "the listener's id: letters, digits, '_' and '-' only") -> None:
-    """The user id flag of every per-user script: -i (predict_emotion: -u), --user-id, and
-    --user_id, the original's spelling."""
-    parser.add_argument(flag, "--user-id", "--user_id", dest="user_id", required=required, help=help_text)
+    """The user id flag of every per-user script: -i (predict_emotion: -u), --user-id, and the
+    original's spellings --user_id and --input_user (how the original platform calls
+    create_user.py, get_hard_tracks.py and retrain_model.py)."""
+    parser.add_argument(flag, "--user-id", "--user_id", "--input_user", dest="user_id", required=required,
+                        help=help_text)

@@ -114,6 +114,25 @@ class UserStore:
     def exists(self, user_id) -> bool:
         return self.state_path(user_id).is_file()
 
+    def case_twin(self, user_id) -> str | None:
+        """An existing user whose id differs from `user_id` only in letter case (the two would
+        be one folder on a case-insensitive file system), or None."""
+        key = validate_user_id(user_id).lower()
+        if not self.users_dir.is_dir():
+            return None
+        with os.scandir(self.users_dir) as entries:
+            for entry in entries:
+                if entry.name != user_id and entry.name.lower() == key and not entry.name.startswith("."):
+                    return entry.name
+        return None
+
+    def refuse_case_twin(self, user_id) -> None:
+        twin = self.case_twin(user_id)
+        if twin is not None:
+            raise MERError(f"user id {user_id!r}: user {twin!r} exists ({self.users_dir / twin}); ids that "
+                           f"differ only in letter case would share a folder on a case-insensitive file "
+                           f"system, choose another id")
+
     def committee_dir(self, user_id, state: dict) -> Path:
         return self.user_dir(user_id) / state["committee"]
 
@@ -263,6 +282,7 @@ class UserStore:
         crowd: (crowd members as a committee with CROWD_LAYOUT, crowd table) for a
         --crowd-member user (trompa_mer.crowd_loop.prepare)."""
         user_dir = self.user_dir(user_id)
+        self.refuse_case_twin(user_id)
         if user_dir.exists():
             raise MERError(f"user {user_id!r} already exists ({user_dir})")
         self.users_dir.mkdir(parents=True, exist_ok=True)
