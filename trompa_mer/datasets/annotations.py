@@ -98,7 +98,8 @@ def _pick(columns: dict, keys, path, what) -> str | None:
 def load_annotation_csv(path) -> pd.DataFrame:
     """Read a CSV with a user column, a song column, and a quadrant or arousal+valence columns."""
     path = Path(path)
-    raw = read_csv_table(path, "an annotation CSV with columns user, song and quadrant (or arousal, valence)")
+    raw = read_csv_table(path, "a CSV with columns user, song and quadrant (or arousal, valence)",
+                         "annotation")
     columns = {str(c).strip().lower(): c for c in raw.columns}
     user_col = _pick(columns, _USER_KEYS, path, "user")
     song_col = _pick(columns, _SONG_KEYS, path, "song")

@@ -12,7 +12,7 @@ from .tables import read_csv_table
 def read_playlists(path) -> pd.DataFrame:
     """A CSV with a group column and a song column -> DataFrame[group, song] (song lowercase)."""
     path = Path(path)
-    raw = read_csv_table(path, "a playlist CSV with columns group, song")
+    raw = read_csv_table(path, "a CSV with columns group, song", "playlist")
     columns = {str(c).strip().lower(): c for c in raw.columns}
     group_col = next((columns[k] for k in ("group", "playlist", "group_id", "playlist_id") if k in columns), None)
     song_col = next((columns[k] for k in ("song", "song_id", "s_id", "track_id", "externalid") if k in columns), None)

@@ -11,14 +11,14 @@ import pandas as pd
 from ..errors import MERError
 
 
-def read_csv_table(path, expected: str) -> pd.DataFrame:
-    """The CSV at `path` as strings (header row first); `expected` says what the file should
-    hold, for the messages ("a CSV with columns group, song")."""
+def read_csv_table(path, expected: str, noun: str = "CSV") -> pd.DataFrame:
+    """The CSV at `path` as strings (header row first); `noun` names the file and `expected`
+    says what it should hold, for the messages ("playlist", "a CSV with columns group, song")."""
     path = Path(path)
     if path.is_dir():
         raise MERError(f"{path}: is a folder (expected {expected})")
     if not path.is_file():
-        raise MERError(f"{path}: file not found (expected {expected})")
+        raise MERError(f"{path}: {noun} file not found (expected {expected})")
     for sep in (None, ","):  # sniffed separator; a file it cannot sniff (one column) as ','
         try:
             return pd.read_csv(path, sep=sep, engine="python", dtype=str, skipinitialspace=True,
