@@ -46,8 +46,14 @@ def main(argv=None):
                                crowd_member=args.crowd_member, feats_dir=settings.FEATS_DIR,
                                seed=settings.SEED)
     verb = "created" if summary["created"] else "already exists, left unchanged:"
-    extra = (f", human consensus of {summary['consensus_songs']} songs"
-             if summary.get("consensus_songs") is not None else "")
+    extra = ""
+    if summary.get("consensus_songs") is not None:
+        extra = f", human consensus of {summary['consensus_songs']} songs"
+        if summary.get("pool_songs"):
+            extra += (f" covering {summary['consensus_pool_songs']} of the {summary['pool_songs']} pool songs "
+                      f"({100 * summary['consensus_pool_songs'] / summary['pool_songs']:.0f}%)")
+        else:
+            extra += " (no pool yet: coverage unknown)"
     if summary.get("crowd_members"):
         extra += (f", {summary['crowd_members']} crowd-aware members pre-trained on "
                   f"{summary['crowd_examples']} other listeners' annotations (crowd features of "

@@ -150,6 +150,7 @@ def summary(feats_dir: Path, committee_dir: Path, user_dir: Path, labels: dict) 
 
     pool = load_pool(feats_dir)
     state = json.loads((user_dir / "state.json").read_text())
+    answered = set(state.get("answers", {}))
     tables = {}
     for name, folder in (("before", committee_dir), ("after", user_dir / state["committee"])):
         proba = Committee.load(folder).song_proba(pool).mean(axis=0)
@@ -158,7 +159,10 @@ def summary(feats_dir: Path, committee_dir: Path, user_dir: Path, labels: dict) 
     if all(s in labels for s in songs):
         for name, predicted in tables.items():
             hits = sum(p == labels[s] for s, p in zip(songs, predicted))
-            say(f"  {name:6s}: {hits}/{len(songs)} clips predicted as the quadrant they were made for")
+            unseen = [(s, p) for s, p in zip(songs, predicted) if s not in answered]
+            unseen_hits = sum(p == labels[s] for s, p in unseen)
+            say(f"  {name:6s}: {hits}/{len(songs)} clips predicted as the quadrant they were made for; "
+                f"{unseen_hits}/{len(unseen)} of the clips the listener did not answer")
     changed = sum(a != b for a, b in zip(tables["before"], tables["after"]))
     say(f"  the listener's committee changed the predicted quadrant of {changed} of {len(songs)} songs")
 
@@ -168,7 +172,22 @@ def mean_line(result: dict) -> str:
     return f"{result['highest_prob_quad']}  ({probs})"
 
 
-def main() -> int:
+def parse_args(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Run the whole personalization loop through the scripts on generated clips "
+                    "(or real audio): extract features, create a listener, three rounds of "
+                    "get_hard_tracks.py / scripted answers / retrain_model.py, predictions before "
+                    "and after, recommendations. Takes a minute or two.",
+        epilog="Environment: MER_DEMO_DIR (where everything is written, default data/demo; the demo "
+               "user is recreated each run), MER_DEMO_AUDIO (a folder of real audio instead of the "
+               "generated clips), MER_DEMO_LIMIT (how many real files, default 40).")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parse_args(argv)
     demo_dir = Path(os.environ.get("MER_DEMO_DIR", ROOT / "data" / "demo")).resolve()
     real_audio = os.environ.get("MER_DEMO_AUDIO")
     limit = int(os.environ.get("MER_DEMO_LIMIT", "40"))

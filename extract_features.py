@@ -6,12 +6,9 @@
   python extract_features.py --consolidate FEATS_DIR
 """
 import argparse
-import sys
-from pathlib import Path
 
 from trompa_mer import features, pool
 from trompa_mer.cli import main_wrapper, positive_int
-from trompa_mer.errors import MERError
 
 
 def parse_args(argv=None):
@@ -41,7 +38,8 @@ def parse_args(argv=None):
 
 def consolidate(folder, quiet):
     table = pool.load_pool(folder, progress=not quiet)
-    print(f"pool {folder}: {len(table.song_ids)} songs, {table.X.shape[0]} windows")
+    skipped = f", {len(table.skipped)} unreadable CSVs skipped (see the warnings)" if table.skipped else ""
+    print(f"pool {folder}: {len(table.song_ids)} songs, {table.X.shape[0]} windows{skipped}")
 
 
 def main(argv=None):
@@ -49,23 +47,16 @@ def main(argv=None):
     if args.input is None:
         consolidate(args.consolidate, args.quiet)
         return 0
-    source = Path(args.input)
-    if not source.exists():
-        raise MERError(f"{source}: input not found")
-    if source.is_dir():
-        summary = features.extract_folder(source, args.output, jobs=args.jobs, progress=not args.quiet)
-        print(f"{summary['found']} audio files: {summary['extracted']} extracted, "
-              f"{summary['skipped']} already done, {len(summary['failed'])} failed")
-        for _, error in summary["failed"]:
-            print(f"failed: {error}", file=sys.stderr)
-        if args.consolidate:
-            consolidate(args.output, args.quiet)
-        return 1 if summary["failed"] else 0
-    if not args.output.lower().endswith(".csv"):
-        raise MERError(f"{args.output}: output must be a .csv file")
-    table = features.extract_file(source, args.output)
-    print(f"{args.output}: {len(table)} windows")
-    return 0
+    summary = features.extract_input(args.input, args.output, jobs=args.jobs, progress=not args.quiet)
+    if summary["mode"] == "file":
+        print(f"{args.output}: {summary['windows']} windows")
+        return 0
+    redone = f" ({summary['redone']} of them redone: incomplete CSVs)" if summary["redone"] else ""
+    print(f"{summary['found']} audio files: {summary['extracted']} extracted{redone}, "
+          f"{summary['skipped']} already done, {len(summary['failed'])} failed")
+    if args.consolidate:
+        consolidate(args.output, args.quiet)
+    return 1 if summary["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -28,14 +28,39 @@ def _path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def _int(var: str, default: int) -> int:
-    value = os.environ.get(var)
-    return int(value) if value else default
+def _refuse(var: str, value: str, expected: str):
+    # settings are read when a script starts, before its error handling: exit with one line
+    raise SystemExit(f"error: environment variable {var}: expected {expected}, got {value!r}")
 
 
-def _float(var: str, default: float) -> float:
+def _int(var: str, default: int, minimum: int | None = None) -> int:
     value = os.environ.get(var)
-    return float(value) if value else default
+    if not value:
+        return default
+    expected = "a whole number" + (f" >= {minimum}" if minimum is not None else "")
+    try:
+        number = int(value.strip())
+    except ValueError:
+        _refuse(var, value, expected)
+    if minimum is not None and number < minimum:
+        _refuse(var, value, expected)
+    return number
+
+
+def _float(var: str, default: float, minimum: float | None = None, below: float | None = None) -> float:
+    value = os.environ.get(var)
+    if not value:
+        return default
+    expected = "a number" + (f" >= {minimum:g}" if minimum is not None else "") + (
+        f" below {below:g}" if below is not None else "")
+    try:
+        number = float(value.strip())
+    except ValueError:
+        _refuse(var, value, expected)
+    if number != number or number in (float("inf"), float("-inf")) or (
+            minimum is not None and number < minimum) or (below is not None and number >= below):
+        _refuse(var, value, expected)
+    return number
 
 
 # --- paths -------------------------------------------------------------------------------
@@ -64,13 +89,13 @@ AUDIO_FOLDERS = {"audio_dir": AUDIO_DIR, "audio_cache_dir": AUDIO_CACHE_DIR}
 
 # --- hyperparameters ---------------------------------------------------------------------
 SEED = _int("MER_SEED", _hp.SEED)
-CV_SPLITS = _int("MER_CV_SPLITS", 5)
-TEST_SIZE = _float("MER_TEST_SIZE", 0.2)
-JOBS = _int("MER_JOBS", 1)
-LOCK_TIMEOUT_S = _float("MER_LOCK_TIMEOUT", 60.0)
+CV_SPLITS = _int("MER_CV_SPLITS", 5, minimum=2)
+TEST_SIZE = _float("MER_TEST_SIZE", 0.2, minimum=0.0, below=1.0)
+JOBS = _int("MER_JOBS", 1, minimum=1)
+LOCK_TIMEOUT_S = _float("MER_LOCK_TIMEOUT", 60.0, minimum=0.0)
 
 # Member defaults live in the package (trompa_mer/hyperparameters.py), one source for both.
 XGB_PARAMS = {**_hp.XGB_PARAMS, "seed": SEED}
-XGB_ROUNDS = _int("MER_XGB_ROUNDS", _hp.XGB_ROUNDS)
-XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", _hp.XGB_UPDATE_ROUNDS)
+XGB_ROUNDS = _int("MER_XGB_ROUNDS", _hp.XGB_ROUNDS, minimum=1)
+XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", _hp.XGB_UPDATE_ROUNDS, minimum=1)
 SGD_PARAMS = dict(_hp.SGD_PARAMS)

@@ -324,3 +324,45 @@ def test_crowd_features_on_trompa_exclude_the_listener(loop_env):
     call_ok(trompa_env, "predict_emotion.py", "-i", feats / f"{pool_songs[0]}.csv", "-o", out, "-u", user)
     result = json.loads(out.read_text())
     assert result["crowd"]["song_id"] == pool_songs[0] and np.all(np.isfinite(result["listener_probs"]))
+
+
+def test_crowd_members_without_other_listeners_are_no_surer_than_the_audio(loop_env):
+    """Issue 13: on a song no other listener annotated, a crowd-aware member has only the audio;
+    made overconfident (weights x 50), its probabilities there are softened to at most the audio
+    committee's confidence, in get_hard_tracks' scoring and in predict -u, while songs with
+    other listeners keep the member's own probabilities."""
+    from trompa_mer.committee import cap_confidence
+    from trompa_mer.users import UserStore
+
+    env = loop_env
+    _create(env)
+    store = UserStore(env["users"])
+    committee = store.load_committee(TEST_USER, read_state(env))
+    for _, member in committee.members:
+        if member.algorithm == "crowd":
+            member.W = member.W * 50
+            member.b = member.b * 50
+    pool = load_pool(env["feats"])
+    rows = crowd_loop.crowd_rows(store.read_crowd_table(TEST_USER), pool.song_ids)
+    listener = committee.listener()
+    proba = listener.song_proba(pool, crowd=rows)
+    audio = committee.subset(committee.of_kind("features")).song_proba(pool).mean(axis=0)
+    none = rows[:, CROWD_COLUMNS.index("crowd_none")] == 1
+    assert none.sum() == 4
+    raw = np.stack([m.predict_proba(listener.member_input("crowd+features",
+                                                          _songs(pool, rows))) for _, m in listener.members])
+    assert raw[:, none].max() > 0.99, "the test needs overconfident members"
+    assert np.all(proba[:, none].max(axis=2) <= audio[none].max(axis=1) + 1e-9)
+    np.testing.assert_allclose(proba.sum(axis=2), 1)
+    assert np.array_equal(proba[:, none].argmax(axis=2), raw[:, none].argmax(axis=2))  # ranking kept
+    np.testing.assert_allclose(proba[:, ~none], raw[:, ~none], rtol=0, atol=1e-12)
+    # the softening alone: within the bound untouched, beyond it exactly at the bound
+    p = np.array([[0.97, 0.01, 0.01, 0.01], [0.4, 0.3, 0.2, 0.1]])
+    capped = cap_confidence(p, [0.5, 0.5])
+    assert abs(capped[0].max() - 0.5) < 1e-9 and np.array_equal(capped[1], p[1])
+
+
+def _songs(pool, rows):
+    from trompa_mer.committee import Songs
+
+    return Songs.from_pool(pool, crowd=rows)

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -206,3 +207,49 @@ def test_real_emotify_clips():
         assert np.isfinite(values).all()
         assert (table.filter(like="_stddev").to_numpy() >= 0).all()
         assert table["pcm_RMSenergy_sma_amean"].mean() > 0.001  # real music, not silence
+
+
+def test_resumed_folder_extraction_redoes_incomplete_csvs(tmp_path, monkeypatch):
+    """Issue 13: an output CSV that is not whole (truncated, garbled, empty) is extracted again
+    on a resumed run, not counted as done; whole ones are skipped; each failure printed once."""
+    import io
+
+    import pandas as pd
+
+    from trompa_mer import features as F
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for name in ("a", "b", "c", "d", "e"):
+        (audio / f"{name}.wav").write_bytes(b"")
+    (audio / "sub").mkdir()
+    (audio / "sub" / "A.wav").write_bytes(b"")  # the same song id as a.wav: one failure line
+    table = pd.DataFrame(np.ones((3, len(F.FEATURE_NAMES))), columns=F.FEATURE_NAMES)
+    table.insert(0, "frameTime", [0.0, 0.5, 1.0])
+    extracted = []
+
+    def fake_extract(src, dst):
+        extracted.append(Path(src).stem)
+        if Path(src).stem == "e":
+            raise F.MERError(f"{src}: cannot decode")
+        F.write_feature_csv(table, dst)
+        return table
+
+    monkeypatch.setattr(F, "extract_file", fake_extract)
+    out = tmp_path / "feats"
+    out.mkdir()
+    F.write_feature_csv(table, out / "a.csv")                            # whole: skipped
+    whole = (out / "a.csv").read_text()
+    (out / "b.csv").write_text(whole[: len(whole) // 2])                 # truncated mid-row
+    (out / "c.csv").write_text("garbage\n")                              # not a feature CSV
+    (out / "d.csv").write_text("")                                      # empty
+    log = io.StringIO()
+    summary = F.extract_folder(audio, out, progress=False, log=log)
+    assert sorted(extracted) == ["b", "c", "d", "e"]
+    assert (summary["skipped"], summary["redone"], summary["extracted"]) == (1, 3, 3)
+    assert len(summary["failed"]) == 2
+    failures = [line for line in log.getvalue().splitlines() if line.startswith("failed:")]
+    assert len(failures) == 2 and any("also used by" in f for f in failures)
+    for name in "abcd":
+        assert F.feature_csv_complete(out / f"{name}.csv")
+    assert not F.feature_csv_complete(tmp_path / "nowhere.csv")

@@ -1,5 +1,6 @@
 """End-to-end: the loop scripts driven as subprocesses, as a platform calls them per listener."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -124,7 +125,12 @@ def test_hc_consensus_on_trompa_matches_original_definition(loop_env):
     export = json.loads(path.read_text())
     users = pd.Series([str(a.get("userid", a.get("userId"))) for a in export["annotations"]])
     user = users.value_counts().index[0]  # the most prolific listener: most to exclude
-    call_ok(env, "create_user.py", "-i", user, "-m", "hc", "--annotations", path)
+    # the generated pool holds no song of the export, which create_user refuses (issue 13): add one
+    shared = next(str(a["externalID"]).lower() for a in export["annotations"]
+                  if str(a.get("userid", a.get("userId"))) != user)
+    shutil.copy(env["feats"] / "song00.csv", env["feats"] / f"{shared}.csv")
+    out = call_ok(env, "create_user.py", "-i", user, "-m", "hc", "--annotations", path).stdout
+    assert "covering 1 of the 25 pool songs" in out, out
     stored = pd.read_csv(env["users"] / user / "consensus.csv", dtype={"song": str}).set_index("song")
     counts = {}
     for item in export["annotations"]:  # the original definition, written out plainly

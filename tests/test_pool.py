@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from trompa_mer import pool as P
-from trompa_mer.errors import MERError
+from trompa_mer.errors import MERError, MERWarning
 from trompa_mer.features import FEATURE_NAMES, write_feature_csv
 
 
@@ -70,9 +70,24 @@ def test_pool_refusals(tmp_path, feats):
     with pytest.raises(MERError, match="no feature CSVs"):
         P.load_pool(tmp_path / "empty")
     folder, _ = feats
+    whole = P.load_pool(folder)
+    # issue 13: one unreadable CSV is skipped with a warning naming it, not a failure of the pool
     (folder / "broken.csv").write_text("frameTime;x\n0;1\n")
-    with pytest.raises(MERError, match="broken.csv"):
-        P.load_pool(folder)
+    good = sorted(folder.glob("*.csv"))[0]
+    text = good.read_text()
+    (folder / "truncated.csv").write_text(text[:len(text) // 2])
+    for _ in range(2):  # built, then from the cache: reported both times
+        with pytest.warns(MERWarning, match="broken.csv: skipped") as caught:
+            pool = P.load_pool(folder)
+        assert any("truncated.csv" in str(w.message) for w in caught)
+        assert sorted(pool.skipped) == ["broken.csv", "truncated.csv"]
+        assert pool.song_ids.tolist() == whole.song_ids.tolist()
+        np.testing.assert_array_equal(pool.X, whole.X)
+    (folder / "truncated.csv").write_text(text)  # extracted again: back in the pool
+    with pytest.warns(MERWarning, match="broken.csv"):
+        assert "truncated" in P.load_pool(folder)
     (folder / "broken.csv").unlink()
+    (folder / "truncated.csv").unlink()
+    assert P.load_pool(folder).skipped == {}
     with pytest.raises(MERError, match="no features for song 'zz'"):
         P.load_pool(folder).subset(["zz"])

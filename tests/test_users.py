@@ -110,10 +110,49 @@ def test_tidy_removes_leftovers_but_not_the_current_committee(tmp_path):
     shutil.copytree(folder / "committee-0000", folder / "committee-0001")        # saved, not committed
     (folder / ".committee-0002.abc.tmp").mkdir()                                # half-written
     (folder / ".state.json.xyz.tmp").write_text("{")                            # half-written state
-    (tmp_path / "users" / ".tmp-bob-1234").mkdir()                              # half-created user
+    (tmp_path / "users" / ".tmp-bob-1234abcd").mkdir()                          # half-created user
+    (tmp_path / "users" / ".tmp-bob-x-1234abcd").mkdir()                        # user bob-x's, in progress
+    (folder / "committee-0007").mkdir()                                         # not ours to judge: kept
+    (folder / "notes.txt").write_text("kept")                                   # not ours: kept
     store.tidy("bob", state)
-    assert sorted(p.name for p in folder.iterdir()) == ["base-committee", "committee-0000", "state.json"]
-    assert not (tmp_path / "users" / ".tmp-bob-1234").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["base-committee", "committee-0000", "committee-0007",
+                                                        "notes.txt", "state.json"]
+    assert not (tmp_path / "users" / ".tmp-bob-1234abcd").exists()
+    assert (tmp_path / "users" / ".tmp-bob-x-1234abcd").exists()
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("edit", [
+    {"committee": "committee-0003"},                    # names a folder that does not exist
+    {"committee": "../carol/committee-0000"},           # a path out of the user folder
+    {"committee": "/tmp"},
+    {"iteration": 2},                                   # iteration and committee disagree
+    {"iteration": "1"},
+    {"crowd": "../carol/crowd-0000"},
+])
+def test_inconsistent_state_is_refused_and_nothing_is_removed(tmp_path, edit):
+    """Whatever state.json says, tidy/read_state remove nothing and follow no path out of the
+    user folder: an inconsistent state is one refusal saying what and how to recover."""
+    store = UserStore(tmp_path / "users")
+    committee = _committee_dir(tmp_path)
+    store.create("bob", committee, "mc")
+    store.create("carol", committee, "mc")
+    (tmp_path / "users" / "carol" / "crowd-0000").mkdir()
+    path = tmp_path / "users" / "bob" / "state.json"
+    state = json.loads(path.read_text())
+    state.update(edit)
+    path.write_text(json.dumps(state))
+    before = _snapshot(tmp_path / "users")
+    with pytest.raises(MERError, match="state.json: field .*(inconsistent|expected a whole number)") as err:
+        store.read_state("bob")
+    assert "recreate the user" in str(err.value)
+    with pytest.raises(MERError):
+        store.tidy("bob", state)
+    assert _snapshot(tmp_path / "users") == before
 
 
 def test_damaged_state_is_a_clear_error(tmp_path):
@@ -142,3 +181,33 @@ def test_rand_scores_are_reproducible_per_user_and_round():
     assert np.array_equal(a, _rng_for("bob", 0, 1987).random(5))
     assert not np.array_equal(a, _rng_for("bob", 1, 1987).random(5))
     assert not np.array_equal(a, _rng_for("carol", 0, 1987).random(5))
+
+
+@pytest.mark.parametrize("text", ['{"s1": "Q1", "s1": "Q3"}', '{"s1": "Q1", " S1 ": "Q3"}',
+                                  '{"s2": "Q1", "s1": "Q2", "s1": "q4"}'])
+def test_a_song_given_twice_that_json_would_merge_is_refused(tmp_path, text):
+    """json.loads keeps the last of two equal keys; the answers keep every pair and refuse."""
+    state = users.record_queries(_state(), ["s1", "s2"])
+    for arg in (text, _write(tmp_path / "a.json", text)):
+        raw, source = users.read_answers_arg(arg)
+        with pytest.raises(MERError, match="given twice with different labels"):
+            users.parse_answers(raw, state, source)
+    raw, _ = users.read_answers_arg('{"s1": "Q1", "s1": "q1"}')  # the same label twice: one answer
+    assert users.parse_answers(raw, state) == {"s1": 0}
+
+
+def test_answers_with_a_utf8_byte_order_mark_are_read(tmp_path):
+    state = users.record_queries(_state(), ["s1", "s2"])
+    path = tmp_path / "a.json"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"s1": "Q2"}')
+    raw, _ = users.read_answers_arg(str(path))
+    assert users.parse_answers(raw, state) == {"s1": 1}
+    raw, _ = users.read_answers_arg('\ufeff{"s2": "Q3"}')
+    assert users.parse_answers(raw, state) == {"s2": 2}
+    with pytest.raises(MERError, match="is a folder"):
+        users.read_answers_arg(str(tmp_path))
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)

@@ -36,8 +36,13 @@ def fsync_dir(path: Path) -> None:
 def _renamed_into_place(path: Path, prefix: str, suffix: str):
     """Yield a temporary file name beside `path`; on success fsync it and rename it over
     `path`, on any failure remove it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    if path.is_dir():
+        raise MERError(f"{path}: is a folder (expected a file name to write)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    except OSError as err:  # name the file asked for, not the temporary beside it
+        raise MERError(f"{path}: cannot write here ({err.strerror or err})") from None
     os.fchmod(fd, _umask_mode())
     os.close(fd)
     try:

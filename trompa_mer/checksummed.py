@@ -53,13 +53,14 @@ def write_manifest(folder, manifest_name: str, manifest: dict, files) -> dict:
 
 
 def read_manifest(directory, manifest_name: str, required, what: str, missing_hint: str,
-                  classes_required: bool = True) -> dict:
+                  classes_required: bool = True, check=None) -> dict:
     """The verified manifest of a checksummed folder.
 
     Refused: a missing or unparsable manifest, a required field missing, classes other than
     Q1..Q4, a listed file (the scaler, a member's files) without a checksum, a checksum entry
     naming a path instead of a plain file name, a listed file that is missing, or a file whose
-    sha256 differs. `what` names the folder's content in messages ("committee").
+    sha256 differs. `what` names the folder's content in messages ("committee"). `check`
+    (manifest, manifest path), called before any file is read, refuses a malformed manifest.
     """
     directory = Path(directory)
     atomic.recover_dir(directory)
@@ -74,7 +75,11 @@ def read_manifest(directory, manifest_name: str, required, what: str, missing_hi
     if classes != list(QUADRANTS):
         raise MERError(f"{manifest_path}: field 'classes' is {manifest.get('classes')}, "
                        f"expected {list(QUADRANTS)}")
+    if check is not None:
+        check(manifest, manifest_path)
     checksums = manifest["checksums"]
+    if not isinstance(checksums, dict) or not all(isinstance(v, str) for v in checksums.values()):
+        raise MERError(f"{manifest_path}: field 'checksums': expected an object {{file name: sha256}}")
     listed = {manifest["scaler"]} | {f for m in manifest["members"] for f in m.get("files", [])}
     unlisted = sorted(listed - set(checksums))
     if unlisted:

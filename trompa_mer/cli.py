@@ -2,25 +2,67 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+import traceback
 
 from .errors import MERError
 
 
 def main_wrapper(fn) -> None:
-    """Run `fn()`; report a MERError (or a missing file) as one stderr line and exit 1."""
+    """Run `fn()`; report any failure as one stderr line `error: ...` and exit 1.
+
+    A MERError is the message itself; an OSError (disk full, permission denied, a missing
+    file) names the file and the system's reason; anything else is one line naming the
+    exception (MER_DEBUG=1 shows the traceback too). Warnings (trompa_mer.errors.warn) are
+    printed as `warning: ...` lines."""
+    import warnings
+
+    from .errors import MERWarning
+
+    def show(message, category, *_args, **_kwargs):
+        if issubclass(category, MERWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            print(f"warning: {category.__name__}: {message}", file=sys.stderr)
+
+    previous = warnings.showwarning
+    warnings.showwarning = show
     try:
         code = fn()
     except MERError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    except FileNotFoundError as err:
-        print(f"error: {err.filename}: no such file or folder", file=sys.stderr)
-        sys.exit(1)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except OSError as err:
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:  # one line for the platform; the traceback on request
+        if os.environ.get("MER_DEBUG"):
+            traceback.print_exc()
+        print(f"error: unexpected {type(err).__name__}: {' '.join(str(err).split())} "
+              f"(MER_DEBUG=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        warnings.showwarning = previous
     sys.exit(code or 0)
+
+
+def os_error_line(err: OSError) -> str:
+    """An OSError as one line: the file, the system's reason, what it means here."""
+    where = err.filename if err.filename is not None else "file system"
+    if isinstance(err, FileNotFoundError):
+        return f"{where}: no such file or folder"
+    reason = err.strerror or str(err)
+    hint = ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "; free some space and run the command again (what was already saved is unchanged)"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "; check the folder's permissions"
+    return " ".join(f"{where}: {reason}{hint}".split())
 
 
 def positive_int(text: str) -> int:
@@ -42,6 +84,8 @@ def user_parser(description: str) -> argparse.ArgumentParser:
 
 def add_user_id(parser, flag: str = "-i", required: bool = True,
                 help_text: str = "the listener's id: letters, digits, '_' and '-' only") -> None:
-    """The user id flag of every per-user script: -i (predict_emotion: -u), --user-id, and
-    --user_id, the original's spelling."""
-    parser.add_argument(flag, "--user-id", "--user_id", dest="user_id", required=required, help=help_text)
+    """The user id flag of every per-user script: -i (predict_emotion: -u), --user-id, and the
+    original's spellings --user_id and --input_user (how the original platform calls
+    create_user.py, get_hard_tracks.py and retrain_model.py)."""
+    parser.add_argument(flag, "--user-id", "--user_id", "--input_user", dest="user_id", required=required,
+                        help=help_text)

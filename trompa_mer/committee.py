@@ -117,6 +117,99 @@ def check_feature_names(expected, actual, where: str) -> None:
                    "(feature layout differs from the committee's)")
 
 
+def check_manifest(manifest: dict, manifest_path) -> None:
+    """Refuse a committee manifest that is not a whole committee, before anything in the folder
+    is deserialized: the format version known, feature names a non-empty list of distinct
+    names, at least one member, each an object with a plain unique name, an algorithm and a
+    list of files, the scaler entry one plain file name."""
+    if manifest.get("format") != FORMAT_VERSION:
+        raise MERError(f"{manifest_path}: field 'format' is {manifest.get('format')!r}, expected "
+                       f"{FORMAT_VERSION} (a committee folder written by this version of trompa_mer)")
+    names = manifest.get("feature_names")
+    if (not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)):
+        raise MERError(f"{manifest_path}: field 'feature_names': expected a non-empty list of distinct "
+                       f"feature names")
+    scaler = manifest.get("scaler")
+    if not isinstance(scaler, str) or not scaler or Path(scaler).name != scaler:
+        raise MERError(f"{manifest_path}: field 'scaler' is {scaler!r}, expected the scaler's file name")
+    members = manifest.get("members")
+    if not isinstance(members, list) or not members:
+        raise MERError(f"{manifest_path}: field 'members' is {members!r}, expected a non-empty list of "
+                       f"members (a committee without members cannot rank or predict)")
+    seen = set()
+    for index, entry in enumerate(members):
+        if not isinstance(entry, dict):
+            raise MERError(f"{manifest_path}: members[{index}]: expected an object, got {entry!r}")
+        name = entry.get("name")
+        if name in seen:
+            raise MERError(f"{manifest_path}: member name {name!r} appears twice")
+        seen.add(name)
+        files = entry.get("files")
+        if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+            raise MERError(f"{manifest_path}: member {name!r}: field 'files' is {files!r}, expected "
+                           f"the list of its file names")
+        if not isinstance(entry.get("algorithm"), str):
+            raise MERError(f"{manifest_path}: member {name!r}: field 'algorithm' is "
+                           f"{entry.get('algorithm')!r}, expected the member's algorithm name")
+        if scaler in files:
+            raise MERError(f"{manifest_path}: field 'scaler' names {scaler}, a file of member {name!r}")
+
+
+def check_scaler(scaler, n_features: int, where: str) -> None:
+    """Refuse a scaler entry that is not feature standardization statistics: mean_ and scale_,
+    one finite value per feature, every scale > 0."""
+    mean, scale = getattr(scaler, "mean_", None), getattr(scaler, "scale_", None)
+    if mean is None or scale is None:
+        raise MERError(f"{where}: not a scaler (a {type(scaler).__name__}; expected the standardization "
+                       f"statistics of the committee's training windows)")
+    mean, scale = np.asarray(mean, dtype=float), np.asarray(scale, dtype=float)
+    if mean.shape != (n_features,) or scale.shape != (n_features,):
+        raise MERError(f"{where}: the scaler standardizes {mean.size} features, the committee has "
+                       f"{n_features} feature names")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise MERError(f"{where}: scaler statistics must be finite with every scale > 0")
+
+
+def cap_confidence(proba, bound, iterations: int = 60) -> np.ndarray:
+    """Soften each row p of `proba` to p ** (1/T) / sum (T >= 1, the smallest that works) so
+    its highest probability is at most `bound` (one per row, >= 1/4); rows already within
+    their bound are returned unchanged. The ranking of the quadrants is kept."""
+    proba = np.array(proba, dtype=np.float64)
+    bound = np.maximum(np.asarray(bound, dtype=np.float64), 1.0 / N_CLASSES)
+    over = proba.max(axis=1) > bound
+    if not over.any():
+        return proba
+    log_p = np.log(np.clip(proba[over], 1e-300, None))
+    target = bound[over]
+    lo, hi = np.zeros(len(log_p)), np.full(len(log_p), 30.0)  # log T: T in [1, e^30]
+
+    def softened(log_t):
+        z = log_p / np.exp(log_t)[:, None]
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        too_sharp = softened(mid).max(axis=1) > target
+        lo = np.where(too_sharp, mid, lo)
+        hi = np.where(too_sharp, hi, mid)
+    proba[over] = softened(hi)  # hi: always within the bound
+    return proba
+
+
+def _member_width(input_kind: str, n_features: int) -> int | None:
+    """The number of columns a member of `input_kind` reads in a committee of n_features."""
+    if input_kind == "features":
+        return n_features
+    if input_kind == "crowd+features":
+        from .crowd import N_CROWD
+
+        return N_CROWD + n_features
+    return None
+
+
 def song_means(X, offsets) -> np.ndarray:
     """(songs, features) mean window features; song i's windows are X[offsets[i]:offsets[i+1]].
 
@@ -207,6 +300,9 @@ class Committee:
         self.manifest = dict(manifest or {})
         self.layout = layout
         self.parts: list[Committee] = [self]  # several for a joined committee (join)
+        # the audio members whose consensus bounds the crowd-aware members' confidence on songs
+        # without other listeners (set by listener(); a joined committee has them itself)
+        self.evidence: Committee | None = None
         # set by load() and save(): the committee's content as written on disk; cleared by
         # update(), so an in-memory change never reads another committee's cached predictions
         self._saved_digest: str | None = None
@@ -242,7 +338,12 @@ class Committee:
     def listener(self) -> "Committee":
         """The committee of the listener members (this committee when that is all of them)."""
         chosen = self.listener_members()
-        return self if len(chosen) == len(self.members) else self.subset(chosen)
+        if len(chosen) == len(self.members):
+            return self
+        listener = self.subset(chosen)
+        others = [i for i in range(len(self.members)) if i not in set(chosen)]
+        listener.evidence = self.subset(others)
+        return listener
 
     @classmethod
     def join(cls, *parts: "Committee") -> "Committee":
@@ -382,7 +483,34 @@ class Committee:
             X_in = self.member_input(kind, songs)
             for i in self.of_kind(kind):
                 out[i] = self.members[i][1].predict_proba(X_in)
+        self._bound_crowd_without_listeners(out, songs)
         return out
+
+    def _bound_crowd_without_listeners(self, out, songs: Songs) -> None:
+        """On a song no other listener annotated, a crowd-aware member has only the audio to go
+        on: its probabilities are softened (p ** (1/T), the smallest T >= 1) until its highest
+        probability is no higher than the highest of the audio members' mean on that song.
+        Applies when the committee has (or, as a listener() subset, knows) audio members and
+        the crowd rows come from the songs (the simulator's prepared rows are left as they are)."""
+        crowd_members = self.of_kind("crowd+features")
+        if not crowd_members or songs.crowd is None or "crowd+features" in songs.prepared:
+            return
+        from .crowd import CROWD_COLUMNS
+
+        crowd = np.asarray(songs.crowd, dtype=np.float64).reshape(len(songs), -1)
+        none = np.flatnonzero(crowd[:, CROWD_COLUMNS.index("crowd_none")] > 0.5)
+        others = [i for i in range(len(self.members)) if i not in set(crowd_members)]
+        evidence = self.subset(others) if others else self.evidence
+        if not len(none) or evidence is None:
+            return
+        offsets = songs.offsets
+        rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in none])
+        subset = Songs.from_offsets(np.asarray(songs.X)[rows],
+                                    np.concatenate([[0], np.cumsum(np.diff(offsets)[none])]),
+                                    [songs.song_ids[i] for i in none], audio=songs.audio)
+        bound = evidence.song_proba(subset).mean(axis=0).max(axis=1)
+        for i in crowd_members:
+            out[i, none] = cap_confidence(out[i, none], bound)
 
     def update(self, songs, y, song_of_window=None, **sources) -> None:
         """Continue training every member on labeled songs (one label per song; a batch may
@@ -458,18 +586,31 @@ class Committee:
         if not directory.is_dir():
             raise MERError(f"{directory}: no {layout.what} folder here")
         manifest = read_manifest(directory, layout.manifest, ("feature_names", "members", "checksums", "scaler"),
-                                 layout.what, layout.missing_hint, layout.classes_required)
+                                 layout.what, layout.missing_hint, layout.classes_required,
+                                 check=check_manifest)
         manifest_path = directory / layout.manifest
         if feature_names is not None:
             check_feature_names(manifest["feature_names"], feature_names, str(manifest_path))
+        n_features = len(manifest["feature_names"])
         scaler = _load_scaler(directory / manifest["scaler"])
+        check_scaler(scaler, n_features, f"{manifest_path}: field 'scaler' ({manifest['scaler']})")
         members = []
         for entry in manifest["members"]:
             name = entry["name"]
-            member = member_class(entry.get("algorithm")).load(directory / name)
-            if member.input_kind == "features" and member.n_features != len(manifest["feature_names"]):
+            try:
+                cls_ = member_class(entry.get("algorithm"))
+            except MERError as err:
+                raise MERError(f"{manifest_path}: member {name!r}: {err}") from None
+            member = cls_.load(directory / name)
+            expected = _member_width(member.input_kind, n_features)
+            if expected is not None and member.n_features is not None and member.n_features != expected:
                 raise MERError(f"{directory / name}: member expects {member.n_features} features, "
-                               f"committee has {len(manifest['feature_names'])}")
+                               f"committee has {n_features} feature names"
+                               f"{' (+ the crowd columns)' if member.input_kind == 'crowd+features' else ''}")
+            if entry.get("input_kind", member.input_kind) != member.input_kind:
+                raise MERError(f"{manifest_path}: member {name!r}: field 'input_kind' is "
+                               f"{entry.get('input_kind')!r}, but a {member.algorithm} member reads "
+                               f"{member.input_kind!r}")
             members.append((name, member))
         committee = cls(members, scaler, manifest["feature_names"], manifest, layout)
         committee._saved_digest = content_digest(manifest)

@@ -103,6 +103,9 @@ def prepare(annotations_path, user_id, committee, feats_dir, pool, seed: int = 1
     from .crowd import pretrain_crowd_members
     from .datasets.annotations import load_annotations
 
+    if annotations_path is not None and Path(annotations_path).is_dir():
+        raise MERError(f"annotations: {annotations_path} is a folder; --crowd-member needs the "
+                       f"multi-listener annotations file (pass --annotations FILE or set MER_ANNOTATIONS)")
     if annotations_path is None or not Path(annotations_path).is_file():
         raise MERError(f"annotations: {annotations_path} not found; --crowd-member needs the "
                        f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")

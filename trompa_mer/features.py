@@ -284,11 +284,38 @@ def _extract_one(audio_path: str, out_csv: str):
         return audio_path, f"{audio_path}: {type(err).__name__}: {err}"
 
 
+def feature_csv_complete(path) -> bool:
+    """Whether `path` looks like a whole feature CSV as write_feature_csv leaves it: the header
+    of this layout, at least one row, every row with all 261 fields, ending with a newline, the
+    last row numeric. Cheap (no pandas), so a resumed folder run checks every output it would
+    skip; a truncated or garbled file fails it and is extracted again. (A damaged value inside
+    an otherwise whole file is caught when the pool is read: pool.load_pool skips it.)"""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    if not data.endswith(b"\n"):
+        return False
+    lines = data[:-1].split(b"\n")
+    header = ["frameTime", *FEATURE_NAMES]
+    if len(lines) < 2 or lines[0].rstrip(b"\r").decode("utf-8", "replace").split(";") != header:
+        return False
+    if any(line.count(b";") != len(FEATURE_NAMES) for line in lines[1:]):
+        return False
+    try:
+        values = [float(v) for v in lines[-1].rstrip(b"\r").split(b";")]
+    except ValueError:
+        return False
+    return bool(np.all(np.isfinite(values[1:])))
+
+
 def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sys.stderr) -> dict:
     """Extract every audio file under `in_dir` into `out_dir/<song_id>.csv`.
 
-    Files already done are skipped (the run resumes), failures are reported and skipped, and
-    the summary counts what happened.
+    Files already done are skipped (the run resumes); an output that is not a whole feature
+    CSV (feature_csv_complete: a run killed mid-write elsewhere, a truncated copy) is extracted
+    again. Failures are printed once each to `log` and skipped, and the summary counts what
+    happened. A folder without audio files is an error.
     """
     from joblib import Parallel, delayed
     from tqdm import tqdm
@@ -296,20 +323,34 @@ def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sy
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise MERError(f"{in_dir}: input folder not found")
-    out_dir.mkdir(parents=True, exist_ok=True)
     files = find_audio(in_dir)
-    todo, skipped, failed, seen = [], 0, [], {}
+    if not files:
+        raise MERError(f"{in_dir}: a folder with no audio files (expected files ending "
+                       f"{', '.join(sorted(AUDIO_SUFFIXES))}, searched in its subfolders too)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MERError(f"{out_dir}: exists and is not a folder (folder input writes one CSV per audio file "
+                       f"into an output folder)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, skipped, redone, failed, seen = [], 0, 0, [], {}
+
+    def fail(src, error):
+        failed.append((src, error))
+        print(f"failed: {error}", file=log)
+
     for path in files:
         song = song_id_from_path(path)
         if song in seen:
-            failed.append((str(path), f"{path}: song id {song!r} also used by {seen[song]}"))
+            fail(str(path), f"{path}: song id {song!r} also used by {seen[song]}")
             continue
         seen[song] = path
         target = out_dir / f"{song}.csv"
-        if target.exists():
+        if target.exists() and feature_csv_complete(target):
             skipped += 1
-        else:
-            todo.append((str(path), str(target)))
+            continue
+        if target.exists():
+            redone += 1
+            print(f"note: {target}: not a whole feature CSV, extracting it again", file=log)
+        todo.append((str(path), str(target)))
     results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
         delayed(_extract_one)(src, dst) for src, dst in todo)
     done = 0
@@ -318,6 +359,23 @@ def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sy
         if error is None:
             done += 1
         else:
-            failed.append((src, error))
-            print(f"failed: {error}", file=log)
-    return {"found": len(files), "extracted": done, "skipped": skipped, "failed": failed}
+            fail(src, error)
+    return {"found": len(files), "extracted": done, "skipped": skipped, "redone": redone, "failed": failed}
+
+
+def extract_input(source, output, jobs: int = 1, progress: bool = True, log=sys.stderr) -> dict:
+    """What extract_features.py -i SOURCE -o OUTPUT does: one audio file into one .csv, or a
+    folder of audio files into a folder of CSVs (extract_folder). Returns a summary with
+    "mode" ("file" or "folder")."""
+    source, output = Path(source), Path(output)
+    if not source.exists():
+        raise MERError(f"{source}: input not found (expected an audio file or a folder of them)")
+    if source.is_dir():
+        if output.suffix.lower() == ".csv":
+            raise MERError(f"{output}: {source} is a folder, which is extracted into a folder of CSVs (one "
+                           f"per audio file); give an output folder, not a .csv file")
+        return {"mode": "folder", **extract_folder(source, output, jobs=jobs, progress=progress, log=log)}
+    if output.suffix.lower() != ".csv" or output.is_dir():
+        raise MERError(f"{output}: output must be a .csv file (for the audio file {source})")
+    table = extract_file(source, output)
+    return {"mode": "file", "windows": len(table)}

@@ -18,7 +18,7 @@ from . import atomic
 from . import consensus as cons
 from .audio_cache import pool_audio_source
 from .committee import Committee, Songs
-from .errors import MERError
+from .errors import MERError, warn
 from .pool import open_pool
 from .prediction import committee_of_member_file, input_window_proba, prediction_json, read_input_features
 from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba
@@ -74,19 +74,21 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
     validate_user_id(user_id)
     _validate_mode(mode)
     store = UserStore(users_dir)
+    store.refuse_case_twin(user_id)
     if store.user_dir(user_id).exists() and not exist_ok:
         raise MERError(f"user {user_id!r} already exists ({store.user_dir(user_id)}); "
                        f"pass --exist-ok to keep it")
     if store.exists(user_id):
         return _existing_user(store, user_id, mode, balanced, crowd_member)
-    human = None
+    human = coverage = None
     if mode in ("hc", "mix"):
         from .datasets.annotations import load_annotations
 
-        if annotations_path is None or not Path(annotations_path).exists():
+        if annotations_path is None or not Path(annotations_path).exists():  # a folder: load_annotations says so
             raise MERError(f"annotations: {annotations_path} not found; mode {mode!r} needs the "
                            f"multi-listener annotations (pass --annotations FILE or set MER_ANNOTATIONS)")
         human = cons.human_consensus(load_annotations(annotations_path), exclude_user=user_id)
+        coverage = _consensus_coverage(human, annotations_path, feats_dir, user_id, mode)
     committee = _load_committee(committee_dir)  # verifies the checksums before anything is copied
     crowd = None
     if crowd_member:
@@ -107,7 +109,22 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
     return {"user_id": user_id, "created": True, "mode": state["mode"], "balanced": state["balanced"],
             "folder": str(store.user_dir(user_id)),
             "consensus_songs": None if human is None else int(len(human)),
-            **({} if crowd is None else crowd[2])}
+            **(coverage or {}), **({} if crowd is None else crowd[2])}
+
+
+def _consensus_coverage(human, annotations_path, feats_dir, user_id, mode) -> dict | None:
+    """How many pool songs the human consensus covers; refused when none (hc would rank the
+    pool in file order). None when there is no pool folder to compare with yet."""
+    if feats_dir is None or not Path(feats_dir).is_dir():
+        return None
+    song_ids = np.asarray(open_pool(feats_dir).song_ids).tolist()
+    covered = int(np.isin(song_ids, np.asarray(human.index, dtype=str)).sum())
+    if covered == 0:
+        raise MERError(f"{annotations_path}: the human consensus (other listeners' annotations, user "
+                       f"{user_id!r} left out: {len(human)} songs) covers none of the {len(song_ids)} pool "
+                       f"songs in {feats_dir}; mode {mode!r} needs annotations of pool songs (a song's id is "
+                       f"its feature CSV's name, lowercased)")
+    return {"consensus_pool_songs": covered, "pool_songs": len(song_ids)}
 
 
 def _existing_user(store, user_id, mode, balanced, crowd_member=False) -> dict:
@@ -153,6 +170,9 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         mode = state["mode"]
         pool = open_pool(feats_dir)
         song_ids = np.asarray(pool.song_ids)
+        settled = set(state["asked"]) | set(state.get("skipped", []))
+        if settled.issuperset(song_ids.tolist()):  # said before any scoring
+            raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
         machine = predicted = human = None
         if mode in ("mc", "mix") or state.get("balanced"):
             committee = store.load_committee(user_id, state)
@@ -176,7 +196,6 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                                f"consensus (recreate the user)")
         scores = cons.mode_scores(mode, song_ids, machine_proba=machine, human_freqs=human,
                                   rng=rng_for(user_id, state["iteration"], seed))
-        settled = set(state["asked"]) | set(state.get("skipped", []))
         songs = cons.select_queries(song_ids, scores, int(q), asked=settled,
                                     balanced=bool(state.get("balanced")), predicted=predicted)
         if not songs:
@@ -331,6 +350,11 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
             raise MERError(f"group {group!r}: no songs left to recommend to user {user_id!r} "
                            f"({len(members)} in the group, {sum(s in in_pool for s in members)} with features, "
                            f"{sum(s in done for s in members)} already recommended)")
+        without = [s for s in members if s not in in_pool]
+        if without:  # a refusal above says it in its one line; here the picks go on without them
+            warn(f"{playlists_path}: group {group!r}: {len(without)} song(s) without features in {feats_dir} "
+                 f"left out: {', '.join(without[:10])}{' ...' if len(without) > 10 else ''} "
+                 f"(extract their features to recommend them)")
         sub = pool.subset(candidates)
         committee = store.load_committee(user_id, state)
         listener = committee.listener()

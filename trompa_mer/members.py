@@ -133,6 +133,13 @@ def skops_load(path):
         raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
 
 
+def _temperature(value, where) -> float:
+    """A member's temperature: a finite number > 0 (T > 1 softens, T < 1 sharpens)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+        raise MERError(f"{where}: field 'temperature' is {value!r}, expected a finite number > 0")
+    return float(value)
+
+
 def _check_xy(X, y=None, where: str = "features"):
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
@@ -256,12 +263,18 @@ class Member:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise MERError(f"{meta_path}: not valid JSON ({err})") from None
+        if not isinstance(meta, dict):
+            raise MERError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
         if meta.get("algorithm") != cls.algorithm:
             raise MERError(f"{meta_path}: field 'algorithm' is {meta.get('algorithm')!r}, "
                            f"expected {cls.algorithm!r}")
         member = cls._from_meta(meta)
-        member.temperature = float(meta.get("temperature", 1.0))
-        member.n_features = meta.get("n_features")
+        member.temperature = _temperature(meta.get("temperature", 1.0), meta_path)
+        n_features = meta.get("n_features")
+        if n_features is not None and (isinstance(n_features, bool) or not isinstance(n_features, int)
+                                       or n_features < 1):
+            raise MERError(f"{meta_path}: field 'n_features' is {n_features!r}, expected a positive whole number")
+        member.n_features = n_features
         member._load_model(base.with_name(base.name + cls.model_suffix))
         return member
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .errors import MERError
+from .errors import MERError, warn
 from .features import FEATURE_NAMES, read_feature_csv
 
 CACHE_NAME = ".pool_cache"
@@ -38,6 +38,9 @@ class Pool:
     # sha256 of the folder listing it was loaded from (set by load_pool; None for a subset):
     # caches of predictions on this pool key on it
     signature: str | None = None
+    # {CSV file name: why it was left out}: files of the folder that are not readable feature
+    # CSVs (truncated, garbled); their songs are not in the pool
+    skipped: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self._index = {s: i for i, s in enumerate(self.song_ids.tolist())}
@@ -108,7 +111,8 @@ def _read_cache(cache: Path, mmap: bool):
                   for name in ("X", "offsets", "frame_times", "song_ids")}
     except (OSError, ValueError, json.JSONDecodeError):
         return None
-    return meta, Pool(arrays["song_ids"].astype(str), arrays["X"], arrays["offsets"], arrays["frame_times"])
+    return meta, Pool(arrays["song_ids"].astype(str), arrays["X"], arrays["offsets"], arrays["frame_times"],
+                      skipped=dict(meta.get("skipped", {})))
 
 
 @contextlib.contextmanager
@@ -126,9 +130,20 @@ def _locked(feats_dir: Path):
 
 
 def _read_song(path: Path):
-    table = read_feature_csv(path)
+    """(windows, frame times), or the reason the file is not a readable feature CSV."""
+    try:
+        table = read_feature_csv(path)
+    except MERError as err:
+        reason = str(err)
+        return reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason
     return (table[FEATURE_NAMES].to_numpy(dtype=np.float32),
             table["frameTime"].to_numpy(dtype=np.float32))
+
+
+def _warn_skipped(feats_dir: Path, pool: Pool) -> None:
+    for name, reason in sorted(pool.skipped.items()):
+        warn(f"{feats_dir / name}: skipped, not a readable feature CSV ({reason}); its song is left "
+             f"out of the pool until the file is extracted again")
 
 
 def open_pool(feats_dir) -> Pool:
@@ -157,6 +172,7 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
         hit = _read_cache(cache_dir, mmap)
         if hit is not None and hit[0]["listing"] == listing:
             hit[1].signature = listing_signature(listing)
+            _warn_skipped(feats_dir, hit[1])
             return hit[1]
     with _locked(feats_dir):
         old = _read_cache(cache_dir, mmap=True) if cache else None
@@ -168,7 +184,10 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
             if cache:
                 _write_cache(feats_dir, cache_dir, listing, pool)
         pool.signature = listing_signature(listing)
-        return pool
+    _warn_skipped(feats_dir, pool)
+    if len(pool.song_ids) == 0:
+        raise MERError(f"{feats_dir}: none of the {len(listing)} feature CSVs in the pool folder is readable")
+    return pool
 
 
 def _build(feats_dir: Path, listing: dict, old, progress: bool, jobs: int) -> Pool:
@@ -195,13 +214,14 @@ def _build(feats_dir: Path, listing: dict, old, progress: bool, jobs: int) -> Po
                                                disable=not progress, file=sys.stderr))
     parts = dict(reuse)
     parts.update(zip(todo, read))
-    order = np.argsort(np.asarray(song_ids, dtype=str), kind="stable")
+    skipped = {n: parts.pop(n) for n in todo if isinstance(parts[n], str)}
+    order = [i for i in np.argsort(np.asarray(song_ids, dtype=str), kind="stable") if names[i] in parts]
     ordered = [names[i] for i in order]
     X = np.concatenate([parts[n][0] for n in ordered]) if ordered else np.zeros((0, len(FEATURE_NAMES)), np.float32)
-    times = np.concatenate([parts[n][1] for n in ordered])
+    times = np.concatenate([parts[n][1] for n in ordered]) if ordered else np.zeros(0, np.float32)
     lengths = [len(parts[n][0]) for n in ordered]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return Pool(np.asarray([song_ids[i] for i in order], dtype=str), X, offsets, times)
+    return Pool(np.asarray([song_ids[i] for i in order], dtype=str), X, offsets, times, skipped=skipped)
 
 
 def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) -> None:
@@ -215,7 +235,8 @@ def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) ->
         np.save(tmp / "frame_times.npy", pool.frame_times)
         np.save(tmp / "song_ids.npy", pool.song_ids.astype(str))
         atomic.write_json(tmp / "meta.json", {"version": CACHE_VERSION, "listing": listing,
-                                              "feature_names": FEATURE_NAMES}, indent=None)
+                                              "feature_names": FEATURE_NAMES, "skipped": pool.skipped},
+                          indent=None)
         atomic.replace_dir(tmp, cache_dir)
     finally:
         if tmp.exists():

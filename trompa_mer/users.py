@@ -69,6 +69,10 @@ LOCKS_DIR = ".locks"
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
 UPDATE_STRATEGIES = ("batch", "cumulative")
+# what tidy may remove: round folders (and a folder swap's '.old'), and the temporaries of
+# atomic / checksummed ('.<name>.<random>.tmp', '.<stem>.<random>.tmp<suffix>')
+ROUND_FOLDER = re.compile(r"(committee-|crowd-)(\d{4,})(\.old)?")
+TEMPORARY = re.compile(r"\.[^/]+\.tmp(\.[A-Za-z0-9]+)?")
 
 
 def now_iso() -> str:
@@ -109,6 +113,25 @@ class UserStore:
 
     def exists(self, user_id) -> bool:
         return self.state_path(user_id).is_file()
+
+    def case_twin(self, user_id) -> str | None:
+        """An existing user whose id differs from `user_id` only in letter case (the two would
+        be one folder on a case-insensitive file system), or None."""
+        key = validate_user_id(user_id).lower()
+        if not self.users_dir.is_dir():
+            return None
+        with os.scandir(self.users_dir) as entries:
+            for entry in entries:
+                if entry.name != user_id and entry.name.lower() == key and not entry.name.startswith("."):
+                    return entry.name
+        return None
+
+    def refuse_case_twin(self, user_id) -> None:
+        twin = self.case_twin(user_id)
+        if twin is not None:
+            raise MERError(f"user id {user_id!r}: user {twin!r} exists ({self.users_dir / twin}); ids that "
+                           f"differ only in letter case would share a folder on a case-insensitive file "
+                           f"system, choose another id")
 
     def committee_dir(self, user_id, state: dict) -> Path:
         return self.user_dir(user_id) / state["committee"]
@@ -195,6 +218,8 @@ class UserStore:
 
     # --- state ----------------------------------------------------------------------------
     def read_state(self, user_id) -> dict:
+        """The user's state, refused (MERError, nothing changed) when it is inconsistent with
+        the user folder: see `check_state_folders`."""
         path = self.state_path(user_id)
         if not path.is_file():
             raise MERError(f"user {user_id!r}: no such user ({path} not found); create it with create_user.py")
@@ -204,7 +229,39 @@ class UserStore:
         missing = [k for k in ("mode", "committee", "iteration", "pending", "asked") if k not in state]
         if missing:
             raise MERError(f"{path}: missing field(s) {', '.join(missing)}")
+        self.check_state_folders(user_id, state)
         return state
+
+    def check_state_folders(self, user_id, state: dict) -> None:
+        """Refuse a state whose folder fields do not name this round's folders inside the user
+        folder: 'iteration' a whole number >= 0, 'committee' exactly committee-NNNN of that
+        iteration (and 'crowd', when present, crowd-NNNN), each an existing folder (not a link).
+        The message says what is inconsistent and how to recover; nothing is changed, so a
+        damaged or hand-edited state never makes a command delete or read another folder."""
+        path = self.state_path(user_id)
+        user_dir = self.user_dir(user_id)
+        iteration = state.get("iteration")
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+            raise MERError(f"{path}: field 'iteration' is {iteration!r}, expected a whole number >= 0; "
+                           f"nothing was changed (restore the state or delete {user_dir} and recreate the user)")
+        fields = [("committee", committee_folder_name(iteration), COMMITTEE_PREFIX)]
+        if state.get("crowd") is not None:
+            fields.append(("crowd", crowd_folder_name(iteration), CROWD_PREFIX))
+        for field, expected, prefix in fields:
+            named = state.get(field)
+            if named != expected:
+                raise MERError(f"{path}: field {field!r} is {named!r} but 'iteration' {iteration} means "
+                               f"{expected!r} (a folder of this user); the state is inconsistent, nothing "
+                               f"was changed: restore state.json, or delete {user_dir} and recreate the user")
+            folder = user_dir / expected
+            atomic.recover_dir(folder)  # a swap interrupted between its two renames
+            if folder.is_symlink() or not folder.is_dir():
+                present = sorted(p.name for p in user_dir.iterdir()
+                                 if p.name.startswith(prefix) and p.is_dir()) if user_dir.is_dir() else []
+                raise MERError(f"{path}: field {field!r} names {expected}, which is missing from {user_dir} "
+                               f"(its {prefix}NNNN folders: {', '.join(present) or 'none'}); the state is "
+                               f"inconsistent, nothing was changed: restore that folder, or delete {user_dir} "
+                               f"and recreate the user")
 
     def write_state(self, user_id, state: dict) -> None:
         atomic.write_json(self.state_path(user_id), state)
@@ -225,6 +282,7 @@ class UserStore:
         crowd: (crowd members as a committee with CROWD_LAYOUT, crowd table) for a
         --crowd-member user (trompa_mer.crowd_loop.prepare)."""
         user_dir = self.user_dir(user_id)
+        self.refuse_case_twin(user_id)
         if user_dir.exists():
             raise MERError(f"user {user_id!r} already exists ({user_dir})")
         self.users_dir.mkdir(parents=True, exist_ok=True)
@@ -256,21 +314,37 @@ class UserStore:
         return state
 
     def tidy(self, user_id, state: dict) -> None:
-        """Remove what an interrupted change left behind (call under the exclusive lock)."""
+        """Remove what an interrupted change left behind (call under the exclusive lock).
+
+        Only names this module's writers create are touched, and only inside the user folder:
+        temporary files and folders ('.<name>.<random>.tmp...'), a folder swap's '<folder>.old',
+        committee/crowd folders of rounds the state has moved past (NNNN < iteration) and of an
+        uncommitted retrain (NNNN = iteration + 1). The state is checked first
+        (`check_state_folders`), so an inconsistent one is refused before anything is removed.
+        """
+        self.check_state_folders(user_id, state)
         user_dir = self.user_dir(user_id)
+        iteration = int(state["iteration"])
+        keep = {state["committee"], state.get("crowd")}
         for entry in user_dir.iterdir():
             name = entry.name
-            stale_committee = (name.startswith(COMMITTEE_PREFIX) and name != state["committee"])
-            stale_committee = stale_committee or (name.startswith(CROWD_PREFIX) and name != state.get("crowd"))
-            stale_tmp = name.startswith(".") and ".tmp" in name
-            if stale_committee or stale_tmp:
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        entry.unlink()
-        for entry in self.users_dir.glob(f".tmp-{user_id}-*"):
-            shutil.rmtree(entry, ignore_errors=True)
+            match = ROUND_FOLDER.fullmatch(name)
+            if match and name not in keep:
+                rnd = int(match.group(2))
+                stale = rnd < iteration or rnd == iteration + 1 or match.group(3) is not None
+            else:
+                stale = TEMPORARY.fullmatch(name) is not None
+            if not stale or entry.is_symlink():
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+        create_tmp = re.compile(rf"\.tmp-{re.escape(user_id)}-[0-9a-f]{{8}}")
+        for entry in self.users_dir.iterdir():
+            if create_tmp.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
 
 
 # --- consensus table on disk ----------------------------------------------------------------
@@ -324,31 +398,54 @@ def record_queries(state: dict, songs, when: str | None = None) -> dict:
     return new
 
 
+class AnswerPairs(dict):
+    """A decoded JSON object that also keeps every (key, value) pair in file order, so a key
+    given twice (which json.loads would silently merge, keeping the last) stays visible."""
+
+    def __init__(self, pairs):
+        super().__init__(pairs)
+        self.pairs = list(pairs)
+
+
+def decode_answers_json(text: str, source: str):
+    """JSON text (a UTF-8 byte-order mark allowed) -> value whose objects are AnswerPairs."""
+    try:
+        return json.loads(text.lstrip("\ufeff"), object_pairs_hook=AnswerPairs)
+    except json.JSONDecodeError as err:
+        raise MERError(f"{source}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
+                       f"expected a JSON object {{song_id: \"Q1\"..\"Q4\"}}") from None
+    except RecursionError:
+        raise MERError(f"{source}: JSON nested too deeply (expected a JSON object {{song_id: \"Q1\"..\"Q4\"}})") from None
+
+
 def read_answers_arg(value) -> tuple[object, str]:
-    """The -a argument: a path to a JSON file, or (when no such file exists) inline JSON text."""
+    """The -a argument: a path to a JSON file, or (when no such file exists) inline JSON text.
+    A file may start with a UTF-8 byte-order mark (spreadsheet tools write one)."""
     text = str(value)
     path = Path(text)
-    if path.is_file():
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise MERError(f"{path}: not UTF-8 text (expected a JSON object {{song_id: \"Q1\"..\"Q4\"}})") from None
-        source = str(path)
-    elif text.lstrip().startswith("{"):
-        raw, source = text, "annotations (inline JSON)"
-    else:
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. inline JSON longer than a file name may be
+        is_file = False
+    if text.lstrip("\ufeff").lstrip().startswith("{") and not is_file:
+        return decode_answers_json(text, "annotations (inline JSON)"), "annotations (inline JSON)"
+    if path.is_dir():
+        raise MERError(f"{path}: is a folder (expected a JSON file {{song_id: \"Q1\"..\"Q4\"}})")
+    if not path.is_file():
         raise MERError(f"{text}: annotation file not found (expected a JSON file {{song_id: \"Q1\"..\"Q4\"}})")
     try:
-        return json.loads(raw), source
-    except json.JSONDecodeError as err:
-        raise MERError(f"{source}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise MERError(f"{path}: not UTF-8 text (expected a JSON object {{song_id: \"Q1\"..\"Q4\"}})") from None
+    return decode_answers_json(raw, str(path)), str(path)
 
 
 def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
     """Validate listener answers against the pending round; return {song: quadrant index}.
 
-    `raw` is the decoded JSON. Every problem is collected and reported in one line: songs that
-    were not asked (or already answered), invalid labels, duplicate ids differing only in case.
+    `raw` is the decoded JSON (an AnswerPairs keeps a key given twice). Every problem is
+    collected and reported in one line: songs that were not asked (or already answered),
+    invalid labels, one song given twice with different labels (in any spelling).
     """
     user = state.get("user_id")
     if not isinstance(raw, dict):
@@ -358,7 +455,7 @@ def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
     pending = set(state["pending"])
     not_pending, bad_labels, duplicates = [], [], []
     answers: dict[str, int] = {}
-    for key, value in raw.items():
+    for key, value in getattr(raw, "pairs", raw.items()):
         song = str(key).strip().lower()
         if song not in pending:
             not_pending.append(str(key))

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import MERError
 from ..quadrants import parse_quadrant, quadrant_from_av
+from .tables import read_csv_table
 
 COLUMNS = ["user", "song", "quadrant", "arousal", "valence"]
 
@@ -26,6 +27,9 @@ _QUADRANT_KEYS = ("quadrant", "label", "quad")
 def load_annotations(path) -> pd.DataFrame:
     """Load a TROMPA-MER JSON export (.json) or an annotation CSV (.csv)."""
     path = Path(path)
+    if path.is_dir():
+        raise MERError(f"{path}: is a folder (expected an annotation file: a TROMPA-MER export .json "
+                       f"or a CSV user, song, quadrant)")
     if not path.exists():
         raise MERError(f"{path}: annotation file not found")
     suffix = path.suffix.lower()
@@ -53,10 +57,12 @@ def load_trompa_annotations(path) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             data = json.load(handle)
     except json.JSONDecodeError as err:
-        raise MERError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})")
+        raise MERError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError:
+        raise MERError(f"{path}: not UTF-8 text (expected a TROMPA-MER export)") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise MERError(f"{path}: expected a JSON object with an 'annotations' list (TROMPA-MER export)")
     rows = []
@@ -92,10 +98,8 @@ def _pick(columns: dict, keys, path, what) -> str | None:
 def load_annotation_csv(path) -> pd.DataFrame:
     """Read a CSV with a user column, a song column, and a quadrant or arousal+valence columns."""
     path = Path(path)
-    try:
-        raw = pd.read_csv(path, sep=None, engine="python", dtype=str, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise MERError(f"{path}: cannot parse as CSV ({err})")
+    raw = read_csv_table(path, "a CSV with columns user, song and quadrant (or arousal, valence)",
+                         "annotation")
     columns = {str(c).strip().lower(): c for c in raw.columns}
     user_col = _pick(columns, _USER_KEYS, path, "user")
     song_col = _pick(columns, _SONG_KEYS, path, "song")

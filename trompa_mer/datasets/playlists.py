@@ -6,17 +6,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MERError
+from .tables import read_csv_table
 
 
 def read_playlists(path) -> pd.DataFrame:
     """A CSV with a group column and a song column -> DataFrame[group, song] (song lowercase)."""
     path = Path(path)
-    if not path.is_file():
-        raise MERError(f"{path}: playlist file not found (expected a CSV with columns group, song)")
-    try:
-        raw = pd.read_csv(path, sep=None, engine="python", dtype=str, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise MERError(f"{path}: cannot parse as CSV ({err})") from None
+    raw = read_csv_table(path, "a CSV with columns group, song", "playlist")
     columns = {str(c).strip().lower(): c for c in raw.columns}
     group_col = next((columns[k] for k in ("group", "playlist", "group_id", "playlist_id") if k in columns), None)
     song_col = next((columns[k] for k in ("song", "song_id", "s_id", "track_id", "externalid") if k in columns), None)
