@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .checksummed import read_manifest, save_new_folder, write_manifest
+from .checksummed import BlobStore, materialized, read_manifest, save_new_folder, write_manifest
 from .errors import MERError
 from .members import INPUT_KINDS, SongAudio, skops_dump, skops_load
 from .registry import member_class
@@ -536,20 +536,25 @@ class Committee:
         return twin
 
     # --- persistence ---------------------------------------------------------------------
-    def save(self, directory, extra_files: dict | None = None) -> Path:
+    def save(self, directory, extra_files: dict | None = None, store: BlobStore | None = None) -> Path:
         """Write the committee to a new folder and swap it in place of `directory`.
 
         `extra_files` ({name: text}, e.g. a model card) are written into the same new folder;
-        they are documentation, not part of the checksummed committee.
+        they are documentation, not part of the checksummed committee. `store`: see write_into.
         """
         if len(self.parts) > 1:
             raise MERError("committee: a joined committee is saved part by part (see users.py)")
-        save_new_folder(directory, lambda tmp: self.write_into(tmp, extra_files))
+        save_new_folder(directory, lambda tmp: self.write_into(tmp, extra_files, store))
         self._saved_digest = content_digest(self.manifest)
         return Path(directory)
 
-    def write_into(self, folder, extra_files: dict | None = None) -> dict:
-        """Write the committee's files and manifest into an existing empty `folder`."""
+    def write_into(self, folder, extra_files: dict | None = None, store: BlobStore | None = None) -> dict:
+        """Write the committee's files and manifest into an existing empty `folder`.
+
+        With a shared `store` (checksummed.BlobStore), a file the store already holds is kept
+        there only, and a file holding a long run of the bytes its previous version was saved
+        from (an XGBoost member's pre-trained rounds) keeps only the rest in the folder; the
+        store itself is never written here."""
         folder = Path(folder)
         layout = self.layout
         files = [layout.scaler_file]
@@ -571,7 +576,14 @@ class Committee:
             from .crowd import CROWD_COLUMNS
 
             manifest["crowd_columns"] = list(CROWD_COLUMNS)
-        manifest = write_manifest(folder, layout.manifest, manifest, files)
+        candidates = {}
+        if store is not None:  # what each file was saved from before: its checksum, its blob
+            for name, digest in (self.manifest.get("checksums") or {}).items():
+                candidates.setdefault(name, []).append(digest)
+            for name, spec in (self.manifest.get("stored") or {}).items():
+                if isinstance(spec, dict):
+                    candidates.setdefault(name, []).append(spec.get("blob"))
+        manifest = write_manifest(folder, layout.manifest, manifest, files, store, candidates)
         for name, text in (extra_files or {}).items():
             if Path(name).name != name or name in files or name == layout.manifest:
                 raise MERError(f"committee: extra file name {name!r} is not a free plain name")
@@ -585,14 +597,25 @@ class Committee:
         directory = Path(directory)
         if not directory.is_dir():
             raise MERError(f"{directory}: no {layout.what} folder here")
+        contents: dict = {}  # verified bytes of the files kept in a shared store
         manifest = read_manifest(directory, layout.manifest, ("feature_names", "members", "checksums", "scaler"),
                                  layout.what, layout.missing_hint, layout.classes_required,
-                                 check=check_manifest)
+                                 check=check_manifest, contents=contents)
         manifest_path = directory / layout.manifest
         if feature_names is not None:
             check_feature_names(manifest["feature_names"], feature_names, str(manifest_path))
+        with materialized(directory, manifest, contents) as source:
+            committee = cls._build(directory, source, manifest, layout)
+        committee._saved_digest = content_digest(manifest)
+        return committee
+
+    @classmethod
+    def _build(cls, directory: Path, source: Path, manifest: dict, layout: Layout) -> "Committee":
+        """The committee of a verified manifest, its files read from `source` (the folder, or
+        the verified copy of a folder that keeps files in a shared store)."""
+        manifest_path = directory / layout.manifest
         n_features = len(manifest["feature_names"])
-        scaler = _load_scaler(directory / manifest["scaler"])
+        scaler = _load_scaler(source / manifest["scaler"])
         check_scaler(scaler, n_features, f"{manifest_path}: field 'scaler' ({manifest['scaler']})")
         members = []
         for entry in manifest["members"]:
@@ -601,7 +624,7 @@ class Committee:
                 cls_ = member_class(entry.get("algorithm"))
             except MERError as err:
                 raise MERError(f"{manifest_path}: member {name!r}: {err}") from None
-            member = cls_.load(directory / name)
+            member = cls_.load(source / name)
             expected = _member_width(member.input_kind, n_features)
             if expected is not None and member.n_features is not None and member.n_features != expected:
                 raise MERError(f"{directory / name}: member expects {member.n_features} features, "
@@ -612,9 +635,7 @@ class Committee:
                                f"{entry.get('input_kind')!r}, but a {member.algorithm} member reads "
                                f"{member.input_kind!r}")
             members.append((name, member))
-        committee = cls(members, scaler, manifest["feature_names"], manifest, layout)
-        committee._saved_digest = content_digest(manifest)
-        return committee
+        return cls(members, scaler, manifest["feature_names"], manifest, layout)
 
     def content_digest(self) -> str | None:
         """sha256 naming what this committee predicts, or None when it is not as saved on disk
