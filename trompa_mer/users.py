@@ -19,6 +19,17 @@ This module is the only one that knows these names.
 Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
 be taken before the user folder exists (create) and deleting a user folder forgets the user.
 
+Shared files: `<users_dir>/.shared/<sha256>` (checksummed.BlobStore) holds the pre-trained
+committee's files once for every user. create adds them (a blob is written atomically and never
+changed or deleted by a user's command) and writes committee-0000 and base-committee as
+manifests referring to them; a retrain's committee keeps in the user folder only the files that
+differ: changed GaussianNB/SGD members whole, an XGBoost member's appended rounds (its leading
+bytes are the shared pre-trained booster's). Every load verifies each file, shared or not,
+against the checksums as before. User folders written before the store (full copies) are read
+as they are; their next rounds are stored whole, as then. Deleting a user folder forgets the
+user; a blob no user manifest names any longer is garbage (collecting it needs every
+manifest's "stored" entries and a store-wide lock against a create in progress; not built).
+
 Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, then
 rewrites state.json atomically to point at it, then removes the previous folder. A process
 killed at any moment leaves state.json naming a complete committee; stray folders and temporary
@@ -54,6 +65,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import atomic
+from .checksummed import BlobStore, share_folder
 from .errors import MERError
 from .quadrants import QUADRANTS, parse_quadrant, quadrant_name
 
@@ -66,6 +78,7 @@ CROWD_PREFIX = "crowd-"  # crowd-NNNN: a --crowd-member user's crowd members (tr
 BASE_CROWD = "base-crowd"  # the crowd members as pre-trained at creation
 CROWD_FEATURES_FILE = "crowd_features.csv"  # the pool songs' crowd features without this user
 LOCKS_DIR = ".locks"
+SHARED_DIR = ".shared"  # the pre-trained committees' files, once for every user (BlobStore)
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
 UPDATE_STRATEGIES = ("batch", "cumulative")
@@ -100,6 +113,7 @@ class UserStore:
 
     def __init__(self, users_dir):
         self.users_dir = Path(users_dir)
+        self.blobs = BlobStore(self.users_dir / SHARED_DIR)
 
     # --- paths ----------------------------------------------------------------------------
     def user_dir(self, user_id) -> Path:
@@ -177,7 +191,7 @@ class UserStore:
         for part in committee.parts:
             crowd = part.layout is CROWD_LAYOUT
             name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
-            part.save(self.user_dir(user_id) / name)
+            part.save(self.user_dir(user_id) / name, store=self.blobs)
             fields["crowd" if crowd else "committee"] = name
         return fields
 
@@ -290,8 +304,11 @@ class UserStore:
         try:
             tmp.mkdir()
             committee_name = committee_folder_name(0)
-            shutil.copytree(committee_source, tmp / committee_name)
-            shutil.copytree(committee_source, tmp / BASE_COMMITTEE)
+            # the committee's files once in the shared store; both folders refer to them
+            from .committee import COMMITTEE_LAYOUT
+
+            share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.blobs)
+            shutil.copytree(tmp / committee_name, tmp / BASE_COMMITTEE)
             if consensus is not None:
                 write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
             state = new_state(user_id, mode, balanced, committee_name,
