@@ -383,8 +383,16 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         # committed by the same state write (trompa_mer.crowd_loop)
         from . import crowd_loop
 
-        crowd_name = crowd_loop.retrain_step(store, user_id, state, training, feats, update)
-        new_state = record_answers(state, answers, update, new_name, n_windows=len(y))
+        try:
+            crowd_name = crowd_loop.retrain_step(store, user_id, state, training, feats, update)
+            new_state = record_answers(state, answers, update, new_name, n_windows=len(y))
+        except BaseException:
+            # refused (e.g. the crowd members are missing) before the commit point: the new
+            # committee folder goes again, so a refusal leaves the user folder as it was
+            import shutil
+
+            shutil.rmtree(new_dir, ignore_errors=True)
+            raise
         if crowd_name is not None:
             new_state["crowd"] = crowd_name
         store.write_state(user_id, new_state)  # the commit point
