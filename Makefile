@@ -24,7 +24,9 @@ test: setup
 
 bench: setup
 	$(VPY) benchmarks/bench_features.py
+	$(VPY) benchmarks/bench_opensmile.py
 	$(VPY) benchmarks/bench_pool.py
+	$(VPY) benchmarks/bench_members.py
 	$(VPY) benchmarks/bench_loop.py
 	$(VPY) benchmarks/bench_cnn.py
 	$(VPY) benchmarks/bench_simulate.py
