@@ -83,6 +83,13 @@ def test_short_last_windows_ignore_the_padding():
     assert out[2, 0] == pytest.approx(np.sqrt((20 ** 2 - 1) / 12), rel=1e-12)
 
 
+def test_float32_frames_are_aggregated_in_float64():
+    llds = (1e4 + np.random.default_rng(3).normal(size=(120, 2))).astype(np.float32)
+    out = F.aggregate_windows(llds)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, exact_windows(llds.astype(np.float64)), rtol=1e-12)
+
+
 def test_single_frame_and_exact_multiples():
     one = F.aggregate_windows(np.array([[5.5, -1.0]]))
     np.testing.assert_array_equal(one, [[0.0, 5.5, 0.0, -1.0]])
@@ -102,7 +109,8 @@ def test_every_window_equals_exact_statistics(n, cols, offset, scale, seed):
     out = F.aggregate_windows(llds)
     exact = exact_windows(llds)
     assert out.shape == exact.shape
-    np.testing.assert_allclose(out[:, 1::2], exact[:, 1::2], rtol=1e-14, atol=0)
-    # the deviation may lose digits only through the float64 rounding of the frames themselves
+    # both may lose digits only through the float64 rounding of the frames themselves (a mean
+    # near 0 has no relative precision, so an absolute bound in units of the data's size)
     tolerance = 1e-15 * (abs(offset) + 10 * scale) * 20
+    np.testing.assert_allclose(out[:, 1::2], exact[:, 1::2], rtol=1e-14, atol=tolerance)
     np.testing.assert_allclose(out[:, 0::2], exact[:, 0::2], rtol=1e-9, atol=tolerance)

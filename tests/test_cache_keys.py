@@ -175,6 +175,52 @@ def test_pool_cache_of_another_version_or_layout_is_rebuilt(feats):
         assert json.loads((folder / P.CACHE_NAME / "meta.json").read_text())["version"] == P.CACHE_VERSION
 
 
+def test_pool_cache_memory_maps_x_only_and_only_when_asked(feats):
+    folder, songs = feats
+    P.load_pool(folder)
+    mapped = P.load_pool(folder)
+    assert isinstance(mapped.X, np.memmap)
+    assert not any(isinstance(a, np.memmap) for a in (mapped.offsets, mapped.frame_times, mapped.song_ids))
+    loaded = P.load_pool(folder, mmap=False)
+    assert not isinstance(loaded.X, np.memmap)
+    np.testing.assert_array_equal(loaded.X, mapped.X)
+
+
+def test_pool_cache_hit_takes_no_lock_and_is_quiet(feats, monkeypatch, capsys):
+    folder, _ = feats
+    P.load_pool(folder)
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    monkeypatch.setattr(P, "_locked", lambda _: (_ for _ in ()).throw(AssertionError("locked on a hit")))
+    assert P.load_pool(folder).song_ids.tolist() == ["s0", "s1", "s2"]
+
+
+def test_pool_cache_rebuilt_by_another_process_while_waiting_is_used(feats, monkeypatch):
+    """The fast path misses (another process is rebuilding); under the lock the fresh cache is
+    found and served, not rebuilt again."""
+    folder, songs = feats
+    P.load_pool(folder)
+    real = P._read_cache
+    calls = []
+    monkeypatch.setattr(P, "_read_cache", lambda *a, **k: calls.append(1) or (None if len(calls) == 1 else real(*a, **k)))
+    monkeypatch.setattr(P, "_build", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    pool = P.load_pool(folder)
+    assert len(calls) == 2 and pool.song_ids.tolist() == ["s0", "s1", "s2"]
+    np.testing.assert_array_equal(pool.windows("s2"), songs["s2"].astype(np.float32))
+
+
+def test_pool_cache_is_assembled_inside_the_pool_folder(feats, monkeypatch):
+    """The new cache is written beside the CSVs and renamed into place (never across file
+    systems from the temp folder): with no usable temp folder it is still written."""
+    import contextlib
+    import tempfile
+
+    folder, _ = feats
+    monkeypatch.setattr(P, "_locked", lambda _: contextlib.nullcontext())
+    monkeypatch.setattr(tempfile, "tempdir", str(folder / "no_such_temp_folder"))
+    P.load_pool(folder)
+    assert (folder / P.CACHE_NAME / "meta.json").exists()
+
+
 def test_pool_without_cache_reads_the_csvs(feats):
     folder, songs = feats
     P.load_pool(folder)

@@ -56,6 +56,11 @@ def test_parse_quadrant_refuses(value):
     assert message == f"answers.json: song 'x': expected one of Q1, Q2, Q3, Q4, got {value!r}"
 
 
+def test_parse_quadrant_default_place_is_label():
+    with pytest.raises(MERError, match=r"^label: expected one of Q1, Q2, Q3, Q4, got 'Q9'$"):
+        parse_quadrant("Q9")
+
+
 def _annotations():
     rows = [("u1", "a", 0), ("u2", "a", 0), ("u3", "a", 1), ("me", "a", 3),
             ("u1", "b", 2), ("me", "b", 2),
@@ -81,6 +86,8 @@ def test_human_consensus_counts_by_hand():
     assert "c" not in C.human_consensus(numeric, exclude_user=7).index
     empty = C.human_consensus(_annotations()[lambda t: t["user"] == "me"], exclude_user="me")
     assert empty.empty and list(empty.columns) == ["Q1", "Q2", "Q3", "Q4", "n_listeners"]
+    assert empty.index.name == "song"
+    assert freqs["n_listeners"].dtype == np.int64
 
 
 def test_entropy_is_minus_sum_p_log_p():
@@ -104,6 +111,11 @@ def test_machine_consensus_is_the_member_mean():
     proba = np.random.default_rng(2).dirichlet(np.ones(4), size=(5, 7))
     np.testing.assert_allclose(C.machine_consensus(proba), proba.sum(axis=0) / 5, rtol=1e-15)
     assert C.machine_consensus(proba).shape == (7, 4)
+    # float32 member probabilities are averaged in float64
+    single = proba.astype(np.float32)
+    mean = C.machine_consensus(single)
+    assert mean.dtype == np.float64
+    np.testing.assert_allclose(mean, single.astype(np.float64).mean(axis=0), rtol=1e-15)
 
 
 def test_ranking_ties_by_song_id_and_nan_last():
@@ -111,6 +123,9 @@ def test_ranking_ties_by_song_id_and_nan_last():
     scores = [0.5, np.nan, 0.5, 0.9, -1.0]
     assert C.rank_by_score(songs, scores) == ["c", "a", "d", "e", "b"]
     assert C.rank_by_score(["b", "a"], [np.nan, np.nan]) == ["a", "b"]
+    # NaN counts as -inf: it ties with a -inf score and the song id decides
+    assert C.rank_by_score(["a", "b"], [np.nan, -np.inf]) == ["a", "b"]
+    assert C.rank_by_score(["b", "a"], [np.nan, -np.inf]) == ["a", "b"]
     assert C.rank_by_score([], []) == []
 
 
@@ -124,7 +139,7 @@ def test_select_queries_skips_asked_songs_and_refuses_nothing_to_ask():
     for q in (0, -2):
         with pytest.raises(MERError, match=f"expected a positive number, got {q}"):
             C.select_queries(songs, scores, q)
-    with pytest.raises(ValueError, match="predicted quadrant"):
+    with pytest.raises(ValueError, match="^balanced selection needs the predicted quadrant of every song$"):
         C.select_queries(songs, scores, 2, balanced=True)
 
 
@@ -161,9 +176,9 @@ def test_mode_scores_per_mode():
     rand = C.mode_scores("rand", songs, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(rand, np.random.default_rng(5).random(4))
     assert C.mode_scores("rand", songs).shape == (4,)
-    with pytest.raises(ValueError, match="mc/mix modes need"):
+    with pytest.raises(ValueError, match="^mc/mix modes need the committee's song probabilities$"):
         C.mode_scores("mix", songs, human_freqs=freqs)
-    with pytest.raises(ValueError, match="hc/mix modes need"):
+    with pytest.raises(ValueError, match="^hc/mix modes need the human consensus$"):
         C.mode_scores("mix", songs, machine_proba=machine)
     with pytest.raises(MERError, match="expected one of mc, hc, mix, rand, got 'MC'"):
         C.mode_scores("MC", songs, machine_proba=machine)
