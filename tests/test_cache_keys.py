@@ -376,6 +376,10 @@ def test_content_digest_changes_with_each_component(scored):
         changed = json.loads(json.dumps(manifest))
         change(changed)
         assert content_digest(changed) != digest, what
+    # the order of the checksum entries does not matter
+    reordered = json.loads(json.dumps(manifest))
+    reordered["checksums"] = dict(reversed(list(reordered["checksums"].items())))
+    assert content_digest(reordered) == digest
     # provenance and library versions do not change what the committee predicts
     documented = json.loads(json.dumps(manifest))
     documented["corpus"] = {"name": "another description"}

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from trompa_mer.committee import MANIFEST, SCALER_FILE, Committee
+from trompa_mer.committee import MANIFEST, SCALER_FILE, Committee, content_digest
 from trompa_mer.errors import MERError
 from trompa_mer.features import FEATURE_NAMES
 from test_committee import _committee, _raw
@@ -68,9 +68,15 @@ def test_the_intact_folder_loads(saved):
     assert committee.window_proba(X[:3]).shape == (6, 3, 4)
 
 
-def test_saved_checksums_are_the_files_sha256(saved):
-    folder, _ = saved
+def test_saved_checksums_are_the_files_sha256(saved_once, tmp_path):
+    X, y, _ = _raw()
+    committee = _committee(X, y)
+    folder = committee.save(tmp_path / "fresh")  # saved here, not in a shared fixture
     manifest = _manifest(folder)
+    # the committee in memory now carries what was written, and its digest
+    assert committee.manifest == manifest
+    assert committee.content_digest() == content_digest(manifest)
+    assert Committee.load(folder).content_digest() == content_digest(manifest)
     files = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
     assert sorted(manifest["checksums"]) == files
     for name, digest in manifest["checksums"].items():
@@ -202,8 +208,10 @@ def test_every_checksummed_file_is_verified(saved):
         data = bytearray(original)
         data[-1] ^= 0x01
         path.write_bytes(bytes(data))
-        with pytest.raises(MERError, match=f"{name}: checksum does not match"):
+        with pytest.raises(MERError) as info:
             Committee.load(folder)
+        assert str(info.value) == (f"{path}: checksum does not match committee.json (the file was changed or "
+                                   "damaged after the committee was saved)")
         path.write_bytes(original)
     Committee.load(folder)
 
@@ -244,3 +252,81 @@ def test_save_keeps_extra_member_entry_fields_and_provenance(saved, tmp_path):
     assert "f1_macro" not in again["members"][0]
     assert again["corpus"] == {"name": "kept"}
     np.testing.assert_array_equal(Committee.load(tmp_path / "again").window_proba(X), committee.window_proba(X))
+
+
+def test_feature_layout_refusal_names_the_manifest(saved):
+    folder, _ = saved
+    with pytest.raises(MERError) as info:
+        Committee.load(folder, feature_names=list(reversed(FEATURE_NAMES)))
+    assert str(info.value).startswith(f"{folder / MANIFEST}: feature column 0 is ")
+
+
+def test_member_entry_without_a_files_list_still_loads(saved):
+    """The files of a member are verified through `checksums`; the list is optional."""
+    folder, X = saved
+    manifest = _manifest(folder)
+    del manifest["members"][0]["files"]
+    _write(folder, manifest)
+    np.testing.assert_array_equal(Committee.load(folder).window_proba(X[:2]), Committee.load(folder).window_proba(X[:2]))
+    assert Committee.load(folder).names()[0] == "gnb_0"
+
+
+def test_save_creates_missing_parent_folders(saved, tmp_path):
+    folder, _ = saved
+    target = tmp_path / "a" / "b" / "committee"
+    Committee.load(folder).save(target)
+    assert Committee.load(target).names() == Committee.load(folder).names()
+
+
+def test_failed_save_cleans_a_temp_folder_named_for_tidy(saved, tmp_path, monkeypatch):
+    """The new folder is assembled beside the target as .<name>.*.tmp (what users.tidy and
+    atomic recovery recognise); a failure removes it and leaves the old folder."""
+    from trompa_mer import atomic, committee as committee_module
+
+    folder, _ = saved
+    before = _files(folder)
+    removed = []
+    real_rmtree = shutil.rmtree
+    monkeypatch.setattr(committee_module.shutil, "rmtree",
+                        lambda path, **kwargs: removed.append(path) or real_rmtree(path, **kwargs))
+    monkeypatch.setattr(atomic, "replace_dir", lambda *a: (_ for _ in ()).throw(OSError(28, "disk full (simulated)")))
+    with pytest.raises(OSError):
+        Committee.load(folder).save(folder)
+    assert len(removed) == 1
+    tmp = removed[0]
+    assert tmp.parent == folder.parent and tmp.name.startswith(".committee.") and tmp.name.endswith(".tmp")
+    assert not tmp.exists() and _files(folder) == before
+
+
+class FakeAudioMember:
+    """An audio member without the torch weight: no n_features, files written by save()."""
+
+    algorithm = "fake-audio"
+    input_kind = "audio"
+
+    def save(self, path):
+        (path.parent / f"{path.name}.fake").write_text("weights")
+        return [f"{path.name}.fake"]
+
+    @classmethod
+    def load(cls, path):
+        assert (path.parent / f"{path.name}.fake").read_text() == "weights"
+        return cls()
+
+
+def test_audio_members_are_saved_and_loaded_without_a_feature_width(saved, tmp_path, monkeypatch):
+    from trompa_mer import committee as committee_module
+
+    folder, _ = saved
+    base = Committee.load(folder)
+    mixed = Committee(base.members[:2] + [("cnn_0", FakeAudioMember())], base.scaler, FEATURE_NAMES)
+    mixed.save(tmp_path / "mixed")
+    entries = {m["name"]: m for m in _manifest(tmp_path / "mixed")["members"]}
+    assert entries["cnn_0"]["input_kind"] == "audio" and entries["cnn_0"]["algorithm"] == "fake-audio"
+    assert entries["gnb_0"]["input_kind"] == "features"
+    real = committee_module.member_class
+    monkeypatch.setattr(committee_module, "member_class",
+                        lambda algorithm: FakeAudioMember if algorithm == "fake-audio" else real(algorithm))
+    loaded = Committee.load(tmp_path / "mixed")
+    assert loaded.names() == ["gnb_0", "gnb_1", "cnn_0"] and isinstance(loaded.members[2][1], FakeAudioMember)
+    assert loaded.content_digest() is None  # audio may change: never cached
