@@ -344,18 +344,36 @@ def test_song_proba_cache_keeps_the_newest_entries(scored):
     orders = [["s0"], ["s1"], ["s2"], ["s0", "s1"], ["s1", "s0"], ["s0", "s2"], ["s2", "s0"], ["s1", "s2"],
               ["s2", "s1"], ["s0", "s1", "s2"]]
     folder = feats_dir / SONG_PROBA_CACHE
+    written = []
     for k, order in enumerate(orders):
         before = set(folder.glob("*.npy"))
         _score(committee, feats_dir, calls, order)
-        os.utime(_new_file(folder, before), ns=(T0 + k, T0 + k))
+        written.append(_new_file(folder, before))
+        os.utime(written[-1], ns=(T0 + k, T0 + k))
         assert len(list(folder.glob("*.npy"))) == min(k + 1, SONG_PROBA_CACHE_KEEP)
     assert len(calls) == len(orders)
+    assert set(folder.glob("*.npy")) == set(written[-SONG_PROBA_CACHE_KEEP:])  # the oldest two went
     # the two oldest were removed, the newest are served
     _score(committee, feats_dir, calls, orders[2])
     _score(committee, feats_dir, calls, orders[-1])
     assert len(calls) == len(orders)
     _score(committee, feats_dir, calls, orders[1])
     assert len(calls) == len(orders) + 1
+
+
+def test_song_proba_cached_as_float64(scored):
+    committee, feats_dir, _, _ = scored
+    calls = []
+    pool = P.load_pool(feats_dir)
+
+    def compute():
+        calls.append(1)
+        return committee.song_proba(pool).astype(np.float32)
+
+    first = cached_song_proba(committee, feats_dir, pool.song_ids, compute)
+    again = cached_song_proba(committee, feats_dir, pool.song_ids, compute)
+    assert len(calls) == 1 and first.dtype == again.dtype == np.float64
+    np.testing.assert_array_equal(first, again)
 
 
 def test_content_digest_changes_with_each_component(scored):
@@ -473,6 +491,34 @@ def test_tree_margins_longest_cached_prefix_no_longer_than_the_member(tmp_path):
             return "".join(f"m:{k};" if k < 3 else f"x:{k};" for k in range(rounds)).encode()
 
     assert cache.lookup(Diverging(9), N)[0] == 3
+
+
+def test_tree_margins_key_on_the_statistics_values_not_their_type(tmp_path):
+    TreeMarginCache(tmp_path, SCALER, "pool-a").store(FakeTrees(5), _margins(5))
+    single = Scaler(SCALER.mean_.astype(np.float32), SCALER.scale_.astype(np.float32))
+    assert TreeMarginCache(tmp_path, single, "pool-a").lookup(FakeTrees(5), N)[0] == 5
+
+
+def test_tree_margins_one_round_zero_rounds_and_many_rounds(tmp_path):
+    cache = TreeMarginCache(tmp_path, SCALER, "pool-a")
+    cache.store(FakeTrees(0), _margins(0))  # never a prefix: nothing to reuse
+    assert cache.lookup(FakeTrees(3), N) is None
+    cache.store(FakeTrees(1), _margins(1))
+    assert cache.lookup(FakeTrees(3), N)[0] == 1
+    cache.store(FakeTrees(12345), _margins(7))  # five digits in the file name
+    rounds, margins = cache.lookup(FakeTrees(12346), N)
+    assert rounds == 12345 and margins[0, 0] == 7
+
+
+def test_tree_margins_stored_as_float32_and_served_memory_mapped(tmp_path, monkeypatch):
+    cache = TreeMarginCache(tmp_path, SCALER, "pool-a")
+    cache.store(FakeTrees(5), np.full((N, 4), 0.1, dtype=np.float64))
+    rounds, margins = cache.lookup(FakeTrees(5), N)
+    assert rounds == 5 and margins.dtype == np.float32 and isinstance(margins, np.memmap)
+    np.testing.assert_array_equal(margins, np.float32(0.1))
+    # a read-only cache folder: the recency stamp fails quietly, the margins are still served
+    monkeypatch.setattr(os, "utime", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "read-only")))
+    assert cache.lookup(FakeTrees(5), N)[0] == 5
 
 
 def test_tree_margins_of_another_shape_or_type_are_not_served(tmp_path):
