@@ -20,7 +20,8 @@ from trompa_mer.simulate import RESULT_COLUMNS, summarize, write_report
 
 EXACT = dict(rel=1e-12, abs=1e-15)
 # scipy warns about nearly identical samples in some constructed tables; the values are checked
-pytestmark = pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")]
 
 
 def table(curves: dict, config="q4x2", update="batch", algorithm="committee", macro_scale=0.5,
@@ -200,7 +201,36 @@ def test_ties_and_a_single_user_give_no_verdict():
     assert math.isnan(r["f1_end_sd"]) and math.isnan(r["f1_start_sd"]) and math.isnan(r["auc_sd"])
     assert math.isnan(r["p_end_gt_start_t"]) and math.isnan(r["p_end_gt_start_wilcoxon"])
     assert r["n_positive_slope"] == 1
-    assert tests[["t", "p_t", "wilcoxon", "p_wilcoxon", "p_t_bonferroni"]].isna().all().all()
+    assert tests[["t", "p_t", "wilcoxon", "p_wilcoxon", "p_t_bonferroni", "p_wilcoxon_bonferroni"]].isna().all().all()
+    # and for the update strategies' family
+    both = pd.concat([one, table({("mc", "a"): [0.2, 0.3, 0.5], ("rand", "a"): [0.2, 0.2, 0.3]}, update="cumulative")],
+                     ignore_index=True)
+    _, tests = summarize(both)
+    updates = tests[tests["update"].str.contains(">")]
+    assert len(updates) == 4
+    assert updates[["p_t", "p_t_bonferroni", "p_wilcoxon", "p_wilcoxon_bonferroni"]].isna().all().all()
+
+
+def test_two_users_have_a_standard_deviation():
+    summary, _ = summarize(table({("mc", "a"): [0.2, 0.4], ("mc", "b"): [0.3, 0.7]}))
+    r = summary.iloc[0]
+    assert r["f1_end_sd"] == pytest.approx(np.std([0.4, 0.7], ddof=1), **EXACT)
+    assert r["f1_start_sd"] == pytest.approx(np.std([0.2, 0.3], ddof=1), **EXACT)
+    assert r["n_positive_slope"] == 2  # two-point curves have a slope too
+
+
+def test_another_metric_is_summarized_on_request():
+    results = two_modes(macro_scale=0.5)
+    weighted, _ = summarize(results)
+    macro, _ = summarize(results, metric="f1_macro")
+    np.testing.assert_allclose(macro["f1_end_mean"], 0.5 * weighted["f1_end_mean"], rtol=1e-12)
+    np.testing.assert_allclose(macro["auc_mean"], 0.5 * weighted["auc_mean"], rtol=1e-12)
+    from trompa_mer.simulate import per_user_curves
+
+    curves = per_user_curves(results)  # weighted F1 by default
+    assert curves.loc[("q4x2", "batch", "committee", "mc", "a")].tolist() == MC["a"]
+    assert per_user_curves(results, "f1_macro").loc[("q4x2", "batch", "committee", "mc", "a")].tolist() == \
+        pytest.approx([0.5 * v for v in MC["a"]], rel=1e-12)
 
 
 def test_slopes_count_rising_users_only():
@@ -219,8 +249,8 @@ def test_curves_cut_short_use_their_last_value_and_own_area():
     """A listener whose pool ran out stops early: the end is their last iteration, the area
     covers the iterations they have, and pairs use only users present in both modes."""
     curves = {("mc", u): c for u, c in MC.items()}
-    curves[("mc", "g")] = [0.3, 0.5]  # two iterations only
-    curves.update({("rand", u): c for u, c in RAND.items()})  # g never ran in rand
+    curves[("mc", "A")] = [0.3, 0.5]  # two iterations only; sorts before the others
+    curves.update({("rand", u): c for u, c in RAND.items()})  # A never ran in rand
     summary, tests = summarize(table(curves))
     r = row(summary, mode="mc")
     end = np.array([MC[u][-1] for u in USERS] + [0.5])
@@ -238,6 +268,7 @@ def test_single_iteration_area_is_the_value():
     summary, _ = summarize(table({("mc", u): [0.1 * (i + 1)] for i, u in enumerate("abc")}))
     assert summary.iloc[0]["auc_mean"] == pytest.approx(0.2, **EXACT)
     assert summary.iloc[0]["f1_end_mean"] == pytest.approx(0.2, **EXACT)
+    assert summary.iloc[0]["n_positive_slope"] == 0  # one point: no slope
 
 
 def test_crowd_baseline_users_above_it_and_own_model():
@@ -247,7 +278,8 @@ def test_crowd_baseline_users_above_it_and_own_model():
     own = {u: 0.1 * (i + 1) for i, u in enumerate(USERS)}
     results = pd.concat([two_modes(), references(crowd, "crowd", "crowd"),
                          references(own, "own", "committee", repeats=3, jitter=0.01),
-                         references({u: 0.9 for u in USERS}, "own", "gnb")], ignore_index=True)
+                         references({u: 0.9 for u in USERS}, "own", "gnb"),
+                         references({"zz": 0.0}, "own", "committee")], ignore_index=True)  # not in the block
     summary, _ = summarize(results)
     r = row(summary, mode="mc", algorithm="committee")
     c = np.array([crowd[u] for u in USERS])
@@ -285,6 +317,11 @@ def test_update_strategies_compared_per_mode_with_factor_two():
     cum = np.array([MC[u][2] + 0.05 + 0.002 * i for i, u in enumerate(USERS)])
     bat = np.array([MC[u][2] for u in USERS])
     assert up["p_t"] == pytest.approx(p_t(cum, bat), **EXACT) and up["p_t"] < 1e-6
+    assert (up["config"], up["algorithm"], up["a"], up["b"]) == ("q4x2", "committee", "cumulative", "batch")
+    assert up["t"] == pytest.approx(stats.ttest_rel(cum, bat).statistic, **EXACT)
+    assert up["wilcoxon"] == pytest.approx(stats.wilcoxon(cum, bat, alternative="greater").statistic, **EXACT)
+    assert up["p_wilcoxon"] == pytest.approx(1 / 64, **EXACT)
+    assert down["p_wilcoxon"] == pytest.approx(1.0, **EXACT) and down["p_wilcoxon_bonferroni"] == 1.0
     assert up["p_t_bonferroni"] == pytest.approx(2 * up["p_t"], **EXACT)
     assert up["p_wilcoxon_bonferroni"] == pytest.approx(2 / 64, **EXACT)
     assert down["p_t"] == pytest.approx(1 - up["p_t"], abs=1e-12) and down["p_t_bonferroni"] == 1.0
@@ -310,7 +347,11 @@ def test_crowd_member_against_the_audio_committee_uncorrected():
     r = row(pairs, algorithm="crowd>committee", measure="f1_end[mc]")
     crowd_end = np.array([0.63 + 0.01 * i for i in range(6)])
     committee_end = np.array([MC[u][-1] for u in USERS])
-    assert r["a"] == "crowd" and r["b"] == "committee"
+    assert r["a"] == "crowd" and r["b"] == "committee" and r["config"] == "q4x2" and r["update"] == "batch"
+    assert r["t"] == pytest.approx(stats.ttest_rel(crowd_end, committee_end).statistic, **EXACT)
+    assert r["wilcoxon"] == pytest.approx(stats.wilcoxon(crowd_end, committee_end, alternative="greater").statistic,
+                                          **EXACT)
+    assert r["p_wilcoxon"] == pytest.approx(p_w(crowd_end, committee_end), **EXACT)
     assert r["p_t"] == pytest.approx(p_t(crowd_end, committee_end), **EXACT)
     assert r["p_t_bonferroni"] == r["p_t"] and r["p_wilcoxon_bonferroni"] == r["p_wilcoxon"]
     assert r["mean_diff"] == pytest.approx((crowd_end - committee_end).mean(), **EXACT)

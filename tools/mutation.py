@@ -5,6 +5,7 @@
     python tools/mutation.py consensus statistics  # some targets
     python tools/mutation.py --tests-from 02139ab  # the same, with that commit's test files
     python tools/mutation.py --list                # the targets and their test selections
+    python tools/mutation.py --rerun-survivors consensus   # after adding tests: the survivors again
 
 Each target runs in a throw-away copy of the working tree (`--work DIR`, default
 /tmp/mer-mutation/<target>), never in the repository: the files git tracks or would track
@@ -47,17 +48,44 @@ def tracked_files() -> list[str]:
     return [p for p in out.split("\0") if p and not p.startswith((".venv", "mutants/"))]
 
 
-def prepare(work: Path, name: str, target: dict, tests_from: str | None) -> list[str]:
-    """Copy the tree into `work` and configure mutmut there; returns the test selection."""
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+def copy_tree(work: Path, only_tests: bool = False) -> None:
     for rel in tracked_files():
         src = ROOT / rel
+        if only_tests and not rel.startswith("tests/"):
+            continue
         if src.is_file() and not src.is_symlink():
             dst = work / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
+
+
+def prepare(work: Path, name: str, target: dict, tests_from: str | None, rerun: bool = False) -> list[str]:
+    """Copy the tree into `work` and configure mutmut there; returns the test selection.
+
+    rerun: keep `work` and its mutants (the source must not have changed), replace its tests
+    with the repository's current ones and drop mutmut's test statistics, so that the named
+    mutants are run again against the new tests.
+    """
+    if rerun:
+        if not (work / "summary.json").exists():
+            raise SystemExit(f"{name}: no earlier run in {work} to rerun the survivors of")
+        for source in (ROOT / "trompa_mer").rglob("*.py"):
+            copied = work / source.relative_to(ROOT)
+            if copied.read_bytes() != source.read_bytes():
+                raise SystemExit(f"{name}: {source.relative_to(ROOT)} changed since that run; run it afresh")
+        shutil.rmtree(work / "tests")
+        shutil.rmtree(work / "mutants" / "tests", ignore_errors=True)
+        copy_tree(work, only_tests=True)
+        shutil.copytree(work / "tests", work / "mutants" / "tests")
+        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        text = (work / "pyproject.toml").read_text(encoding="utf-8")
+        (work / "pyproject.toml").write_text(text.split("\n[tool.mutmut]")[0], encoding="utf-8")
+        shutil.copy2(work / "pyproject.toml", work / "mutants" / "pyproject.toml")
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        copy_tree(work)
     if tests_from:
         shutil.rmtree(work / "tests")
         archive = subprocess.run(["git", "archive", tests_from, "tests"], cwd=ROOT, capture_output=True,
@@ -79,6 +107,8 @@ def prepare(work: Path, name: str, target: dict, tests_from: str | None) -> list
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in section.items()]
     with open(work / "pyproject.toml", "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
+    if rerun:
+        shutil.copy2(work / "pyproject.toml", work / "mutants" / "pyproject.toml")
     return selection
 
 
@@ -96,11 +126,18 @@ def count(work: Path, target: dict) -> tuple[Counter, list[str]]:
     return counts, survivors
 
 
-def run_target(name: str, target: dict, work: Path, tests_from: str | None, show: bool) -> dict:
-    selection = prepare(work, name, target, tests_from)
+def run_target(name: str, target: dict, work: Path, tests_from: str | None, show: bool, rerun: bool = False) -> dict:
+    previous = json.loads((work / "summary.json").read_text()) if rerun and (work / "summary.json").exists() else None
+    if rerun and previous is None:
+        raise SystemExit(f"{name}: no earlier run in {work} to rerun the survivors of")
+    selection = prepare(work, name, target, tests_from, rerun)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MER_JOBS": "1"}
     globs = [] if target["functions"] == ["*"] else target["functions"]
+    if rerun:  # the survivors among the target's functions (as tools/mutation.toml names them now)
+        globs = [line.split(": ", 1)[1] for line in count(work, target)[1]]
+        if not globs:
+            return {**previous, "counts": dict(count(work, target)[0]), "survivors": []}
     print(f"== {name}: mutating {target['file']} {globs or '(whole file)'}; tests: {' '.join(selection)}",
           flush=True)
     run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1", *globs], cwd=work,
@@ -136,6 +173,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/mer-mutation"),
                         help="folder for the working copies (default /tmp/mer-mutation)")
     parser.add_argument("--show", action="store_true", help="print every survivor's diff")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="run only the last run's survivors again, against the current tests (same source)")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     args = parser.parse_args(argv)
     names = args.names or list(all_targets)
@@ -148,7 +187,8 @@ def main(argv=None) -> None:
                   + "\n  ".join(all_targets[name]["tests"]))
         return
     suffix = f"-before-{args.tests_from}" if args.tests_from else ""
-    results = [run_target(n, all_targets[n], args.work / f"{n}{suffix}", args.tests_from, args.show) for n in names]
+    results = [run_target(n, all_targets[n], args.work / f"{n}{suffix}", args.tests_from, args.show,
+                          args.rerun_survivors) for n in names]
     print("\n| target | file | mutants | " + " | ".join(COLUMNS) + " | score |")
     print("|---|---|---|" + "---|" * len(COLUMNS) + "---|")
     for r in results:
