@@ -250,8 +250,25 @@ def test_save_keeps_extra_member_entry_fields_and_provenance(saved, tmp_path):
     again = _manifest(tmp_path / "again")
     assert again["members"][1]["f1_macro"] == 0.42 and again["members"][1]["files"] == ["gnb_1.skops", "gnb_1.json"]
     assert "f1_macro" not in again["members"][0]
-    assert again["corpus"] == {"name": "kept"}
     np.testing.assert_array_equal(Committee.load(tmp_path / "again").window_proba(X), committee.window_proba(X))
+    assert again["corpus"] == {"name": "kept"}
+
+
+def test_save_keeps_earlier_library_versions_and_updates_its_own(saved, tmp_path):
+    import numpy
+
+    folder, _ = saved
+    manifest = _manifest(folder)
+    manifest["versions"] = {**manifest["versions"], "torch": "2.0-at-pretraining", "numpy": "0.0"}
+    _write(folder, manifest)
+    Committee.load(folder).save(tmp_path / "again")
+    versions = _manifest(tmp_path / "again")["versions"]
+    assert versions["torch"] == "2.0-at-pretraining" and versions["numpy"] == numpy.__version__
+
+
+def test_content_digest_of_a_sparse_manifest():
+    """content_digest reads every field with a default: a manifest without members hashes."""
+    assert len(content_digest({})) == 64 and content_digest({}) == content_digest({"members": []})
 
 
 def test_feature_layout_refusal_names_the_manifest(saved):
