@@ -437,7 +437,7 @@ class FakeTrees:
 
 class Scaler:
     def __init__(self, mean, scale):
-        self.mean_, self.scale_ = np.asarray(mean, float), np.asarray(scale, float)
+        self.mean_, self.scale_ = np.asarray(mean), np.asarray(scale)  # dtype kept (float64 from lists)
 
 
 SCALER = Scaler([0.0, 1.0, 2.0], [1.0, 2.0, 3.0])
@@ -496,6 +496,7 @@ def test_tree_margins_longest_cached_prefix_no_longer_than_the_member(tmp_path):
 def test_tree_margins_key_on_the_statistics_values_not_their_type(tmp_path):
     TreeMarginCache(tmp_path, SCALER, "pool-a").store(FakeTrees(5), _margins(5))
     single = Scaler(SCALER.mean_.astype(np.float32), SCALER.scale_.astype(np.float32))
+    assert single.mean_.dtype == np.float32 and SCALER.mean_.dtype == np.float64
     assert TreeMarginCache(tmp_path, single, "pool-a").lookup(FakeTrees(5), N)[0] == 5
 
 
