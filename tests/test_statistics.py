@@ -262,6 +262,10 @@ def test_curves_cut_short_use_their_last_value_and_own_area():
     final_rand = np.array([RAND[u][-1] for u in USERS])
     assert mc_rand["p_t"] == pytest.approx(p_t(end[:6], final_rand), **EXACT)
     assert mc_rand["mean_diff"] == pytest.approx((end[:6] - final_rand).mean(), **EXACT)
+    on_auc = row(tests, measure="auc", a="mc", b="rand")
+    auc_rand = np.array([(RAND[u][0] / 2 + RAND[u][1] + RAND[u][2] / 2) / 2 for u in USERS])
+    assert on_auc["p_t"] == pytest.approx(p_t(auc[:6], auc_rand), **EXACT)
+    assert on_auc["mean_diff"] == pytest.approx((auc[:6] - auc_rand).mean(), **EXACT)
 
 
 def test_single_iteration_area_is_the_value():
