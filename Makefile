@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench pretrain simulate-benchmark clean
+.PHONY: setup demo test bench pretrain simulate-benchmark mutation clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,9 @@ test: setup
 
 bench: setup
 	$(VPY) benchmarks/bench_features.py
+	$(VPY) benchmarks/bench_opensmile.py
 	$(VPY) benchmarks/bench_pool.py
+	$(VPY) benchmarks/bench_members.py
 	$(VPY) benchmarks/bench_loop.py
 	$(VPY) benchmarks/bench_cnn.py
 	$(VPY) benchmarks/bench_simulate.py
@@ -36,6 +38,11 @@ pretrain: setup
 # The offline TROMPA-MER benchmark (docs/experiments.md).
 simulate-benchmark: setup
 	$(VPY) simulate_personalization.py --preset trompa-benchmark -o results/trompa -j 2
+
+# Mutation testing of the core modules (mutmut, one process; about 25 min; docs/testing.md).
+# Not part of `make test` or CI. MUTATION_ARGS="consensus statistics" runs some targets.
+mutation: setup
+	$(VPY) tools/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache

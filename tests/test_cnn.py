@@ -238,8 +238,15 @@ def test_pretrain_members_on_splits(songs, tmp_path):
     results = cnn.pretrain_cnn_members(ids, labels, audio, splits, out_dir=tmp_path,
                                        n_channels=2, epochs=2, progress=False, device="cpu")
     assert [r["name"] for r in results] == ["cnn_0", "cnn_1"]
-    for r in results:
-        assert 0.0 <= r["f1_macro"] <= 1.0 and r["n_train"] == 6 and r["n_test"] == 2
+    from sklearn.metrics import accuracy_score, f1_score
+
+    for r, (_, test) in zip(results, splits):
+        assert r["n_train"] == 6 and r["n_test"] == 2
+        # the reported scores are the member's own song-level predictions on its test songs
+        truth = np.asarray(labels)[test]
+        predicted = r["member"].predict_proba_songs([ids[i] for i in test], audio).argmax(axis=1)
+        assert r["f1_macro"] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0), abs=1e-12)
+        assert r["accuracy"] == pytest.approx(accuracy_score(truth, predicted), abs=1e-12)
         assert (tmp_path / f"{r['name']}.pt").exists()
         assert len((tmp_path / f"{r['name']}_log.csv").read_text().splitlines()) == 3
     window_ids = np.repeat(np.array(ids), 3)

@@ -79,18 +79,22 @@ def test_song_proba_accepts_a_pool(saved, tmp_path):
         table.insert(0, "frameTime", np.arange(len(table)) * 0.5)
         write_feature_csv(table, feats / f"s{s}.csv")
     pool = load_pool(feats, cache=False)
+    # the CSV round trip keeps the float32 values exactly: the same probabilities, not roughly
     np.testing.assert_allclose(committee.song_proba(pool), committee.song_proba(X[sow < 3], sow[sow < 3]),
-                               atol=1e-3)
+                               rtol=0, atol=1e-12)
 
 
 def test_one_quadrant_update_through_the_committee(saved):
     committee, _, X, _, sow = saved
+    before = committee.song_proba(X, sow)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         committee.update(X[:5], np.full(5, 2))
         p = committee.song_proba(X, sow)
     assert p.shape == (6, 12, 4) and np.all(np.isfinite(p))
-    np.testing.assert_allclose(p.sum(axis=2), 1.0)
+    np.testing.assert_allclose(p.sum(axis=2), 1.0, rtol=0, atol=1e-12)
+    # the answered quadrant (Q3) gains on the song whose windows were answered, for every member
+    assert np.all(p[:, 0, 2] > before[:, 0, 2])
 
 
 @pytest.mark.parametrize("victim", ["xgb_1.ubj", "sgd_0.skops", "gnb_1.json", "scaler.skops"])

@@ -197,6 +197,11 @@ def test_predict_emotion_keys_and_stored_scaler(loop_env):
         assert key in result
     probs = np.array(result["output_probs"])
     assert probs.shape == (6, 4) and np.allclose(probs.sum(axis=1), 1)
+    # the values: the default committee's mean window probabilities on this file's rows
+    from trompa_mer.features import read_feature_csv
+
+    expected = Committee.load(env["dir"] / "pretrained").window_proba(read_feature_csv(feats)).mean(axis=0)
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-12)
     np.testing.assert_allclose(result["mean_probs"], probs.mean(axis=0))
     assert result["highest_prob_quad"] == f"Q{np.argmax(result['mean_probs']) + 1}"
     assert result["output_predictions"] == probs.argmax(axis=1).tolist()
@@ -209,7 +214,7 @@ def test_predict_emotion_keys_and_stored_scaler(loop_env):
     pd.read_csv(feats, sep=";").iloc[[2]].to_csv(one, sep=";", index=False)
     call_ok(env, "predict_emotion.py", "-i", one, "-o", env["dir"] / "one.json")
     alone = json.loads((env["dir"] / "one.json").read_text())
-    np.testing.assert_allclose(alone["output_probs"][0], probs[2], atol=1e-5)
+    np.testing.assert_allclose(alone["output_probs"][0], probs[2], rtol=0, atol=1e-12)
 
 
 def test_predict_for_a_member_file_and_a_user(loop_env):

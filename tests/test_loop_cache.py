@@ -27,4 +27,9 @@ def test_second_user_reads_the_cached_pool_scores(loop_env, monkeypatch):
     assert calls == [1, 1]
     assert len(list((env["feats"] / ".song_proba_cache").glob("*.npy"))) == 2
     cached = np.load(cache_files[0])
-    assert cached.ndim == 3 and cached.shape[2] == 4 and np.isfinite(cached).all()
+    # the cached values are the default committee's song probabilities on the pool
+    from trompa_mer.committee import Committee
+    from trompa_mer.pool import load_pool
+
+    expected = Committee.load(env["dir"] / "pretrained").song_proba(load_pool(env["feats"]))
+    np.testing.assert_allclose(cached, expected, rtol=0, atol=1e-12)

@@ -231,7 +231,8 @@ def test_balanced_and_all_modes_with_window_features(tmp_path):
     assert (sims[sims.iteration == 1][simulate.COUNT_COLUMNS].sum(axis=1) == sims[sims.iteration == 1].queries).all()
     assert len(result["plots"]) == 3 and all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in result["plots"])
     tests = pd.read_csv(tmp_path / "w" / "tests.csv")
-    assert tests["p_t"].dropna().between(0, 1).all()
+    # one listener: no paired test has a verdict (values: tests/test_statistics.py)
+    assert len(tests) > 0 and tests["p_t"].isna().all() and tests["p_t_bonferroni"].isna().all()
     assert "mc" in (tmp_path / "w" / "summary.md").read_text()
 
 
