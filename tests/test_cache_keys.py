@@ -2,8 +2,8 @@
 
 Three caches answer from disk when their key matches: the pool store (`pool.load_pool`,
 keyed by the CSVs' names, sizes and modification times), the song-probability cache
-(`committee.cached_song_proba`: committee digest + pool listing + song order) and the
-tree-margin cache (`committee.TreeMarginCache`: pool signature, code version, scaler
+(`pool_scoring.cached_song_proba`: committee digest + pool listing + song order) and the
+tree-margin cache (`pool_scoring.TreeMarginCache`: pool signature, code version, scaler
 statistics and the exact bytes of a member's leading trees). Each test changes exactly one
 component (a file's size with its old time restored, its time with the same size, its name,
 the song order, the scaler's mean alone, ...) and checks the stale answer is not served;
@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 from trompa_mer import pool as P
-from trompa_mer.committee import (SONG_PROBA_CACHE, SONG_PROBA_CACHE_KEEP, TREE_MARGIN_CACHE,
-                                  TREE_MARGIN_CACHE_KEEP, Committee, TreeMarginCache, cached_song_proba,
-                                  content_digest)
+from trompa_mer.committee import Committee, content_digest
+from trompa_mer.pool_scoring import (SONG_PROBA_CACHE, SONG_PROBA_CACHE_KEEP, TREE_MARGIN_CACHE,
+                                     TREE_MARGIN_CACHE_KEEP, TreeMarginCache, cached_song_proba)
 from trompa_mer.features import FEATURE_NAMES, write_feature_csv
 from test_committee import _committee, _raw
 
@@ -83,7 +83,7 @@ def test_pool_cache_is_served_when_nothing_changed(feats, monkeypatch):
     monkeypatch.setattr(P, "_read_song", lambda path: reads.append(path.name))
     again = P.load_pool(folder)
     assert reads == [] and isinstance(again.X, np.memmap)
-    assert again.signature == first.signature == P.listing_signature(P._listing(folder))
+    assert again.signature == first.signature == P.listing_signature(P.folder_listing(folder))
     np.testing.assert_array_equal(again.X, first.X)
 
 
@@ -125,12 +125,12 @@ def test_pool_renamed_file_same_size_and_time_is_another_song(feats):
 
 def test_pool_listing_counts_csv_files_only(feats):
     folder, _ = feats
-    listing = P._listing(folder)
+    listing = P.folder_listing(folder)
     assert listing == {f"s{i}.csv": [(folder / f"s{i}.csv").stat().st_size, 10**18 + i] for i in range(3)}
     (folder / "notes.txt").write_text("not a song")
     (folder / "dir.csv").mkdir()
     (folder / "UPPER.CSV").write_bytes((folder / "s0.csv").read_bytes())
-    listing = P._listing(folder)
+    listing = P.folder_listing(folder)
     assert set(listing) == {"s0.csv", "s1.csv", "s2.csv", "UPPER.CSV"}
     assert P.load_pool(folder).song_ids.tolist() == ["s0", "s1", "s2", "upper"]
 

@@ -39,6 +39,14 @@ def _refused_unchanged(env, answers, *needles, update=None, environ=None):
     return line
 
 
+def _stored_file(folder, name):
+    """Where the bytes of a committee file live: in the folder, or the shared store's blob."""
+    if (folder / name).is_file():
+        return folder / name
+    manifest = json.loads((folder / "committee.json").read_text())
+    return (folder / manifest["store"] / manifest["stored"][name]["blob"]).resolve()
+
+
 def _succeeds(env, answers, update=None):
     args = ["-i", TEST_USER, "-a", json.dumps(answers)] + (["--update", update] if update else [])
     call_ok(env, "retrain_model.py", *args)
@@ -61,7 +69,8 @@ def test_batch_with_the_current_committee_missing(loop_env):
     answers = _pending(env, "-m", "rand")
     current = env["users"] / TEST_USER / read_state(env)["committee"]
     shutil.move(current, env["dir"] / "kept")
-    _refused_unchanged(env, answers, str(current), "committee folder not found", update="batch")
+    # state.json names a folder that is not there: refused as an inconsistent state
+    _refused_unchanged(env, answers, "state.json", "field 'committee'", "recreate the user", update="batch")
     shutil.move(env["dir"] / "kept", current)
     _succeeds(env, answers, update="batch")
 
@@ -70,11 +79,11 @@ def test_batch_with_the_current_committee_missing(loop_env):
 def test_damaged_committee_it_starts_from(loop_env, update):
     env = loop_env
     answers = _pending(env, "-m", "rand")
-    folder = "base-committee" if update == "cumulative" else read_state(env)["committee"]
-    victim = env["users"] / TEST_USER / folder / "sgd_0.skops"
+    folder = env["users"] / TEST_USER / ("base-committee" if update == "cumulative" else read_state(env)["committee"])
+    victim = _stored_file(folder, "sgd_0.skops")
     original = victim.read_bytes()
     victim.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    _refused_unchanged(env, answers, str(victim), "checksum does not match", update=update)
+    _refused_unchanged(env, answers, str(victim), "sgd_0.skops", "changed or damaged", update=update)
     victim.write_bytes(original)
     _succeeds(env, answers, update=update)
 
@@ -133,7 +142,10 @@ def test_crowd_members_missing(loop_env, update):
     state = read_state(env)
     folder = env["users"] / TEST_USER / ("base-crowd" if update == "cumulative" else state["crowd"])
     shutil.move(folder, env["dir"] / "kept")
-    _refused_unchanged(env, answers, str(folder), "missing", "recreate the user", update=update)
+    if update == "batch":  # state.json names it: refused as an inconsistent state
+        _refused_unchanged(env, answers, "state.json", "field 'crowd'", "recreate the user", update=update)
+    else:
+        _refused_unchanged(env, answers, str(folder), "missing", "recreate the user", update=update)
     shutil.move(env["dir"] / "kept", folder)
     _succeeds(env, answers, update=update)
     assert read_state(env)["crowd"] == "crowd-0001"

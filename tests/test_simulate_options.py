@@ -7,6 +7,7 @@ repeats, seed, configurations, updates and algorithms as the result table shows 
 """
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import pandas as pd
 import pytest
 
 from trompa_mer import simulate
-from trompa_mer.simulate import ExperimentConfig, FeatureTable, SimCommittee, run_experiment
+from trompa_mer.committee import Committee
+from trompa_mer.simulate import ExperimentConfig, FeatureTable, run_experiment
 from test_simulate import FAST_MEMBERS, deviant_population
 
 N_SONGS = 80
@@ -26,7 +28,12 @@ class OneQuadrantDoubt:
     """Predicts feature 0 (the quadrant) for every song; sure of Q2-Q4, nearly uniform on Q1,
     where feature 1 orders the doubt. Updates change nothing, so every round sees the same."""
 
+    algorithm = "gnb"
     input_kind = "features"
+    margin_cacheable = False
+
+    def copy(self):
+        return copy.deepcopy(self)
 
     def predict_proba(self, X):
         X = np.asarray(X, dtype=float)
@@ -39,6 +46,14 @@ class OneQuadrantDoubt:
 
     def update(self, X, y):
         return self
+
+
+def _unscaled(members, features) -> Committee:
+    """A committee of fake members whose scaler leaves the features as they are."""
+    from sklearn.preprocessing import StandardScaler
+
+    identity = StandardScaler(with_mean=False, with_std=False).fit(features.X)
+    return Committee(members, identity, features.feature_names)
 
 
 def _doubt_setup():
@@ -54,7 +69,7 @@ def _doubt_setup():
 
 def _first_round_counts(tmp_path, balanced, mode="mc", q=8):
     annotations, features = _doubt_setup()
-    committee = SimCommittee([("gnb", OneQuadrantDoubt())], scaler=None)
+    committee = _unscaled([("gnb_0", OneQuadrantDoubt())], features)
     config = ExperimentConfig(min_annotations=50, modes=[mode], balanced=balanced, queries=[q], iterations=[2],
                               updates=["batch"], repeats=1, algorithms=["gnb"], users=["me"])
     run_experiment(annotations, features, config, tmp_path / f"{mode}-{balanced}", committee=committee,
@@ -147,7 +162,7 @@ def test_update_strategies_are_honoured(tmp_path):
         config = ExperimentConfig(min_annotations=50, modes=["mc"], queries=[10], iterations=[3], updates=[update],
                                   repeats=1, algorithms=["gnb"], users=["me"])
         run_experiment(annotations, features, config, tmp_path / update,
-                       committee=SimCommittee([("gnb", Recorder())], scaler=None), progress=False, plots=False)
+                       committee=_unscaled([("gnb_0", Recorder())], features), progress=False, plots=False)
         assert Recorder.sizes == expected, update
 
 

@@ -33,6 +33,7 @@ from .data import (MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, load_annota
                    load_song_features, prepare_annotations, pretraining_labels, user_split)
 from .protocol import (COMMITTEE, COUNT_COLUMNS, FULL, RESULT_COLUMNS, Context, audio_members,
                        f1_scores, pretrain_for_user, simulatable, simulate_user_mode)
+from .report import per_user_curves, plot_curves, summarize, write_report
 from .runner import read_results, run_experiment
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "RESULT_COLUMNS", "UPDATES", "Context", "ExperimentConfig", "FeatureTable", "audio_members",
     "eligible_users", "f1_scores", "load_annotation_table", "load_features", "load_song_features",
     "prepare_annotations", "pretrain_for_user", "pretraining_labels", "read_results", "simulatable",
-    "run_experiment", "simulate_user_mode", "user_split",
+    "run_experiment", "simulate_user_mode", "user_split", "per_user_curves", "plot_curves", "summarize",
+    "write_report",
 ]

@@ -92,9 +92,8 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
     parts_dir = out_dir / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     annotations = prepare_annotations(annotations)
-    if committee is not None and features.X.shape[1] != len(committee.scaler.mean_ if committee.scaler is not None
-                                                           else features.feature_names):
-        raise MERError(f"features: the committee expects {len(committee.scaler.mean_)} columns, "
+    if committee is not None and features.X.shape[1] != len(committee.feature_names):
+        raise MERError(f"features: the committee expects {len(committee.feature_names)} columns, "
                        f"the feature table has {features.X.shape[1]}")
     users = eligible_users(annotations, features, config.min_annotations, config.max_annotations)
     if config.users:
