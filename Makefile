@@ -22,6 +22,10 @@ demo: setup
 test: setup
 	$(VPY) -m pytest
 
+# The whole TROMPA-MER benchmark with its pinned headline values (~12 CPU-minutes; not in CI).
+test-study: setup
+	$(VPY) -m pytest -m study
+
 bench: setup
 	$(VPY) benchmarks/bench_features.py
 	$(VPY) benchmarks/bench_opensmile.py
