@@ -211,3 +211,13 @@ def test_answers_with_a_utf8_byte_order_mark_are_read(tmp_path):
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return str(path)
+
+
+def test_song_ids_with_line_breaks_stay_on_one_line():
+    """Found by the property test: an answer keyed "\\n" was echoed raw, splitting the error."""
+    state = users.new_state("bob", "mc", False, "committee-0000")
+    state["pending"] = ["s1", "s2"]
+    for raw in ({"\n": "Q1"}, {"s1": "Q1", "a\rb": "Q2"}, {"s1\t": "Q9"}):
+        with pytest.raises(MERError) as info:
+            users.parse_answers(raw, state, "answers.json")
+        assert "\n" not in str(info.value) and "\r" not in str(info.value)

@@ -457,6 +457,13 @@ def read_answers_arg(value) -> tuple[object, str]:
     return decode_answers_json(raw, str(path)), str(path)
 
 
+def _shown(key) -> str:
+    """A song id as an error message shows it: quoted when it holds a line break or another
+    unprintable character, so the message stays one line."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
+
+
 def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
     """Validate listener answers against the pending round; return {song: quadrant index}.
 
@@ -475,15 +482,15 @@ def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
     for key, value in getattr(raw, "pairs", raw.items()):
         song = str(key).strip().lower()
         if song not in pending:
-            not_pending.append(str(key))
+            not_pending.append(_shown(key))
             continue
         try:
             label = parse_quadrant(value)
         except MERError:
-            bad_labels.append(f"{key}={value!r}")
+            bad_labels.append(f"{_shown(key)}={value!r}")
             continue
         if song in answers and answers[song] != label:
-            duplicates.append(str(key))
+            duplicates.append(_shown(key))
         answers[song] = label
     problems = []
     if not_pending:
