@@ -3,6 +3,7 @@ each user folder holding only what is theirs; every load verifies every file, sh
 import hashlib
 import json
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -124,11 +125,20 @@ def test_a_changed_part_or_a_doctored_reference_is_refused(store, tmp_path):
     name = _first_stored(manifest, with_part=True)
     part = folder / manifest["stored"][name]["part"]
     data = part.read_bytes()
-    part.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    assert manifest["stored"][name]["compression"] == "zlib"
+    part.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])  # zlib's own check fails
+    with pytest.raises(MERError, match=rf"{name}.part: not a readable compressed part"):
+        Committee.load(folder)
+    plain = zlib.decompress(data)  # a readable part with one byte changed: the checksum fails
+    part.write_bytes(zlib.compress(plain[:100] + bytes([plain[100] ^ 1]) + plain[101:]))
     with pytest.raises(MERError, match=rf"{name}: checksum does not match committee.json"):
         Committee.load(folder)
     part.write_bytes(data)
     original = manifest_path.read_text()
+    unknown = {**manifest["stored"][name], "compression": "lzma"}
+    manifest_path.write_text(json.dumps({**manifest, "stored": {**manifest["stored"], name: unknown}}))
+    with pytest.raises(MERError, match="compression 'lzma'"):
+        Committee.load(folder)
     for field, value in [("store", "/etc"), ("store", "../x/../.shared"), ("store", ".shared")]:
         manifest_path.write_text(json.dumps({**manifest, field: value}))
         with pytest.raises(MERError, match="field 'store'"):
