@@ -101,7 +101,8 @@ def prepare(work: Path, name: str, target: dict, tests_from: str | None, rerun: 
         "only_mutate": [target["file"]],
         "also_copy": also_copy,
         "pytest_add_cli_args_test_selection": selection,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-W", "ignore"],
+        # -n 0: the suite's own addopts run two xdist workers; mutmut needs the tests in-process
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-W", "ignore", "-n", "0"],
         "use_git_change_detection": False,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in section.items()]
