@@ -10,7 +10,6 @@ Prints, for real Emotify clips (../shared/data/emotify/audio) when present, else
 
   python benchmarks/bench_features.py [--clips 12] [--loop-clips 3]
 """
-import argparse
 import os
 import statistics
 import sys
@@ -24,28 +23,21 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 import settings  # noqa: E402
+from bench_common import GENERATED, bench_parser, emotify_files, generated_clip  # noqa: E402
 from trompa_mer import features as F  # noqa: E402
 
 
 def clips(n, tmp):
-    audio = settings.SHARED_DATA_DIR / "emotify" / "audio"
-    if audio.is_dir():
-        files = sorted(audio.glob("*.mp3"), key=lambda p: int(p.stem))
+    files = emotify_files(settings.SHARED_DATA_DIR)
+    if files:
         step = max(1, len(files) // n)
         return "Emotify mp3 (30 s, 22.05 kHz mono)", files[::step][:n]
     rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        t = np.arange(30 * 22050) / 22050
-        sig = 0.3 * np.sin(2 * np.pi * (110 + 40 * i) * t) + 0.05 * rng.standard_normal(t.size)
-        path = Path(tmp) / f"gen{i}.wav"
-        sf.write(path, sig.astype(np.float32), 22050)
-        out.append(path)
-    return "generated 30 s wav (Emotify absent)", out
+    return GENERATED, [generated_clip(Path(tmp) / f"gen{i}.wav", 110 + 40 * i, rng) for i in range(n)]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--clips", type=int, default=12, help="clips timed end to end (default 12)")
     parser.add_argument("--loop-clips", type=int, default=3, help="clips for the slow pandas-loop baseline (default 3)")
     args = parser.parse_args()

@@ -12,11 +12,8 @@ median of --repeats runs:
 
   python benchmarks/bench_members.py [--windows 60000] [--repeats 3]
 """
-import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -26,19 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import settings  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from bench_common import bench_parser, median_time  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--windows", type=int, default=60_000, help="windows scored (default 60,000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measure, median printed (default 3)")
     args = parser.parse_args()

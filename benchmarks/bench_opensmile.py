@@ -11,49 +11,33 @@ signal), medians over --repeats runs on one core:
 
   python benchmarks/bench_opensmile.py [--clip N] [--repeats 3]
 """
-import argparse
 import cProfile
 import os
 import pstats
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 
 import settings  # noqa: E402
+from bench_common import GENERATED, bench_parser, emotify_files, generated_clip, median_time  # noqa: E402
 from trompa_mer import features as F  # noqa: E402
 
 
 def clip(index: int, tmp: str) -> tuple[str, Path]:
-    audio = settings.SHARED_DATA_DIR / "emotify" / "audio"
-    if audio.is_dir():
-        files = sorted(audio.glob("*.mp3"), key=lambda p: int(p.stem))
+    files = emotify_files(settings.SHARED_DATA_DIR)
+    if files:
         return f"Emotify {files[index].name}", files[index]
-    t = np.arange(30 * 22050) / 22050
-    signal = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * np.random.default_rng(0).standard_normal(t.size)
-    path = Path(tmp) / "generated.wav"
-    sf.write(path, signal.astype(np.float32), 22050)
-    return "generated 30 s wav (Emotify absent)", path
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return GENERATED, generated_clip(Path(tmp) / "generated.wav", 220, np.random.default_rng(0))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--clip", type=int, default=0, help="index of the Emotify clip (default 0)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measure, median printed (default 3)")
     args = parser.parse_args()
