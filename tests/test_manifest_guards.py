@@ -348,3 +348,19 @@ def test_audio_members_are_saved_and_loaded_without_a_feature_width(saved, tmp_p
     loaded = Committee.load(tmp_path / "mixed")
     assert loaded.names() == ["gnb_0", "gnb_1", "cnn_0"] and isinstance(loaded.members[2][1], FakeAudioMember)
     assert loaded.content_digest() is None  # audio may change: never cached
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("checksums", ["scaler.skops"], "checksums"),   # a list, not {file: sha256}
+    ("checksums", {"scaler.skops": 5}, "checksums"),  # a digest that is not a string
+    ("members", ["gnb_0"], "member"),               # an entry that is not an object
+])
+def test_malformed_manifest_fields_are_refused_in_one_line(saved, field, value, needle):
+    """Found by mutation testing after the restructuring: these shapes were refused, but no
+    test held it (a wrong `and` let a list of checksums through to a traceback)."""
+    folder, _ = saved
+    manifest = _manifest(folder)
+    manifest[field] = value
+    _write(folder, manifest)
+    message = _refused(folder, needle)
+    assert "\n" not in message
