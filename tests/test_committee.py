@@ -194,3 +194,21 @@ def test_audio_members_are_joined_by_song_id(saved):
         mixed.song_proba(X, sow)
     mixed.update(X[:6], [0], song_of_window=np.zeros(6, int), song_ids=["song0"], audio=source)
     assert audio.updates == [(["song0"], [0])]
+
+
+def test_a_joined_committee_copies_part_by_part(saved, tmp_path):
+    """A crowd user's committee is joined from two stored parts: its copy must stay joined (a
+    plain copy would save all members in one folder with the first part's layout)."""
+    from trompa_mer.committee import CROWD_LAYOUT
+
+    committee, _, X, y, sow = saved
+    crowd = Committee([("extra_0", committee.members[0][1].copy())], committee.scaler, FEATURE_NAMES,
+                      layout=CROWD_LAYOUT)
+    joined = Committee.join(committee, crowd)
+    twin = joined.copy()
+    assert [p.layout for p in twin.parts] == [p.layout for p in joined.parts]
+    assert twin.names() == joined.names()
+    assert all(a is not b for (_, a), (_, b) in zip(twin.members, joined.members))
+    np.testing.assert_array_equal(twin.song_proba(X, sow), joined.song_proba(X, sow))
+    twin.update(X[:5], np.full(5, 2))
+    assert not np.allclose(twin.song_proba(X, sow), joined.song_proba(X, sow)), "the copy is independent"

@@ -324,9 +324,8 @@ class Committee:
 
     def subset(self, indices) -> "Committee":
         """A committee of some of these members (the same member objects), same scaler."""
-        sub = Committee([self.members[i] for i in indices], self.scaler, self.feature_names,
-                        self.manifest, self.layout)
-        return sub
+        return Committee([self.members[i] for i in indices], self.scaler, self.feature_names,
+                         self.manifest, self.layout)
 
     def listener_members(self) -> list[int]:
         """The members whose mean is the listener's prediction: the crowd-aware members when
@@ -530,7 +529,10 @@ class Committee:
                 self.members[i][1].update(X_in, labels)
 
     def copy(self) -> "Committee":
-        """An independent copy (members copied with their own `copy` verb)."""
+        """An independent copy (members copied with their own `copy` verb); a joined committee
+        stays joined, each part with its folder layout."""
+        if len(self.parts) > 1:
+            return Committee.join(*[part.copy() for part in self.parts])
         twin = Committee([(name, member.copy()) for name, member in self.members], self.scaler,
                          self.feature_names, self.manifest, self.layout)
         return twin
