@@ -36,11 +36,15 @@ def clip(index: int, tmp: str) -> tuple[str, Path]:
     return GENERATED, generated_clip(Path(tmp) / "generated.wav", 220, np.random.default_rng(0))
 
 
-def main():
+def parse_args(argv=None):
     parser = bench_parser(__doc__)
     parser.add_argument("--clip", type=int, default=0, help="index of the Emotify clip (default 0)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measure, median printed (default 3)")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main():
+    args = parse_args()
     import opensmile
 
     with tempfile.TemporaryDirectory() as tmp:
