@@ -168,6 +168,7 @@ class FakeAudioMember:
 
     algorithm = "fake-audio"
     input_kind = "audio"
+    target_kind = "quadrant"
     margin_cacheable = False
 
     def __init__(self):

@@ -321,6 +321,7 @@ class FakeAudioMember:
 
     algorithm = "fake-audio"
     input_kind = "audio"
+    target_kind = "quadrant"
 
     def save(self, path):
         (path.parent / f"{path.name}.fake").write_text("weights")

@@ -30,6 +30,7 @@ class OneQuadrantDoubt:
 
     algorithm = "gnb"
     input_kind = "features"
+    target_kind = "quadrant"
     margin_cacheable = False
 
     def copy(self):

@@ -224,6 +224,7 @@ class CNNMember:
 
     algorithm = "cnn"
     input_kind = "audio"
+    target_kind = "quadrant"
     margin_cacheable = False
 
     def __init__(self, n_channels: int = 128, epochs: int = 200, update_epochs: int = 10,

@@ -33,9 +33,9 @@ import numpy as np
 from . import atomic
 from .checksummed import BlobStore, materialized, read_manifest, save_new_folder, write_manifest
 from .errors import MERError
-from .members import INPUT_KINDS, SongAudio, skops_dump, skops_load
+from .members import INPUT_KINDS, TARGET_KINDS, SongAudio, skops_dump, skops_load
 from .registry import member_class
-from .quadrants import N_CLASSES, QUADRANTS
+from .quadrants import N_CLASSES, QUADRANTS, Labels
 
 MANIFEST = "committee.json"
 SCALER_FILE = "scaler.skops"
@@ -268,9 +268,12 @@ class Songs:
             raise MERError("songs: windows must be grouped by song in song order")
         return np.concatenate([[0], np.cumsum(np.bincount(sow, minlength=len(self)))]).astype(np.int64)
 
-    def window_labels(self, y) -> np.ndarray:
-        """One label per window from one label per song."""
-        return np.asarray(y, dtype=np.int64)[np.asarray(self.song_of_window, dtype=np.int64)]
+    def window_labels(self, y):
+        """One label per window from one label per song (quadrant indices, or Labels)."""
+        index = np.asarray(self.song_of_window, dtype=np.int64)
+        if isinstance(y, Labels):
+            return y[index]
+        return np.asarray(y, dtype=np.int64)[index]
 
 
 def _as_songs(songs_or_X, song_of_window=None, **sources) -> Songs:
@@ -295,6 +298,9 @@ class Committee:
         unknown = sorted({m.input_kind for _, m in self.members} - set(INPUT_KINDS))
         if unknown:
             raise MERError(f"committee: members of unknown input kind {unknown} (known: {', '.join(INPUT_KINDS)})")
+        unknown = sorted({m.target_kind for _, m in self.members} - set(TARGET_KINDS))
+        if unknown:
+            raise MERError(f"committee: members of unknown target kind {unknown} (known: {', '.join(TARGET_KINDS)})")
         self.scaler = scaler
         self.feature_names = list(feature_names)
         self.manifest = dict(manifest or {})
@@ -321,6 +327,34 @@ class Committee:
     def of_kind(self, *kinds) -> list[int]:
         """Indices of the members whose input kind is one of `kinds`."""
         return [i for i, (_, m) in enumerate(self.members) if m.input_kind in kinds]
+
+    def of_target(self, *kinds) -> list[int]:
+        """Indices of the members of the given target kinds ("quadrant", "av")."""
+        return [i for i, (_, m) in enumerate(self.members) if m.target_kind in kinds]
+
+    def window_av(self, X_raw) -> np.ndarray:
+        """(n_av_members, n_windows, 2): each regression member's (arousal, valence) per window
+        (the window-feature regression members, in the order of of_target("av"))."""
+        members = [self.members[i][1] for i in self.of_target("av")]
+        if any(m.input_kind != "features" for m in members):
+            raise MERError("committee: arousal/valence per window needs window-feature regression members")
+        Z = self.transform(X_raw)
+        return np.stack([m.predict_av(Z) for m in members]) if members else np.zeros((0, len(Z), 2))
+
+    def song_av(self, songs, song_of_window=None, **sources) -> np.ndarray:
+        """(n_av_members, n_songs, 2): each regression member's song (arousal, valence), the
+        mean of its windows' (a song without windows: NaN)."""
+        songs = _as_songs(songs, song_of_window, **sources)
+        windows = self.window_av(songs.X)
+        sow = np.asarray(songs.song_of_window, dtype=np.int64)
+        counts = np.bincount(sow, minlength=len(songs)).astype(float)
+        out = np.full((len(windows), len(songs), 2), np.nan)
+        has = counts > 0
+        for row in range(len(windows)):
+            for axis in range(2):
+                sums = np.bincount(sow, weights=windows[row][:, axis], minlength=len(songs))
+                out[row, has, axis] = sums[has] / counts[has]
+        return out
 
     def subset(self, indices) -> "Committee":
         """A committee of some of these members (the same member objects), same scaler."""
@@ -516,17 +550,25 @@ class Committee:
         lack quadrants): window members on every window of a song with the song's label.
         `songs` as in song_proba (raw windows alone: one label per window)."""
         songs = _as_songs(songs, song_of_window, **sources)
-        y = np.asarray(y, dtype=np.int64)
-        if y.shape != (len(songs),):
-            raise MERError(f"committee update: {len(songs)} songs but labels of shape {y.shape}")
+        if isinstance(y, Labels):
+            labels = y
+        else:
+            y = np.asarray(y, dtype=np.int64)
+            if y.shape != (len(songs),):
+                raise MERError(f"committee update: {len(songs)} songs but labels of shape {y.shape}")
+            labels = Labels(y)
+        if len(labels) != len(songs):
+            raise MERError(f"committee update: {len(songs)} songs but {len(labels)} labels")
         for part in self.parts:
             part._saved_digest = None
         self._saved_digest = None
         for kind in dict.fromkeys(m.input_kind for _, m in self.members):
             X_in = self.member_input(kind, songs)
-            labels = songs.window_labels(y) if kind == "features" else y
+            rows = songs.window_labels(labels) if kind == "features" else labels
             for i in self.of_kind(kind):
-                self.members[i][1].update(X_in, labels)
+                member = self.members[i][1]
+                # classifiers read the quadrants; regression members the Labels themselves
+                member.update(X_in, rows if member.target_kind == "av" else rows.quadrant)
 
     def copy(self) -> "Committee":
         """An independent copy (members copied with their own `copy` verb); a joined committee

@@ -17,3 +17,16 @@ XGB_PARAMS = {
 }
 XGB_ROUNDS = 100
 XGB_UPDATE_ROUNDS = 10
+# Arousal/valence regression members (trompa_mer.regression)
+SGD_AV_PARAMS = {"loss": "squared_error", "penalty": "l2", "alpha": 1e-3, "max_iter": 20, "tol": None,
+                 "learning_rate": "invscaling", "eta0": 0.01}
+XGB_AV_PARAMS = {
+    "objective": "reg:squarederror",
+    "max_depth": 5,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.5,
+    "tree_method": "hist",
+    "nthread": 1,
+    "seed": SEED,
+}

@@ -46,6 +46,13 @@ INPUT_KINDS = {
                       "by the song's standardized mean window features",
 }
 
+# What a member's y is, by target kind (fit and update):
+TARGET_KINDS = {
+    "quadrant": "quadrant indices 0..3, one per row of X",
+    "av": "quadrants.Labels: a quadrant per row and, where known, (arousal, valence) in -1..1 "
+          "(fit needs arousal/valence on every row; update takes quadrant-only rows too)",
+}
+
 
 @dataclass
 class SongAudio:
@@ -67,6 +74,8 @@ DEFAULT_XGB_UPDATE_ROUNDS = _hp.XGB_UPDATE_ROUNDS
 SKOPS_TRUSTED_TYPES = [
     "sklearn.naive_bayes.GaussianNB",
     "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+    "sklearn.linear_model._stochastic_gradient.SGDRegressor",
+    "sklearn.multioutput.MultiOutputRegressor",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.neighbors._classification.KNeighborsClassifier",
     "sklearn.ensemble._forest.RandomForestClassifier",
@@ -156,6 +165,11 @@ def _check_xy(X, y=None, where: str = "features"):
     return X, y.astype(np.int64)
 
 
+def check_windows(X, where: str = "features") -> np.ndarray:
+    """X as float32 windows x features, refused when not 2-D or not finite."""
+    return _check_xy(X, None, where)[0]
+
+
 def _normalize_log(log_p: np.ndarray, temperature: float) -> np.ndarray:
     """Rows of log-probabilities (any offset) -> probabilities, tempered, finite, summing to 1."""
     # in place on one float64 copy: the committee calls this for every member on every chunk
@@ -180,6 +194,7 @@ class Member:
 
     algorithm = "base"
     input_kind = "features"
+    target_kind = "quadrant"
     model_suffix = ".skops"
     # True for members with predict_margin(X, prefix) whose earlier rounds never change
     # (boosted trees): the committee then caches their margins on a pool (pool_scoring)

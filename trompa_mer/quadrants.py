@@ -39,3 +39,69 @@ def parse_quadrant(value, where: str = "label") -> int:
 
 def quadrant_name(index: int) -> str:
     return QUADRANTS[int(index)]
+
+
+class Labels:
+    """Labels of a batch of rows: a quadrant per row and, where it is known, (arousal, valence).
+
+    Classifier members read `quadrant`; regression members (target kind "av") read both and
+    train on `av` where it is given (a listener's own values, a corpus' annotations). `av` is
+    (n, 2) float64 in -1..1 with NaN rows where only the quadrant is known. Where `av` is
+    given, `quadrant` is its quadrant (quadrant_from_av), so the two never disagree.
+    """
+
+    def __init__(self, quadrant, av=None):
+        quadrant = np.asarray(quadrant)
+        if quadrant.ndim != 1 or (quadrant.size and (not np.issubdtype(quadrant.dtype, np.integer)
+                                                     or quadrant.min() < 0 or quadrant.max() >= N_CLASSES)):
+            raise MERError(f"labels: expected quadrant indices 0..3 (one per row), got {quadrant[:5]!r}")
+        if av is None:
+            av = np.full((len(quadrant), 2), np.nan)
+        av = np.asarray(av, dtype=np.float64)
+        if av.shape != (len(quadrant), 2):
+            raise MERError(f"labels: {len(quadrant)} rows but arousal/valence of shape {av.shape}")
+        partial = np.isnan(av).any(axis=1) & ~np.isnan(av).all(axis=1)
+        if partial.any() or np.isinf(av).any():
+            raise MERError("labels: arousal and valence must be given together as finite numbers")
+        given = ~np.isnan(av[:, 0])
+        if given.any() and np.any(np.abs(av[given]) > 1 + 1e-9):
+            raise MERError(f"labels: arousal and valence must lie in -1..1, got {av[given][np.abs(av[given]).max(axis=1) > 1][0]}")
+        if given.any() and np.any(quadrant_from_av(av[given, 0], av[given, 1]) != quadrant[given]):
+            raise MERError("labels: a row's quadrant disagrees with its arousal/valence")
+        self.quadrant = quadrant.astype(np.int64)
+        self.av = av
+
+    @classmethod
+    def from_av(cls, av) -> "Labels":
+        """Rows of (arousal, valence) in -1..1, every row given."""
+        av = np.asarray(av, dtype=np.float64).reshape(-1, 2)
+        if not np.isfinite(av).all():
+            raise MERError("labels: arousal/valence targets contain NaN or infinite values")
+        return cls(quadrant_from_av(av[:, 0], av[:, 1]), av)
+
+    @classmethod
+    def coerce(cls, y) -> "Labels":
+        """Labels as they are, quadrant indices (n,), or (n, 2) arousal/valence values."""
+        if isinstance(y, Labels):
+            return y
+        y = np.asarray(y)
+        if y.ndim == 2:
+            return cls.from_av(y)
+        return cls(y)
+
+    @property
+    def has_av(self) -> np.ndarray:
+        """(n,) bool: rows with arousal and valence given."""
+        return ~np.isnan(self.av[:, 0])
+
+    def __len__(self) -> int:
+        return len(self.quadrant)
+
+    def __getitem__(self, index) -> "Labels":
+        twin = Labels.__new__(Labels)
+        twin.quadrant = self.quadrant[index]
+        twin.av = self.av[index]
+        return twin
+
+    def __repr__(self) -> str:
+        return f"Labels({len(self)} rows, {int(self.has_av.sum())} with arousal/valence)"

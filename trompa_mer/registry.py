@@ -14,6 +14,10 @@ def member_class(algorithm: str):
     """The member class for an algorithm name."""
     if algorithm in MEMBER_TYPES:
         return MEMBER_TYPES[algorithm]
+    if algorithm in ("sgd-av", "xgb-av"):
+        from .regression import REGRESSION_TYPES
+
+        return REGRESSION_TYPES[algorithm]
     if algorithm == "crowd":
         from .crowd import CrowdMember
 
@@ -24,5 +28,5 @@ def member_class(algorithm: str):
         except ImportError as err:
             raise MERError(f"member algorithm 'cnn' needs trompa_mer.cnn and torch ({err})") from None
         return cnn.CNNMember
-    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, crowd or cnn, "
+    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, sgd-av, xgb-av, crowd or cnn, "
                    f"got {algorithm!r}")
