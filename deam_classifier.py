@@ -4,6 +4,8 @@
   python deam_classifier.py -cv 5 -m xgb                      # Emotify, report only
   python deam_classifier.py -m all -o models/pretrained       # the default committee
   python deam_classifier.py --dataset deam --deam-features DIR -m gnb,sgd,rf
+  python deam_classifier.py --task regression -cv 5                  # arousal/valence, Emotify
+  python deam_classifier.py --task regression -m all,all-av          # regressors beside classifiers
 """
 import argparse
 import shlex
@@ -18,9 +20,19 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-cv", type=positive_int, default=settings.CV_SPLITS,
                    help="number of grouped train/test splits = members per algorithm (default %(default)s)")
-    p.add_argument("-m", default="all",
-                   help="algorithms, comma-separated: gnb, sgd, xgb (committee members; 'all' = the three) "
-                        "and knn, rf, svc, gbc, gpc (comparison reports only) (default %(default)s)")
+    p.add_argument("-m", default=None,
+                   help="algorithms, comma-separated: quadrant classifiers gnb, sgd, xgb ('all' = the three), "
+                        "arousal/valence regressors sgd-av, xgb-av ('all-av' = the two) (committee members), "
+                        "and knn, rf, svc, gbc, gpc (comparison reports only) "
+                        "(default: all; with --task regression: all-av)")
+    p.add_argument("--task", choices=("classification", "regression"), default="classification",
+                   help="classification: quadrant scores only; regression: the corpus must have "
+                        "arousal/valence targets, and the report adds RMSE, R², Pearson r, Kendall's τ "
+                        "and CCC per axis for the regression members (default %(default)s)")
+    p.add_argument("--targets", choices=("static", "dynamic"), default="static",
+                   help="regression targets: static (every window carries its song's mean arousal/valence) "
+                        "or dynamic (each window the annotation at its own time; DEAM, PMEmo, 1000 Songs); "
+                        "dynamic also reports the metrics per song over its time series (default %(default)s)")
     p.add_argument("--dataset", choices=("emotify", "deam", "generic"), default="emotify",
                    help="training corpus (default %(default)s)")
     p.add_argument("-o", "--output", default=None,
@@ -58,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--report", help="also write the full cross-validation report as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.m is None:
+        args.m = "all-av" if args.task == "regression" else "all"
     if not 0 < args.test_size < 1:
         p.error(f"--test-size: expected a number between 0 and 1, got {args.test_size}")
     return args
@@ -85,6 +99,9 @@ def main():
                 "update_rounds": settings.XGB_UPDATE_ROUNDS},
         "sgd": {"params": settings.SGD_PARAMS, "seed": settings.SEED},
         "gnb": {"variance": args.gnb_variance},
+        "xgb-av": {"params": settings.XGB_AV_PARAMS, "rounds": settings.XGB_ROUNDS,
+                   "update_rounds": settings.XGB_UPDATE_ROUNDS},
+        "sgd-av": {"params": settings.SGD_AV_PARAMS, "seed": settings.SEED},
     }
     paths = {"emotify": args.emotify, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
              "deam_arousal": args.deam_arousal, "deam_valence": args.deam_valence,
@@ -93,6 +110,7 @@ def main():
                  test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
                  label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
                  member_params=member_params, report_path=args.report, window_stride=args.window_stride,
+                 task=args.task, targets=args.targets,
                  command=recorded_command(sys.argv[1:]))
 
 

@@ -99,3 +99,5 @@ XGB_PARAMS = {**_hp.XGB_PARAMS, "seed": SEED}
 XGB_ROUNDS = _int("MER_XGB_ROUNDS", _hp.XGB_ROUNDS, minimum=1)
 XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", _hp.XGB_UPDATE_ROUNDS, minimum=1)
 SGD_PARAMS = dict(_hp.SGD_PARAMS)
+XGB_AV_PARAMS = {**_hp.XGB_AV_PARAMS, "seed": SEED}  # arousal/valence regression members
+SGD_AV_PARAMS = dict(_hp.SGD_AV_PARAMS)

@@ -26,22 +26,28 @@ import numpy as np
 
 from .errors import MERError
 from .members import COMPARISON_TYPES, MEMBER_TYPES, ComparisonModel, make_member
-from .quadrants import N_CLASSES, QUADRANTS
+from .quadrants import N_CLASSES, QUADRANTS, Labels
+from .regression import MIN_SPREAD, REGRESSION_TYPES, make_regressor, quadrant_log_proba
+
+# Committee member algorithms: the quadrant classifiers and the arousal/valence regressors.
+COMMITTEE_TYPES = (*MEMBER_TYPES, *REGRESSION_TYPES)
+AXES = ("arousal", "valence")
+REGRESSION_METRICS = ("rmse", "r2", "pearson_r", "kendall_tau", "ccc")
 
 METRICS = ("precision", "recall", "f1_weighted", "f1_macro")
 TEMPERATURES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 128.0, 256.0)
 
 
 def parse_algorithms(text: str) -> list[str]:
-    """'xgb', 'gnb,sgd', 'all' (the committee members) -> list, validated."""
-    known = list(MEMBER_TYPES) + list(COMPARISON_TYPES)
+    """'xgb', 'gnb,sgd', 'all' (the classifiers), 'all-av' (the regressors) -> list, validated."""
+    known = list(COMMITTEE_TYPES) + list(COMPARISON_TYPES)
     out = []
     for part in str(text).split(","):
         part = part.strip().lower()
-        names = list(MEMBER_TYPES) if part == "all" else [part]
+        names = {"all": list(MEMBER_TYPES), "all-av": list(REGRESSION_TYPES)}.get(part, [part])
         for name in names:
             if name not in known:
-                raise MERError(f"-m: expected a comma list of {', '.join(known)} or all, got {part!r}")
+                raise MERError(f"-m: expected a comma list of {', '.join(known)}, all or all-av, got {part!r}")
             if name not in out:
                 out.append(name)
     return out
@@ -88,18 +94,81 @@ def _summary(per_split: list[dict]) -> dict:
 def _new_model(algorithm, seed, member_params):
     if algorithm in MEMBER_TYPES:
         return make_member(algorithm, **member_params.get(algorithm, {}))
+    if algorithm in REGRESSION_TYPES:
+        return make_regressor(algorithm, **member_params.get(algorithm, {}))
     return ComparisonModel(algorithm, seed=seed)
+
+
+def _song_av(values, song_index, n_songs) -> np.ndarray:
+    counts = np.maximum(np.bincount(song_index, minlength=n_songs), 1).astype(float)
+    return np.stack([np.bincount(song_index, weights=values[:, a], minlength=n_songs) / counts
+                     for a in range(2)], axis=1)
+
+
+def _nan_quiet(function):
+    """A metric undefined on every split (Pearson r of a constant predictor) is NaN, quietly."""
+    import functools
+    import warnings
+
+    @functools.wraps(function)
+    def wrapped(*args):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return function(*args)
+    return wrapped
+
+
+@_nan_quiet
+def _regression_summary(rows: list[dict]) -> dict:
+    """mean and sd over splits of every static metric per axis (NaN-aware)."""
+    return {axis: {m: [float(np.nanmean([r[axis][m] for r in rows])), float(np.nanstd([r[axis][m] for r in rows]))]
+                   for m in REGRESSION_METRICS} for axis in AXES}
+
+
+@_nan_quiet
+def _dynamic_summary(rows: list[dict]) -> dict:
+    """mean over splits of the per-song means (and of the per-song sds) of every metric per axis."""
+    return {axis: {m: [float(np.nanmean([r[axis][m]["mean"] for r in rows])),
+                       float(np.nanmean([r[axis][m]["sd"] for r in rows]))]
+                   for m in REGRESSION_METRICS} for axis in AXES}
+
+
+def _spread(residuals: list[np.ndarray]) -> np.ndarray:
+    """Root mean square of song residuals per axis (the predictive spread), floored."""
+    pooled = np.concatenate(residuals) if residuals else np.zeros((0, 2))
+    if not len(pooled):
+        return np.full(2, 0.5)
+    return np.maximum(np.sqrt(np.mean(pooled ** 2, axis=0)), MIN_SPREAD)
+
+
+def _best_temperature(proba, truth) -> float:
+    losses = [-np.mean(np.log(np.clip(temper(proba, t)[np.arange(len(truth)), truth], 1e-12, None)))
+              for t in TEMPERATURES]
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+def _regressor_song_proba(window_mu, song_index, n_songs, spread) -> np.ndarray:
+    log_p = quadrant_log_proba(np.clip(window_mu, -1, 1), spread)
+    proba = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    return song_means(proba, song_index, n_songs), proba
 
 
 def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 1987,
              balance: str = "weights", calibrate: bool = True, member_params: dict | None = None,
              build_committee: bool = True, progress: bool = True, window_stride: int = 1,
-             log=sys.stderr):
+             targets: str = "static", log=sys.stderr):
     """Cross-validate `algorithms` on `data` (LabeledWindows); returns (report, committee|None).
 
     `window_stride` N trains on every N-th window of each training song (windows overlap by
     half, so N=2 keeps nearly all the information at half the training cost); evaluation
     always uses every held-out window.
+
+    Regression members (sgd-av, xgb-av) need `data.av`; they are scored on the same splits as
+    the classifiers, by quadrant (from their probabilities) and by arousal/valence (song level:
+    the mean of a song's window predictions against the mean of its window targets; with
+    targets="dynamic" also per song over its windows' time series). Their predictive spread
+    is the root mean square of the held-out song residuals over all splits.
     """
     from sklearn.model_selection import GroupShuffleSplit
     from sklearn.preprocessing import StandardScaler
@@ -110,8 +179,15 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
 
     if balance not in ("weights", "none"):
         raise MERError(f"--balance: expected weights or none, got {balance!r}")
+    if targets not in ("static", "dynamic"):
+        raise MERError(f"--targets: expected static or dynamic, got {targets!r}")
     member_params = member_params or {}
     X, y, groups = data.X, np.asarray(data.y, dtype=np.int64), np.asarray(data.groups)
+    regressors = [a for a in algorithms if a in REGRESSION_TYPES]
+    av = getattr(data, "av", None)
+    if regressors and av is None:
+        raise MERError(f"corpus: regression members ({', '.join(regressors)}) need arousal/valence "
+                       "targets, and this corpus has quadrant labels only")
     song_ids, song_index = np.unique(groups, return_inverse=True)
     n_songs = len(song_ids)
     if n_songs < 2:
@@ -125,22 +201,28 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
 
     position = pd.Series(song_index).groupby(song_index).cumcount().to_numpy()
     on_stride = position % window_stride == 0
-    committee_algs = [a for a in algorithms if a in MEMBER_TYPES]
+    committee_algs = [a for a in algorithms if a in COMMITTEE_TYPES]
+    if av is not None:
+        av = np.asarray(av, dtype=np.float64)
+        song_target = _song_av(av, song_index, n_songs)
 
     per_split = {a: {"window": [], "song": []} for a in algorithms}
     per_split["majority"] = {"window": [], "song": []}
     held_out = {a: [] for a in committee_algs}  # (song ids, truth, song proba) per split
+    window_mu = {a: [] for a in regressors}  # held-out window (a, v) predictions per split
     timings = {a: 0.0 for a in algorithms}
     trained = {a: [] for a in committee_algs}
     scaler = StandardScaler().fit(X)
     X_all = np.ascontiguousarray(scaler.transform(X), dtype=np.float32)
     bar = tqdm(total=len(splits) * len(algorithms), desc="cross-validating", unit="model",
                disable=not progress, file=log)
+    split_songs = []
     for k, (train, test) in enumerate(splits):
         train = train[on_stride[train]]
         X_train, X_test = X_all[train], X_all[test]
         weights = compute_sample_weight("balanced", y[train]) if balance == "weights" else None
         test_songs, test_song_index = np.unique(song_index[test], return_inverse=True)
+        split_songs.append((np.unique(song_index[train]), test_songs, test_song_index))
         majority = np.bincount(truth_song[np.unique(song_index[train])], minlength=N_CLASSES).argmax()
         per_split["majority"]["window"].append(scores(y[test], np.full(len(test), majority)))
         per_split["majority"]["song"].append(scores(truth_song[test_songs],
@@ -149,27 +231,52 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
             bar.set_postfix_str(f"split {k} {algorithm}")
             start = time.perf_counter()
             model = _new_model(algorithm, seed, member_params)
-            model.fit(X_train, y[train], sample_weight=weights)
+            model.fit(X_train, Labels.from_av(av[train]) if algorithm in regressors else y[train],
+                      sample_weight=weights)
             timings[algorithm] += time.perf_counter() - start
-            proba = model.predict_proba(X_test)
-            song_p = song_means(proba, test_song_index, len(test_songs))
-            per_split[algorithm]["window"].append(scores(y[test], proba.argmax(axis=1)))
-            per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
-            if algorithm in held_out:
-                held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))
-                if build_committee:
-                    trained[algorithm].append(model)
+            if algorithm in regressors:
+                # quadrant scores wait for the spread, which needs every split's residuals
+                window_mu[algorithm].append(model.predict_av(X_test))
+            else:
+                proba = model.predict_proba(X_test)
+                song_p = song_means(proba, test_song_index, len(test_songs))
+                per_split[algorithm]["window"].append(scores(y[test], proba.argmax(axis=1)))
+                per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
+                if algorithm in held_out:
+                    held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))
+            if algorithm in trained and build_committee:
+                trained[algorithm].append(model)
             bar.update(1)
     bar.close()
+
+    report_regression = {}
+    spreads = {}
+    if regressors:
+        residuals = {a: [] for a in regressors}
+        song_pred = {a: [] for a in regressors}
+        for a in regressors:
+            for k, (_, test_songs, test_song_index) in enumerate(split_songs):
+                pred = _song_av(window_mu[a][k], test_song_index, len(test_songs))
+                song_pred[a].append(pred)
+                residuals[a].append(song_target[test_songs] - pred)
+            spreads[a] = _spread(residuals[a])
+            for k, (train, test) in enumerate(splits):
+                _, test_songs, test_song_index = split_songs[k]
+                song_p, proba = _regressor_song_proba(window_mu[a][k], test_song_index, len(test_songs), spreads[a])
+                per_split[a]["window"].append(scores(y[test], proba.argmax(axis=1)))
+                per_split[a]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
+                held_out[a].append((test_songs, truth_song[test_songs], song_p))
+            for model in trained.get(a, []):
+                model.set_spread(spreads[a])
+        report_regression = _regression_report(splits, split_songs, song_target, song_pred, regressors,
+                                               av, window_mu, targets)
 
     temperatures = {a: 1.0 for a in committee_algs}
     if calibrate:
         for algorithm in committee_algs:
             truth = np.concatenate([t for _, t, _ in held_out[algorithm]])
             proba = np.concatenate([p for _, _, p in held_out[algorithm]])
-            losses = [-np.mean(np.log(np.clip(temper(proba, t)[np.arange(len(truth)), truth], 1e-12, None)))
-                      for t in TEMPERATURES]
-            temperatures[algorithm] = float(TEMPERATURES[int(np.argmin(losses))])
+            temperatures[algorithm] = _best_temperature(proba, truth)
 
     report = {"splits": len(splits), "test_size": test_size, "seed": seed, "balance": balance,
               "window_stride": window_stride,
@@ -178,6 +285,11 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
               "window_classes": np.bincount(y, minlength=N_CLASSES).tolist(),
               "temperatures": temperatures, "fit_seconds": {a: round(t, 2) for a, t in timings.items()},
               "window": {}, "song": {}}
+    if regressors:
+        report["spreads"] = {a: s.round(4).tolist() for a, s in spreads.items()}
+        report["regression"] = report_regression
+    report["calibration"] = _calibration_report(held_out, committee_algs, calibrate, window_mu, split_songs,
+                                                song_target if regressors else None)
     # "committee" on split k: the mean of split k's models of every member algorithm on split
     # k's held-out songs (the saved committee as a whole has seen every song in some split)
     if len(committee_algs) > 1:
@@ -216,8 +328,78 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
             "temperatures": temperatures,
             "scores": {"window": report["window"], "song": report["song"]},
         }
+        if regressors:
+            manifest["spreads"] = report["spreads"]
+            manifest["regression_scores"] = {"song": report["regression"]["song"]}
         committee = Committee(members, scaler, data.feature_names, manifest)
     return report, committee
+
+
+def _regression_report(splits, split_songs, song_target, song_pred, regressors, av, window_mu, targets) -> dict:
+    """Arousal/valence scores on held-out songs: per member algorithm, the mean of the
+    regression algorithms ("committee"), and a mean predictor (the training songs' mean)."""
+    from . import metrics
+
+    rows = {name: [] for name in [*regressors, "committee", "mean_predictor"]}
+    dynamic = {name: [] for name in [*regressors, "committee", "mean_predictor"]} if targets == "dynamic" else None
+    for k, (train, test) in enumerate(splits):
+        train_songs, test_songs, test_song_index = split_songs[k]
+        truth = song_target[test_songs]
+        baseline = np.tile(song_target[train_songs].mean(axis=0), (len(test_songs), 1))
+        predictions = {a: song_pred[a][k] for a in regressors}
+        predictions["committee"] = np.mean([song_pred[a][k] for a in regressors], axis=0)
+        predictions["mean_predictor"] = baseline
+        for name, pred in predictions.items():
+            rows[name].append(metrics.regression_scores(truth, pred))
+        if dynamic is not None:
+            windows = {a: window_mu[a][k] for a in regressors}
+            windows["committee"] = np.mean([window_mu[a][k] for a in regressors], axis=0)
+            windows["mean_predictor"] = np.tile(baseline[0], (len(test), 1))
+            for name, pred in windows.items():
+                dynamic[name].append(metrics.dynamic_scores(av[test], pred, test_song_index))
+    out = {"song": {name: _regression_summary(r) for name, r in rows.items()},
+           "per_split": {name: r for name, r in rows.items()}}
+    if dynamic is not None:
+        out["dynamic"] = {name: _dynamic_summary(r) for name, r in dynamic.items()}
+    return out
+
+
+def _calibration_report(held_out, committee_algs, calibrate, window_mu, split_songs, song_target) -> dict:
+    """Song-level calibration on held-out songs, cross-fitted: split k's temperature (and a
+    regressor's spread) come from the other splits' held-out songs only, then ECE and Brier
+    are measured on split k's. The reliability table pools every split's songs."""
+    from .calibration import brier_score, expected_calibration_error, reliability_table
+
+    out = {}
+    for a in committee_algs:
+        n = len(held_out[a])
+        eces, briers, pooled_p, pooled_t = [], [], [], []
+        for k in range(n):
+            others = [j for j in range(n) if j != k] or [k]
+            truth_k = held_out[a][k][1]
+            if a in window_mu:
+                residuals = []
+                for j in others:
+                    _, songs_j, index_j = split_songs[j]
+                    residuals.append(song_target[songs_j] - _song_av(window_mu[a][j], index_j, len(songs_j)))
+                spread = _spread(residuals)
+                probas = {j: _regressor_song_proba(window_mu[a][j], split_songs[j][2], len(split_songs[j][1]),
+                                                   spread)[0] for j in [*others, k]}
+            else:
+                probas = {j: held_out[a][j][2] for j in [*others, k]}
+            temperature = 1.0
+            if calibrate:
+                temperature = _best_temperature(np.concatenate([probas[j] for j in others]),
+                                                np.concatenate([held_out[a][j][1] for j in others]))
+            proba_k = temper(probas[k], temperature)
+            eces.append(expected_calibration_error(proba_k, truth_k))
+            briers.append(brier_score(proba_k, truth_k))
+            pooled_p.append(proba_k)
+            pooled_t.append(truth_k)
+        out[a] = {"ece": [float(np.mean(eces)), float(np.std(eces))],
+                  "brier": [float(np.mean(briers)), float(np.std(briers))],
+                  "reliability": reliability_table(np.concatenate(pooled_p), np.concatenate(pooled_t), bins=5)}
+    return out
 
 
 def format_report(report: dict) -> str:
@@ -234,18 +416,47 @@ def format_report(report: dict) -> str:
         for name, summary in report[level].items():
             cells = "".join(f"{summary[m][0]:>11.3f} ± {summary[m][1]:.3f}" for m in METRICS)
             lines.append(f"{level:7} {name:22}{cells}")
+    if report.get("regression"):
+        lines.append("arousal/valence on held-out songs (song level: mean of window predictions vs "
+                     "the song's target; mean ± sd over splits)")
+        lines.append(format_regression_table(report["regression"]["song"]))
+        if report["regression"].get("dynamic"):
+            lines.append("dynamic: per song over its windows' time series, mean over songs "
+                         "(± mean per-song sd), averaged over splits")
+            lines.append(format_regression_table(report["regression"]["dynamic"]))
+        lines.append("predictive spread (held-out song residual RMS, arousal, valence): "
+                     + ", ".join(f"{a} {s[0]:.3f}, {s[1]:.3f}" for a, s in report["spreads"].items()))
+    if report.get("calibration"):
+        lines.append("song-level calibration on held-out songs (temperature/spread from the other "
+                     "splits): " + ", ".join(f"{a} ECE {c['ece'][0]:.3f} Brier {c['brier'][0]:.3f}"
+                                             for a, c in report["calibration"].items()))
     return "\n".join(lines)
 
 
-def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progress: bool):
+def format_regression_table(summary: dict) -> str:
+    """One row per model: every metric for arousal then valence, mean ± sd."""
+    header = f"{'model':16}" + "".join(f"{axis[0] + '_' + m:>16}" for axis in AXES for m in REGRESSION_METRICS)
+    lines = [header]
+    for name, axes in summary.items():
+        cells = "".join(f"{axes[axis][m][0]:>8.3f} ± {axes[axis][m][1]:5.3f}" for axis in AXES
+                        for m in REGRESSION_METRICS)
+        lines.append(f"{name:16}{cells}")
+    return "\n".join(lines)
+
+
+def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progress: bool,
+                 targets: str = "static"):
     """(LabeledWindows, corpus description for the manifest)."""
     from pathlib import Path
 
+    if targets == "dynamic" and dataset in ("emotify", "generic"):
+        raise MERError(f"--targets dynamic: {dataset} has one arousal/valence value per song "
+                       "(dynamic targets: deam, pmemo, emomusic)")
     if dataset == "deam":
         from .datasets.deam import load_deam
 
         data = load_deam(paths["deam_features"], paths["deam_arousal"], paths["deam_valence"],
-                         progress=progress, jobs=jobs)
+                         progress=progress, jobs=jobs, targets=targets)
         corpus = {"name": "DEAM", "features": Path(paths["deam_features"]).name,
                   "labels": "dynamic arousal/valence per 500 ms; each window labeled by the "
                             "quadrant of its own time, unannotated windows dropped",
@@ -255,7 +466,7 @@ def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progre
         from .datasets import emotify
 
         data = emotify.load_emotify(paths["emotify"], paths["cache_dir"], scheme=label_scheme,
-                                    jobs=jobs, progress=progress)
+                                    jobs=jobs, progress=progress, targets=targets)
         corpus = {"name": "Emotify", "clips": "first 30 s of each excerpt, mono 22.05 kHz",
                   "licence": "music CC BY-NC-SA (Magnatune), annotations for non-commercial research",
                   "citation": "Aljanaki, Wiering & Veltkamp, Information Processing & Management, 2016"}
@@ -280,23 +491,31 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
         test_size: float = 0.2, balance: str = "weights", calibrate: bool = True,
         label_scheme: str = "av-median", jobs: int = 1, progress: bool = True,
         member_params: dict | None = None, report_path=None, command: str | None = None,
-        window_stride: int = 1, out=sys.stdout) -> dict:
+        window_stride: int = 1, task: str = "classification", targets: str = "static",
+        out=sys.stdout) -> dict:
     """What deam_classifier.py does: load a corpus, cross-validate, print, save the committee."""
     from . import atomic
 
     algorithm_list = parse_algorithms(algorithms)
-    data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress)
+    if task not in ("classification", "regression"):
+        raise MERError(f"--task: expected classification or regression, got {task!r}")
+    if task == "regression" and not any(a in REGRESSION_TYPES for a in algorithm_list):
+        raise MERError(f"--task regression: -m {algorithms!r} names no regression member "
+                       f"(expected at least one of {', '.join(REGRESSION_TYPES)}, or all-av)")
+    if targets == "dynamic" and task != "regression":
+        raise MERError("--targets dynamic: only with --task regression")
+    data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress, targets=targets)
     report, committee = pretrain(data, algorithm_list, cv=cv, test_size=test_size, seed=seed,
                                  balance=balance, calibrate=calibrate, member_params=member_params,
                                  build_committee=out_dir is not None, progress=progress,
-                                 window_stride=window_stride)
+                                 window_stride=window_stride, targets=targets)
     print(format_report(report), file=out)
     if report_path is not None:
         atomic.write_json(report_path, report)
     if out_dir is not None:
         if committee is None:
             print(f"no committee saved: {algorithms!r} has no committee member algorithm "
-                  f"({', '.join(MEMBER_TYPES)})", file=out)
+                  f"({', '.join(COMMITTEE_TYPES)})", file=out)
         else:
             corpus.update(songs=report["songs"], windows=report["windows"],
                           song_classes=dict(zip(QUADRANTS, report["song_classes"])))
@@ -373,6 +592,17 @@ def model_card(manifest: dict, report: dict) -> str:
         for name, summary in report[level].items():
             cells = " | ".join(f"{summary[m][0]:.3f} ± {summary[m][1]:.3f}" for m in METRICS)
             lines.append(f"| {level} | {name} | {cells} |")
+    if manifest.get("regression_scores"):
+        lines += ["", "## Arousal/valence (regression members, held-out songs, mean ± sd over splits)", "",
+                  "| model | axis | " + " | ".join(REGRESSION_METRICS) + " |",
+                  "|---|---|" + "---|" * len(REGRESSION_METRICS)]
+        for name, axes in manifest["regression_scores"]["song"].items():
+            for axis in AXES:
+                lines.append(f"| {name} | {axis} | " + " | ".join(
+                    f"{axes[axis][m][0]:.3f} ± {axes[axis][m][1]:.3f}" for m in REGRESSION_METRICS) + " |")
+        lines += ["", "Regression members' quadrant probabilities: independent Gaussians around the "
+                  "predicted (arousal, valence) with the held-out residual spread per axis "
+                  f"({manifest.get('spreads')}); docs/regression.md."]
     lines += [
         "",
         "`majority` always answers the training part's most frequent song class; `committee` is "
