@@ -6,6 +6,14 @@ a `pcm_fftMag_` prefix) or this project's; `arousal.csv`/`valence.csv` have `son
 the quadrant of the annotations at its own time (`sample_15000ms` <-> frameTime 15.0);
 windows where either annotation is missing are dropped (DEAM annotates from 15 s on, and the
 arousal and valence rows of a song may end at different times).
+
+Regression targets (`av`, on -1..1 as published): `targets="dynamic"` (the default) gives each
+window the annotations at its own time, as the quadrant labels; `targets="static"` gives every
+window of a song the song's mean of its dynamic annotations (each axis over its own non-empty
+cells), or, with `static_csv`, the song's row of DEAM's static file
+(`static_annotations_averaged_songs_1_2000.csv`: `song_id`, ` valence_mean`, ` valence_std`,
+` arousal_mean`, ` arousal_std`, 1..9 scale, mapped onto -1..1). Quadrant labels are always
+those of the targets.
 """
 from __future__ import annotations
 
@@ -17,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MERError
-from ..quadrants import quadrant_from_av
-from .generic import LabeledWindows
+from .generic import LabeledWindows, windows_with_av
+from .targets import check_targets, dynamic_window_av, read_static, stack_dynamic, static_window_av
 
 _SAMPLE = re.compile(r"^sample_(\d+)ms$")
 
@@ -51,30 +59,41 @@ def read_dynamic(path) -> pd.DataFrame:
     return values
 
 
-def load_deam(feats_dir, arousal_csv, valence_csv, progress: bool = False, jobs: int = 1) -> LabeledWindows:
+def read_static_deam(path) -> pd.DataFrame:
+    """DEAM's static file (1..9) -> DataFrame (index song id, arousal, valence on -1..1)."""
+    return read_static(path, "song_id", "arousal_mean", "valence_mean", "1..9")
+
+
+def song_means(arousal: pd.Series, valence: pd.Series) -> pd.DataFrame:
+    """Per song: the mean of its dynamic annotations (Series indexed by (song, ms)), each axis
+    over its own values; songs lacking either axis left out."""
+    means = pd.DataFrame({"arousal": arousal.groupby(level=0).mean(),
+                          "valence": valence.groupby(level=0).mean()})
+    return means.dropna()
+
+
+def load_deam(feats_dir, arousal_csv, valence_csv, progress: bool = False, jobs: int = 1,
+              targets: str = "dynamic", static_csv=None) -> LabeledWindows:
     from ..features import FEATURE_NAMES
     from ..pool import load_pool
 
-    arousal = read_dynamic(arousal_csv)
-    valence = read_dynamic(valence_csv)
+    check_targets(targets, "DEAM")
+    if static_csv is not None and targets != "static":
+        raise MERError(f"{static_csv}: DEAM's static file gives static targets (targets='static'), "
+                       f"got targets={targets!r}")
+    arousal = stack_dynamic(read_dynamic(arousal_csv), "-1..1", f"{arousal_csv}: sample columns")
+    valence = stack_dynamic(read_dynamic(valence_csv), "-1..1", f"{valence_csv}: sample columns")
     feats_dir = Path(feats_dir)
     pool = load_pool(feats_dir, cache=os.access(feats_dir, os.W_OK), progress=progress, jobs=jobs)
-    xs, ys, groups = [], [], []
-    for i, song in enumerate(pool.song_ids.tolist()):
-        if song not in arousal.index or song not in valence.index:
-            continue
-        start, stop = pool.offsets[i], pool.offsets[i + 1]
-        ms = np.rint(np.asarray(pool.frame_times[start:stop], dtype=np.float64) * 1000).astype(np.int64)
-        a = arousal.loc[song].reindex(ms).to_numpy(dtype=np.float64)
-        v = valence.loc[song].reindex(ms).to_numpy(dtype=np.float64)
-        keep = np.isfinite(a) & np.isfinite(v)
-        if not keep.any():
-            continue
-        xs.append(np.asarray(pool.X[start:stop])[keep])
-        ys.append(quadrant_from_av(a[keep], v[keep]))
-        groups.append(np.full(int(keep.sum()), song))
-    if not xs:
+    songs = pool.song_ids[pool.song_of_window]
+    if targets == "dynamic":
+        keep, av = dynamic_window_av(songs, pool.frame_times, arousal, valence)
+        sources = f"{arousal_csv} / {valence_csv}"
+    else:
+        song_av = read_static_deam(static_csv) if static_csv is not None else song_means(arousal, valence)
+        keep, av = static_window_av(songs, song_av)
+        sources = str(static_csv) if static_csv is not None else f"{arousal_csv} / {valence_csv}"
+    if not keep.any():
         raise MERError(f"{feats_dir}: no feature window has an arousal and valence annotation "
-                       f"in {arousal_csv} / {valence_csv} (song ids must match the CSV file names)")
-    return LabeledWindows(np.concatenate(xs).astype(np.float32), np.concatenate(ys),
-                          np.concatenate(groups).astype(str), list(FEATURE_NAMES))
+                       f"in {sources} (song ids must match the CSV file names)")
+    return windows_with_av(np.asarray(pool.X)[keep], av, songs[keep], list(FEATURE_NAMES))

@@ -14,6 +14,10 @@ GEMS categories are not arousal/valence, so the label scheme is a modelling choi
   position is the mean over all its ticks; quadrant by sign.
 - "av-median": as av-zero, but each axis is centered at the corpus median of the track
   positions first, which balances the classes (the default).
+
+Regression targets (`track_targets`, `load_emotify(...).av`, static only): for the a/v schemes,
+the positions whose signs give the labels, each axis divided by its largest absolute value over
+the corpus (docs/regression.md); "argmax" has none (`av` is None).
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ import pandas as pd
 
 from ..errors import MERError
 from ..quadrants import quadrant_from_av
-from .generic import LabeledWindows
+from .generic import LabeledWindows, windows_with_av
+from .scales import unit_by_max_abs
+from .targets import check_targets
 
 GEMS = ("amazement", "solemnity", "tenderness", "nostalgia", "calmness", "power",
         "joyful_activation", "tension", "sadness")
@@ -77,8 +83,22 @@ def track_av(ticks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(av, index=ticks.index, columns=["arousal", "valence"])
 
 
+def scheme_av(ticks: pd.DataFrame, scheme: str) -> pd.DataFrame:
+    """The (arousal, valence) whose signs give an a/v scheme's quadrants: the track positions
+    (av-zero), centered at the corpus median of each axis (av-median)."""
+    if scheme not in ("av-zero", "av-median"):
+        raise MERError(f"label scheme: {scheme!r} has no arousal/valence targets "
+                       f"(expected av-zero or av-median)")
+    av = track_av(ticks)
+    if scheme == "av-median":
+        av = av - av.median()
+    return av
+
+
 def track_labels(annotations_csv, scheme: str = DEFAULT_SCHEME) -> pd.Series:
     """Track id -> quadrant index under a label scheme."""
+    if scheme not in LABEL_SCHEMES:
+        raise MERError(f"label scheme: expected one of {', '.join(LABEL_SCHEMES)}, got {scheme!r}")
     ticks = read_ticks(annotations_csv)
     if scheme == "argmax":
         votes = np.zeros((len(ticks), 4))
@@ -86,12 +106,20 @@ def track_labels(annotations_csv, scheme: str = DEFAULT_SCHEME) -> pd.Series:
             votes[:, quadrant] += ticks[category].to_numpy()
         keep = votes.sum(axis=1) > 0
         return pd.Series(votes[keep].argmax(axis=1).astype(np.int64), index=ticks.index[keep])
-    if scheme in ("av-zero", "av-median"):
-        av = track_av(ticks)
-        if scheme == "av-median":
-            av = av - av.median()
-        return pd.Series(quadrant_from_av(av["arousal"], av["valence"]), index=av.index)
-    raise MERError(f"label scheme: expected one of {', '.join(LABEL_SCHEMES)}, got {scheme!r}")
+    av = scheme_av(ticks, scheme)
+    return pd.Series(quadrant_from_av(av["arousal"], av["valence"]), index=av.index)
+
+
+def track_targets(annotations_csv, scheme: str = DEFAULT_SCHEME) -> pd.DataFrame:
+    """Track id -> (arousal, valence) regression targets on -1..1 for an a/v scheme: the
+    scheme's positions (`scheme_av`, whose signs are `track_labels`) with each axis divided by
+    its largest absolute value over the corpus (`scales.unit_by_max_abs`; signs, hence
+    quadrants, unchanged). "argmax" has no a/v targets: MERError."""
+    if scheme not in LABEL_SCHEMES:
+        raise MERError(f"label scheme: expected one of {', '.join(LABEL_SCHEMES)}, got {scheme!r}")
+    av = scheme_av(read_ticks(annotations_csv), scheme)
+    return pd.DataFrame({axis: unit_by_max_abs(av[axis], f"{annotations_csv}: {axis} ({scheme})")
+                         for axis in ("arousal", "valence")}, index=av.index)
 
 
 def feature_signature() -> str:
@@ -128,10 +156,11 @@ def emotify_features(root, cache_dir, jobs: int = 1, progress: bool = True) -> P
 
 
 def load_emotify(root, cache_dir, scheme: str = DEFAULT_SCHEME, jobs: int = 1,
-                 progress: bool = True) -> LabeledWindows:
+                 progress: bool = True, targets: str = "static") -> LabeledWindows:
     from ..features import FEATURE_NAMES
     from ..pool import load_pool
 
+    check_targets(targets, "Emotify", available=("static",))
     root = Path(root)
     labels = track_labels(root / "annotations.csv", scheme)
     pool = load_pool(emotify_features(root, cache_dir, jobs, progress), progress=progress, jobs=jobs)
@@ -140,7 +169,9 @@ def load_emotify(root, cache_dir, scheme: str = DEFAULT_SCHEME, jobs: int = 1,
         raise MERError(f"{root}: no clip in audio/ has annotations in annotations.csv")
     song_of_window = pool.song_of_window
     rows = known[song_of_window]
-    groups = pool.song_ids[song_of_window[rows]]
-    return LabeledWindows(np.asarray(pool.X[rows], dtype=np.float32),
-                          labels.loc[groups].to_numpy(dtype=np.int64), groups.astype(str),
-                          list(FEATURE_NAMES))
+    groups = pool.song_ids[song_of_window[rows]].astype(str)
+    X = np.asarray(pool.X[rows], dtype=np.float32)
+    if scheme == "argmax":
+        return LabeledWindows(X, labels.loc[groups].to_numpy(dtype=np.int64), groups, list(FEATURE_NAMES))
+    av = track_targets(root / "annotations.csv", scheme)
+    return windows_with_av(X, av.loc[groups].to_numpy(), groups, list(FEATURE_NAMES))

@@ -9,6 +9,11 @@ committee records them and refuses other layouts later).
 Labels: a CSV with the song id column and either `quadrant` (Q1..Q4 or 1..4) or `arousal` and
 `valence` (numbers; quadrant by sign, 0 counts as positive). Every window carries its song's
 label; songs without a label are dropped.
+
+With `scale` (a name in `datasets.scales.SCALES`), `arousal`/`valence` labels also become
+regression targets: mapped onto -1..1, averaged over a song's rows, every window of the song
+carries them (`av`), and its quadrant is that of the song's mapped mean (so on a scale like
+1..9 the quadrant is the side of the scale's midpoint, not the sign of the raw number).
 """
 from __future__ import annotations
 
@@ -25,12 +30,27 @@ ID_COLUMNS = ("song_id", "s_id", "track_id", "id")
 
 
 class LabeledWindows(NamedTuple):
-    """What every training-corpus loader returns."""
+    """What every training-corpus loader returns. When `av` is given, `y` is
+    `quadrant_from_av(av)` (build it with `windows_with_av`), so classifiers and regressors
+    train on consistent targets."""
 
     X: np.ndarray             # (windows, features) float32
     y: np.ndarray             # (windows,) int64 quadrant 0..3
     groups: np.ndarray        # (windows,) str song id, for grouped splits
     feature_names: list
+    av: np.ndarray | None = None   # (windows, 2) float32 arousal, valence on -1..1; None: quadrants only
+
+
+def windows_with_av(X, av, groups, feature_names) -> LabeledWindows:
+    """LabeledWindows whose quadrant labels are those of their (arousal, valence) targets
+    (taken from the float32 values stored, so `y == quadrant_from_av(av)` holds exactly)."""
+    av = np.asarray(av, dtype=np.float32).reshape(-1, 2)
+    if len(av) != len(X) or len(groups) != len(X):
+        raise ValueError(f"windows_with_av: {len(X)} windows, {len(av)} targets, {len(groups)} groups")
+    if not np.isfinite(av).all() or np.abs(av).max(initial=0.0) > 1.0:
+        raise ValueError("windows_with_av: targets must be finite and on -1..1")
+    return LabeledWindows(np.asarray(X, dtype=np.float32), quadrant_from_av(av[:, 0], av[:, 1]),
+                          np.asarray(groups).astype(str), list(feature_names), av)
 
 
 def _find_id_column(columns, path, id_column=None) -> str:
@@ -93,6 +113,23 @@ def read_labels(path, id_column=None) -> pd.Series:
     return series
 
 
+def read_av_labels(path, scale: str, id_column=None) -> pd.DataFrame:
+    """Song id (lowercase) -> arousal, valence on -1..1 (mean of a song's rows) from a labels
+    CSV with `arousal` and `valence` columns on the declared `scale`."""
+    from .scales import to_unit
+
+    table = read_table(path)
+    id_col = _find_id_column(table.columns, path, id_column)
+    if not {"arousal", "valence"} <= set(table.columns):
+        raise MERError(f"{path}: a scale ({scale}) was given, so 'arousal' and 'valence' columns are expected")
+    ids = _normalize_ids(table[id_col])
+    out = {}
+    for axis in ("arousal", "valence"):
+        values = pd.Series(pd.to_numeric(table[axis], errors="coerce").to_numpy(), index=ids)
+        out[axis] = to_unit(values, scale, f"{path}: {axis}")
+    return pd.DataFrame(out, index=ids).groupby(level=0).mean()
+
+
 def map_feature_columns(columns) -> list:
     from ..features import DEAM_MFCC_PREFIX
 
@@ -100,7 +137,7 @@ def map_feature_columns(columns) -> list:
             for c in columns]
 
 
-def load_generic(features, labels, id_column=None) -> LabeledWindows:
+def load_generic(features, labels, id_column=None, scale: str | None = None) -> LabeledWindows:
     from ..features import FEATURE_NAMES
 
     table = read_table(features)
@@ -117,6 +154,16 @@ def load_generic(features, labels, id_column=None) -> LabeledWindows:
         row, col = np.argwhere(bad)[0]
         raise MERError(f"{features}: row {row + 2} column {feature_cols[col]!r} is empty or not a number")
     ids = _normalize_ids(table[id_col])
+    if scale is not None:
+        from .scales import scale_range
+
+        scale_range(scale, "scale")
+        song_av = read_av_labels(labels, scale, id_column)
+        keep = np.isin(ids, song_av.index.to_numpy())
+        av = song_av.loc[ids[keep], ["arousal", "valence"]].to_numpy()
+        if not keep.any():
+            raise MERError(f"{labels}: no song id matches a song in {features}")
+        return windows_with_av(values[keep], av, ids[keep], feature_cols)
     song_labels = read_labels(labels, id_column)
     keep = np.isin(ids, song_labels.index.to_numpy())
     if not keep.any():
