@@ -89,6 +89,22 @@ def test_rounds_with_quadrants_and_own_values(av_env, update):
     assert np.array_equal(loaded.window_av(X), again.window_av(X))
     assert np.array_equal(loaded.window_proba(X), again.window_proba(X))
     assert (env["users"] / ".shared").is_dir()
+    if update == "cumulative":
+        # the saved round is the base committee updated in memory on every answer so far
+        from trompa_mer.committee import Songs
+        from trompa_mer.pool import load_pool
+        from trompa_mer.quadrants import Labels
+
+        quadrants, values = users.stored_answers(state)
+        songs = sorted(quadrants)
+        pool = load_pool(env["feats"])
+        windows = [np.asarray(pool.windows(s), dtype=np.float32) for s in songs]
+        offsets = np.concatenate([[0], np.cumsum([len(w) for w in windows])])
+        memory = Committee.load(user_dir / "base-committee")
+        memory.update(Songs.from_offsets(np.concatenate(windows), offsets, songs),
+                      Labels([quadrants[s] for s in songs], [values.get(s, (np.nan, np.nan)) for s in songs]))
+        assert np.allclose(memory.window_av(X), loaded.window_av(X), atol=1e-6)
+        assert np.allclose(memory.window_proba(X), loaded.window_proba(X), atol=1e-6)
 
 
 def test_values_are_stored_as_given(av_env):
