@@ -179,3 +179,16 @@ def test_parse_answer_labels_mixes_forms_and_old_states_load():
     broken["answer_values"]["s2"] = [0.5, 0.5]
     with pytest.raises(MERError, match="answer_values"):
         users.stored_answers(broken, "state.json")
+
+
+def test_predict_with_a_regression_member_file_or_the_default_committee(av_env):
+    env = av_env
+    for model in ("default", env["dir"] / "pretrained" / "xgb-av_0.ubj", env["dir"] / "pretrained" / "gnb_0.skops"):
+        out = env["dir"] / "p.json"
+        call_ok(env, "predict_emotion.py", "-i", env["feats"] / "song05.csv", "-o", out, "-m", model)
+        result = json.loads(out.read_text())
+        if str(model).endswith("gnb_0.skops"):
+            assert "arousal" not in result and "output_valence" not in result, "a classifier alone: as before"
+        else:
+            assert -1 <= result["valence"] <= 1
+            assert result["av_members"] == (["sgd-av_0", "xgb-av_0"] if model == "default" else ["xgb-av_0"])
