@@ -16,7 +16,9 @@ def parse_args(argv=None):
         description="Write per-window and song-level quadrant probabilities as JSON (keys "
                     "input_feats, output_probs, mean_probs, highest_prob_quad, "
                     "output_predictions, freq_pred, mode_quad). Features are standardized with "
-                    "the committee's stored scaler.")
+                    "the committee's stored scaler. When the committee's listener members include "
+                    "arousal/valence regression members (sgd-av, xgb-av), also arousal, valence "
+                    "(the song, -1..1), output_arousal, output_valence (per window) and av_members.")
     parser.add_argument("-i", "--input", required=True,
                         help="a feature CSV (as extract_features.py writes, or DEAM's) or an "
                              "audio file (features are extracted on the fly)")
@@ -45,6 +47,9 @@ def main(argv=None):
     probs = " ".join(f"{q}={p:.3f}" for q, p in zip(QUADRANTS, result["mean_probs"]))
     print(f"{args.input}: {result['highest_prob_quad']} ({probs}; {len(result['output_predictions'])} "
           f"windows, {result['model']}) -> {args.output}")
+    if "arousal" in result:
+        print(f"  arousal {result['arousal']:+.3f}, valence {result['valence']:+.3f} "
+              f"(mean of {', '.join(result['av_members'])})")
     if "listener_quad" in result:
         crowd = result["crowd"]
         probs = " ".join(f"{q}={p:.3f}" for q, p in zip(QUADRANTS, result["listener_probs"]))

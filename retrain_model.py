@@ -2,6 +2,8 @@
 """Retrain a listener's committee on their answers to the pending songs.
 
   python retrain_model.py -i USER_ID -a ANNOTATIONS.json [--update {batch,cumulative}]
+
+ANNOTATIONS.json: {"song_id": "Q1".."Q4" | {"arousal": a, "valence": v}, ...} (a, v in -1..1)
 """
 
 import settings
@@ -17,7 +19,12 @@ def parse_args(argv=None):
         "left out count as skipped and are not asked again.")
     parser.add_argument("-a", "--annotations", required=True,
                         help='a JSON file {"song_id": "Q1".."Q4", ...} (ids case-insensitive), '
-                             "or the same JSON object given inline")
+                             "or the same JSON object given inline. An answer may instead be the "
+                             'listener\'s own values, {"song_id": {"arousal": a, "valence": v}} '
+                             "with numbers in -1..1 (its quadrant: a >= 0 and v >= 0 is Q1, 0 "
+                             "counts as positive); both forms may be mixed. Regression members "
+                             "(sgd-av, xgb-av) train towards the values, the other members on "
+                             "the quadrant")
     parser.add_argument("--update", choices=UPDATE_STRATEGIES, default=loop.UPDATE_STRATEGY,
                         help="batch: continue the current committee on this round's answers "
                              "(the original); cumulative: start again from the committee the user "

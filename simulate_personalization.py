@@ -55,8 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pre-train a committee per user on the songs they did not annotate, labeled by "
                         "the other listeners' majority quadrant (default when no --committee)")
     p.add_argument("--committee", help="a pre-trained committee folder (same feature space) instead of --pretrain")
-    p.add_argument("--algorithms", nargs="+", choices=["gnb", "sgd", "xgb"],
-                   help="member algorithms for --pretrain (default gnb sgd xgb)")
+    p.add_argument("--algorithms", nargs="+", choices=["gnb", "sgd", "xgb", "sgd-av", "xgb-av"],
+                   help="member algorithms for --pretrain (default gnb sgd xgb); sgd-av and xgb-av "
+                        "are arousal/valence regression members, pre-trained on the other listeners' "
+                        "mean arousal/valence, and add the result columns rmse_arousal, "
+                        "rmse_valence, tau_arousal, tau_valence")
     p.add_argument("--crowd-member", action="store_true",
                    help="add the crowd-aware members (other listeners' quadrant frequencies + audio, "
                         "pre-trained leave-one-out per user) as algorithm 'crowd'; 'full' = all members")

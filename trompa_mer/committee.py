@@ -335,17 +335,22 @@ class Committee:
     def window_av(self, X_raw) -> np.ndarray:
         """(n_av_members, n_windows, 2): each regression member's (arousal, valence) per window
         (the window-feature regression members, in the order of of_target("av"))."""
+        return self._window_av_scaled(self.transform(X_raw))
+
+    def _window_av_scaled(self, Z) -> np.ndarray:
         members = [self.members[i][1] for i in self.of_target("av")]
         if any(m.input_kind != "features" for m in members):
             raise MERError("committee: arousal/valence per window needs window-feature regression members")
-        Z = self.transform(X_raw)
         return np.stack([m.predict_av(Z) for m in members]) if members else np.zeros((0, len(Z), 2))
 
     def song_av(self, songs, song_of_window=None, **sources) -> np.ndarray:
         """(n_av_members, n_songs, 2): each regression member's song (arousal, valence), the
-        mean of its windows' (a song without windows: NaN)."""
+        mean of its windows' (a song without windows: NaN). Standardized windows handed over
+        as `songs.prepared["features"]` are used as they are (member_input)."""
         songs = _as_songs(songs, song_of_window, **sources)
-        windows = self.window_av(songs.X)
+        if not self.of_target("av"):
+            return np.full((0, len(songs), 2), np.nan)
+        windows = self._window_av_scaled(self.member_input("features", songs))
         sow = np.asarray(songs.song_of_window, dtype=np.int64)
         counts = np.bincount(sow, minlength=len(songs)).astype(float)
         out = np.full((len(windows), len(songs), 2), np.nan)

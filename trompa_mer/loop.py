@@ -20,11 +20,13 @@ from .audio_cache import pool_audio_source
 from .committee import Committee, Songs
 from .errors import MERError, warn
 from .pool import open_pool
-from .prediction import committee_of_member_file, input_window_proba, prediction_json, read_input_features
+from .prediction import (av_keys, committee_of_member_file, input_window_proba, prediction_json,
+                         read_input_features)
 from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba
-from .quadrants import N_CLASSES, quadrant_name
-from .users import (UPDATE_STRATEGIES, UserStore, parse_answers, read_answers_arg, record_answers,
-                    record_queries, record_recommendations, recommended_songs, validate_user_id)
+from .quadrants import N_CLASSES, Labels, quadrant_name
+from .users import (UPDATE_STRATEGIES, UserStore, parse_answer_labels, read_answers_arg, record_answers,
+                    record_queries, record_recommendations, recommended_songs, stored_answers,
+                    validate_user_id)
 
 # Default of retrain_model.py --update. The offline experiments (docs/experiments.md, "What the
 # evidence says") found "cumulative" (start again from the committee the user was created with
@@ -211,7 +213,9 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
             lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None) -> dict:
     """Update every member of the user's committee on the listener's answers.
 
-    The answers must be a non-empty subset of the pending round; unanswered pending songs are
+    An answer is a quadrant or the listener's own {"arousal": a, "valence": v} (users.
+    parse_answer_labels); the committee is updated with quadrants.Labels (regression members
+    train towards own values where given, the classifiers on the quadrants). The answers must be a non-empty subset of the pending round; unanswered pending songs are
     recorded as skipped. update="batch" continues the current committee on this round's
     answers; "cumulative" starts again from the user's base committee (as created) and updates
     it on every answer so far, each answer counted once. Audio members read the same songs'
@@ -226,14 +230,13 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
     store = UserStore(users_dir)
     with store.lock(user_id, lock_timeout):
         state = store.read_state(user_id)
-        answers = parse_answers(raw, state, source)
-        store.tidy(user_id, state)
-        training = dict(answers)
+        answers, values = parse_answer_labels(raw, state, source)
+        training, training_values = dict(answers), dict(values)
         if update == "cumulative":
-            from .quadrants import parse_quadrant
-
-            training = {s: parse_quadrant(q) for s, q in state.get("answers", {}).items()}
+            training, training_values = stored_answers(state, str(store.state_path(user_id)))
             training.update(answers)
+            training_values.update(values)
+        store.tidy(user_id, state)
         committee = store.load_committee(user_id, state, base=update == "cumulative")
         songs = sorted(training)
         pool = open_pool(feats_dir)
@@ -245,9 +248,14 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         offsets = np.concatenate([[0], np.cumsum([len(w) for w in windows])])
         batch = _songs(committee, store, user_id, songs, np.concatenate(windows), offsets,
                        (audio_dir, audio_cache_dir))
-        committee.update(batch, [training[s] for s in songs])
+        # a quadrant per song, and the listener's own (arousal, valence) where they gave them:
+        # each member reads what its target kind needs (Committee.update)
+        labels = Labels([training[s] for s in songs],
+                        [training_values.get(s, (np.nan, np.nan)) for s in songs])
+        committee.update(batch, labels)
         folders = store.save_committee(user_id, committee, int(state["iteration"]) + 1)
-        new_state = record_answers(state, answers, update, folders["committee"], n_windows=int(offsets[-1]))
+        new_state = record_answers(state, answers, update, folders["committee"], n_windows=int(offsets[-1]),
+                                   values=values)
         new_state.update(folders)
         store.write_state(user_id, new_state)  # the commit point
         store.tidy(user_id, new_state)         # the previous committee folders go
@@ -318,6 +326,7 @@ def predict(input_path, output_path, users_dir, pretrained_dir, model: str | Non
         from .crowd_loop import predict_keys
 
         result.update(predict_keys(committee, table, X, input_path, song_id))
+    result.update(av_keys(committee, X, member_index))
     atomic.write_json(output_path, result, indent=None)
     return result
 

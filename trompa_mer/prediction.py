@@ -98,3 +98,23 @@ def input_window_proba(committee, X, input_path, kind, member_index=None):
         else:
             proba[row] = windows[sub.of_kind("features").index(row)]
     return proba, used, skipped
+
+
+def av_keys(committee, X, member_index=None) -> dict:
+    """The arousal/valence keys of a prediction whose members include regression members
+    (target kind "av"): {} when they do not, so the JSON stays the original's.
+
+    The members are those the listener's prediction is the mean of (Committee.listener(); one
+    member with -m FILE). Keys: "output_arousal", "output_valence" (per window: the mean of the
+    regression members' predictions, -1..1), "arousal", "valence" (the song: the mean of its
+    windows), "av_members" (their names)."""
+    chosen = committee.subset([member_index]) if member_index is not None else committee.listener()
+    regressors = [i for i in chosen.of_target("av") if chosen.members[i][1].input_kind == "features"]
+    if not regressors:
+        return {}
+    regressors_only = chosen.subset(regressors)
+    windows = regressors_only.window_av(X).mean(axis=0)  # (windows, 2)
+    song = windows.mean(axis=0)
+    return {"arousal": float(song[0]), "valence": float(song[1]),
+            "output_arousal": windows[:, 0].tolist(), "output_valence": windows[:, 1].tolist(),
+            "av_members": regressors_only.names()}

@@ -43,10 +43,14 @@ State (JSON object):
     pending            songs proposed by get_hard_tracks and waiting for answers
     skipped            songs proposed that the listener did not answer (never asked again)
     answers            {song: "Q1".."Q4"} every answer so far (the cumulative training set)
+    answer_values      {song: [arousal, valence]} the answers given as the listener's own values
+                       (-1..1; their quadrant is in "answers"); absent until the first such
+                       answer, so states written before it load as they are
     recommended        [{group, time, songs: {"Q1": song|null, ...}}]
     crowd              (--crowd-member users only) folder name of the current crowd members
     history            one entry per round: round, asked (songs), asked_at, answers, skipped,
-                       answered_at, update (strategy), n_windows
+                       answered_at, update (strategy), n_windows, and values ({song:
+                       [arousal, valence]}) when the round had answers with own values
 """
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ import datetime as _dt
 import errno
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -67,7 +72,7 @@ import pandas as pd
 from . import atomic
 from .checksummed import BlobStore, share_folder
 from .errors import MERError
-from .quadrants import QUADRANTS, parse_quadrant, quadrant_name
+from .quadrants import QUADRANTS, parse_quadrant, quadrant_from_av, quadrant_name
 
 STATE_FORMAT = 1
 STATE_FILE = "state.json"
@@ -464,12 +469,64 @@ def _shown(key) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
-    """Validate listener answers against the pending round; return {song: quadrant index}.
+ANSWER_FORMS = 'Q1, Q2, Q3 or Q4, or {"arousal": a, "valence": v} with numbers in -1..1'
+VALUE_KEYS = ("arousal", "valence")
 
-    `raw` is the decoded JSON (an AnswerPairs keeps a key given twice). Every problem is
-    collected and reported in one line: songs that were not asked (or already answered),
-    invalid labels, one song given twice with different labels (in any spelling).
+
+def parse_answer_value(value) -> tuple[int, tuple | None]:
+    """One answer: a quadrant ('Q1'..'Q4', 1..4) -> (index, None), or the listener's own values
+    {"arousal": a, "valence": v} (numbers in -1..1, 0 counting as positive) -> (their quadrant,
+    (a, v)). MERError saying what is wrong otherwise."""
+    if not isinstance(value, dict):
+        return parse_quadrant(value), None
+    pairs = getattr(value, "pairs", list(value.items()))
+    keys = [k for k, _ in pairs]
+    problems = []
+    missing = [k for k in VALUE_KEYS if k not in keys]
+    if missing:
+        problems.append("missing " + " and ".join(repr(k) for k in missing))
+    extra = [k for k in dict.fromkeys(keys) if k not in VALUE_KEYS]
+    if extra:
+        problems.append("unexpected " + ", ".join(repr(_shown(k)) for k in extra))
+    twice = [k for k in VALUE_KEYS if keys.count(k) > 1]
+    if twice:
+        problems.append(" and ".join(repr(k) for k in twice) + " given twice")
+    numbers = []
+    for key in VALUE_KEYS:
+        if key not in keys:
+            continue
+        number = dict(pairs)[key]
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            problems.append(f"{key} {number!r} is not a number")
+        elif isinstance(number, float) and not math.isfinite(number):
+            problems.append(f"{key} {number!r} is not finite")
+        elif not -1 <= number <= 1:
+            problems.append(f"{key} {number!r} is outside -1..1")
+        else:
+            numbers.append(float(number))
+    if problems:
+        raise MERError("; ".join(problems))
+    arousal, valence = numbers
+    return int(quadrant_from_av(arousal, valence)), (arousal, valence)
+
+
+def _shown_value(value) -> str:
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_shown(k)!r}: {v!r}" for k, v in getattr(value, "pairs", value.items()))
+        return "{" + inner + "}"
+    return repr(value)
+
+
+def parse_answer_labels(raw, state: dict, source: str = "annotations") -> tuple[dict, dict]:
+    """Validate listener answers against the pending round: ({song: quadrant index}, {song:
+    (arousal, valence)} for the answers given as the listener's own values).
+
+    An answer is a quadrant ("Q1".."Q4", case-insensitive, or 1..4) or {"arousal": a, "valence":
+    v} with numbers in -1..1 (its quadrant: quadrants.quadrant_from_av, 0 counts as positive);
+    both forms may be mixed. `raw` is the decoded JSON (an AnswerPairs keeps a key given twice).
+    Every problem is collected and reported in one line: songs that were not asked (or already
+    answered), invalid answers (with what is wrong: a missing or extra key, a value that is not
+    a finite number in -1..1), one song given twice with different answers (in any spelling).
     """
     user = state.get("user_id")
     if not isinstance(raw, dict):
@@ -478,16 +535,17 @@ def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
         raise MERError(f"{source}: no answers (expected at least one pending song with a label)")
     pending = set(state["pending"])
     not_pending, bad_labels, duplicates = [], [], []
-    answers: dict[str, int] = {}
+    answers: dict[str, tuple] = {}
     for key, value in getattr(raw, "pairs", raw.items()):
         song = str(key).strip().lower()
         if song not in pending:
             not_pending.append(_shown(key))
             continue
         try:
-            label = parse_quadrant(value)
-        except MERError:
-            bad_labels.append(f"{_shown(key)}={value!r}")
+            label = parse_answer_value(value)
+        except MERError as err:
+            why = "" if not isinstance(value, dict) else f" ({err})"
+            bad_labels.append(f"{_shown(key)}={_shown_value(value)}{why}")
             continue
         if song in answers and answers[song] != label:
             duplicates.append(_shown(key))
@@ -497,22 +555,56 @@ def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
         where = "pending songs are " + (", ".join(state["pending"]) if pending else "none (run get_hard_tracks.py first)")
         problems.append(f"songs not pending for user {user!r}: {', '.join(not_pending)} ({where})")
     if bad_labels:
-        problems.append(f"invalid labels (expected Q1, Q2, Q3 or Q4): {', '.join(bad_labels)}")
+        problems.append(f"invalid labels (expected {ANSWER_FORMS}): {', '.join(bad_labels)}")
     if duplicates:
-        problems.append(f"songs given twice with different labels: {', '.join(duplicates)}")
+        problems.append(f"songs given twice with different labels: {', '.join(dict.fromkeys(duplicates))}")
     if problems:
         raise MERError(f"{source}: " + "; ".join(problems) + "; nothing was changed")
-    return answers
+    quadrants = {song: q for song, (q, _) in answers.items()}
+    values = {song: av for song, (_, av) in answers.items() if av is not None}
+    return quadrants, values
+
+
+def parse_answers(raw, state: dict, source: str = "annotations") -> dict:
+    """Validate listener answers against the pending round; return {song: quadrant index}
+    (an answer given as own values counts with its quadrant: parse_answer_labels keeps them)."""
+    return parse_answer_labels(raw, state, source)[0]
+
+
+def stored_answers(state: dict, where: str = "state") -> tuple[dict, dict]:
+    """Every answer so far from a state: ({song: quadrant index}, {song: (arousal, valence)}).
+    A state written before answers could carry values has none; a damaged entry is refused
+    naming the field."""
+    quadrants = {}
+    for song, label in state.get("answers", {}).items():
+        quadrants[song] = parse_quadrant(label, f"{where}: field 'answers' song {_shown(song)}")
+    values = {}
+    stored = state.get("answer_values", {})
+    if not isinstance(stored, dict):
+        raise MERError(f"{where}: field 'answer_values' is {stored!r}, expected an object {{song: [arousal, valence]}}")
+    for song, pair in stored.items():
+        ok = (isinstance(pair, list) and len(pair) == 2
+              and all(isinstance(x, (int, float)) and not isinstance(x, bool) and -1 <= x <= 1
+                      for x in pair))
+        if not ok or song not in quadrants or quadrants[song] != int(quadrant_from_av(*pair)):
+            raise MERError(f"{where}: field 'answer_values' song {_shown(song)}: expected [arousal, valence] "
+                           f"in -1..1 matching its quadrant in 'answers', got {pair!r}")
+        values[song] = (float(pair[0]), float(pair[1]))
+    return quadrants, values
 
 
 def record_answers(state: dict, answers: dict, update: str, committee_name: str,
-                   n_windows: int, when: str | None = None) -> dict:
-    """A copy of `state` after a retrain round: answers stored, unanswered pending songs skipped."""
+                   n_windows: int, when: str | None = None, values: dict | None = None) -> dict:
+    """A copy of `state` after a retrain round: answers stored, unanswered pending songs skipped.
+    values: {song: (arousal, valence)} of the answers given as own values ("answer_values")."""
     new = json.loads(json.dumps(state))
     round_songs = list(state["pending"])
     skipped = [s for s in round_songs if s not in answers]
     named = {song: quadrant_name(q) for song, q in answers.items()}
     new["answers"].update(named)
+    values = {song: [float(a), float(v)] for song, (a, v) in (values or {}).items()}
+    if values:
+        new.setdefault("answer_values", {}).update(values)
     new["asked"].extend(round_songs)
     new["skipped"].extend(skipped)
     new["pending"] = []
@@ -527,6 +619,7 @@ def record_answers(state: dict, answers: dict, update: str, committee_name: str,
         "answered_at": when or now_iso(),
         "update": update,
         "n_windows": int(n_windows),
+        **({"values": values} if values else {}),
     })
     new.pop("pending_since", None)
     return new

@@ -14,7 +14,9 @@ Protocol (one *simulation* = user x repeat x mode x update x (q, e) configuratio
   update "cumulative": from the pre-trained committee, every member is updated with all answers
   so far (each answer counted once, whatever the iteration);
 - after every iteration: weighted and macro F1 on the test songs per algorithm (mean of its
-  members' probabilities) and for the whole committee, and the class counts asked so far.
+  members' probabilities) and for the whole committee, and the class counts asked so far;
+  with arousal/valence regression members (algorithms sgd-av, xgb-av) also the song-level RMSE
+  and Kendall's tau-b of their mean (arousal, valence) against the listener's own values.
 Two reference points per user x repeat on the same test songs: "crowd" (the other listeners'
 majority quadrant, the other listeners' overall majority where a song has none) and "own"
 (members trained only on the user's pool labels).
@@ -28,15 +30,17 @@ Modules, by job: `data` (features, annotations, users, splits, pre-training labe
 (jobs, part files, resume, executors, run_experiment), `report` (statistics, summary, plots).
 """
 from ..consensus import MODES
-from .config import DEFAULT_ALGORITHMS, PRESETS, UPDATES, ExperimentConfig
+from .config import ALGORITHMS, DEFAULT_ALGORITHMS, PRESETS, UPDATES, ExperimentConfig
 from .data import (MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, load_annotation_table, load_features,
-                   load_song_features, prepare_annotations, pretraining_labels, user_split)
-from .protocol import (COMMITTEE, COUNT_COLUMNS, FULL, RESULT_COLUMNS, Context, audio_members,
-                       f1_scores, pretrain_for_user, simulatable, simulate_user_mode)
+                   load_song_features, prepare_annotations, pretraining_labels, pretraining_targets,
+                   user_split)
+from .protocol import (AV_METRICS, COMMITTEE, COUNT_COLUMNS, FULL, RESULT_COLUMNS, Context, audio_members,
+                       av_scores, f1_scores, pretrain_for_user, simulatable, simulate_user_mode)
 from .report import per_user_curves, plot_curves, summarize, write_report
 from .runner import read_results, run_experiment
 
 __all__ = [
+    "ALGORITHMS", "AV_METRICS", "av_scores", "pretraining_targets",
     "COMMITTEE", "COUNT_COLUMNS", "DEFAULT_ALGORITHMS", "FULL", "MIN_PRETRAIN_SONGS", "MODES", "PRESETS",
     "RESULT_COLUMNS", "UPDATES", "Context", "ExperimentConfig", "FeatureTable", "audio_members",
     "eligible_users", "f1_scores", "load_annotation_table", "load_features", "load_song_features",

@@ -9,6 +9,9 @@ from ..errors import MERError
 
 UPDATES = ("batch", "cumulative")
 DEFAULT_ALGORITHMS = ("gnb", "sgd", "xgb")
+# what --algorithms may name: the classifiers, and the arousal/valence regression members
+# (trompa_mer.regression; pre-trained on the other listeners' mean values, data.pretraining_targets)
+ALGORITHMS = ("gnb", "sgd", "xgb", "sgd-av", "xgb-av")
 
 
 # Paths are relative to the shared data folder; the script resolves them.
@@ -70,6 +73,9 @@ class ExperimentConfig:
         if self.max_annotations is not None and self.max_annotations < self.min_annotations:
             raise MERError(f"--max-annotations ({self.max_annotations}) is below --min-annotations "
                            f"({self.min_annotations})")
+        if not self.algorithms or any(a not in ALGORITHMS for a in self.algorithms):
+            raise MERError(f"algorithms: expected some of {', '.join(ALGORITHMS)} (sgd-av, xgb-av: arousal/valence "
+                           f"regression members), got {self.algorithms}")
         if len(set(self.modes)) != len(self.modes) or len(set(self.updates)) != len(self.updates):
             raise MERError("modes and update strategies: each at most once")
 

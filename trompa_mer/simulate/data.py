@@ -123,9 +123,20 @@ def load_annotation_table(path) -> pd.DataFrame:
     return load_annotations(path)
 
 
-def prepare_annotations(annotations: pd.DataFrame) -> pd.DataFrame:
-    """One label per (user, song): a listener who annotated a song twice counts with the last."""
-    table = annotations[["user", "song", "quadrant"]].copy()
+AV_COLUMNS = ("arousal", "valence")
+
+
+def prepare_annotations(annotations: pd.DataFrame, values: bool = False) -> pd.DataFrame:
+    """One label per (user, song): a listener who annotated a song twice counts with the last.
+
+    values: keep the arousal and valence columns (float, NaN where an annotation gave only a
+    quadrant; all NaN when the table has none), which regression members need."""
+    columns = ["user", "song", "quadrant"]
+    table = annotations[columns].copy()
+    if values:
+        for column in AV_COLUMNS:
+            table[column] = (annotations[column].astype(float) if column in annotations.columns
+                             else np.nan)
     table["user"] = table["user"].astype(str)
     table["song"] = table["song"].astype(str)
     table["quadrant"] = table["quadrant"].astype(np.int64)
@@ -184,3 +195,31 @@ def pretraining_labels(annotations: pd.DataFrame, user, features: FeatureTable) 
     crowd = human_consensus(annotations[~annotations["song"].isin(theirs)], exclude_user=user)
     labels = majority_labels(crowd)
     return labels[[features.has(s) for s in labels.index]]
+
+
+# Where the other listeners' mean (arousal, valence) falls outside the song's majority quadrant
+# (possible with ~3 % of the TROMPA-MER songs: a majority of Q2 votes with more a- than a+ votes
+# in the other quadrants), the target moves to the nearest point of that quadrant: the axis
+# that disagrees becomes 0 (a positive side; 0 counts as positive) or -AV_EDGE (a negative side).
+AV_EDGE = 1e-3
+
+
+def pretraining_targets(annotations: pd.DataFrame, user, labels: pd.Series) -> pd.DataFrame:
+    """Leave-user-out arousal/valence targets of the songs of `labels` (pretraining_labels):
+    per song, the mean of the other listeners' values (-1..1; the same listeners whose votes
+    made the song's majority label), moved onto the label's quadrant where the mean falls
+    outside it (AV_EDGE). Columns arousal, valence, in the order of `labels`; NaN for a song
+    whose listeners gave quadrants only. `annotations` as prepare_annotations(values=True)."""
+    missing = [c for c in AV_COLUMNS if c not in annotations.columns]
+    if missing:
+        raise MERError("regression members: the annotations were prepared without arousal/valence "
+                       "(prepare_annotations(values=True))")
+    theirs = set(annotations.loc[annotations["user"] == user, "song"])
+    others = annotations[~annotations["song"].isin(theirs) & (annotations["user"] != user)]
+    means = others.groupby("song")[list(AV_COLUMNS)].mean().reindex(labels.index)
+    av = means.to_numpy(dtype=float)
+    q = labels.to_numpy(dtype=np.int64)
+    positive = np.stack([np.isin(q, (0, 1)), np.isin(q, (0, 3))], axis=1)  # a+ for Q1, Q2; v+ for Q1, Q4
+    av = np.where(positive & (av < 0), 0.0, av)
+    av = np.where(~positive & (av >= 0), -AV_EDGE, av)
+    return pd.DataFrame(av, index=labels.index, columns=list(AV_COLUMNS))

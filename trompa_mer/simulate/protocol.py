@@ -12,10 +12,10 @@ from sklearn.preprocessing import StandardScaler
 from ..committee import Committee, Songs
 from ..consensus import human_consensus, machine_consensus, mode_scores, select_queries
 from ..errors import MERError
-from ..quadrants import N_CLASSES, QUADRANTS
+from ..quadrants import N_CLASSES, QUADRANTS, Labels
 from .config import ExperimentConfig
-from .data import (FeatureTable, majority_any, pretraining_labels, rows_for_songs, seed_sequence,
-                   user_split)
+from .data import (FeatureTable, majority_any, pretraining_labels, pretraining_targets, rows_for_songs,
+                   seed_sequence, user_split)
 
 COMMITTEE = "committee"  # algorithm name of the (audio) committee's rows
 FULL = "full"  # audio committee and crowd-aware members weighted equally, when those run
@@ -23,6 +23,25 @@ COUNT_COLUMNS = [f"n_{q}" for q in QUADRANTS]
 RESULT_COLUMNS = ["user", "repeat", "mode", "update", "config", "queries", "algorithm", "iteration",
                   "n_annotations", "f1_weighted", "f1_macro", *COUNT_COLUMNS,
                   "n_pool", "n_test", "n_test_crowd"]
+# Added after RESULT_COLUMNS when the committee has arousal/valence regression members: on the
+# test songs, the song-level RMSE and Kendall's tau-b of the regression members' mean
+# prediction against the listener's own values (NaN on the rows of classifiers, and where
+# undefined: no test song with values, a constant prediction or truth)
+AV_METRICS = ["rmse_arousal", "rmse_valence", "tau_arousal", "tau_valence"]
+
+
+def regression_algorithms(algorithms) -> list[str]:
+    from ..regression import REGRESSION_TYPES
+
+    return [a for a in algorithms if a in REGRESSION_TYPES]
+
+
+def result_columns(ctx: "Context") -> list[str]:
+    """RESULT_COLUMNS, plus AV_METRICS when the experiment has regression members (a given
+    committee's, or among the algorithms pre-trained per user and for the "own" reference)."""
+    has_av = bool(regression_algorithms(ctx.config.algorithms)) or (
+        ctx.committee is not None and bool(ctx.committee.of_target("av")))
+    return RESULT_COLUMNS + (AV_METRICS if has_av else [])
 
 
 # --- the committee under simulation --------------------------------------------------------
@@ -55,16 +74,41 @@ def _songs(X_scaled, offsets, crowd_input=None) -> Songs:
 
 def _new_member(algorithm, member_params):
     from ..members import make_member  # the committee helper's member registry
+    from ..regression import REGRESSION_TYPES, make_regressor
 
-    return make_member(algorithm, **dict(member_params.get(algorithm, {})))
+    make = make_regressor if algorithm in REGRESSION_TYPES else make_member
+    return make(algorithm, **dict(member_params.get(algorithm, {})))
+
+
+def _fit_regressor(member, Xs, y, av, groups, train, test):
+    """A regression member on the training rows that have (arousal, valence) targets; its
+    predictive spread is the spread of its song-level residuals on the split's held-out songs
+    (regression.AVRegressor.set_spread), when at least two of them have targets."""
+    train = train[~np.isnan(av[train, 0])]
+    if len(train) == 0:
+        raise MERError(f"pre-training: the {member.algorithm} member has no song with arousal/valence "
+                       f"annotations to train on (the annotations give quadrants only)")
+    member.fit(Xs[train], Labels(y[train], av[train]))
+    test = test[~np.isnan(av[test, 0])]
+    song_of_row, index = np.unique(groups[test], return_inverse=True)
+    if len(song_of_row) >= 2:
+        predicted = member.predict_av(Xs[test])
+        counts = np.bincount(index).astype(float)[:, None]
+        means = np.stack([np.bincount(index, weights=predicted[:, j]) for j in range(2)], axis=1) / counts
+        truth = np.stack([np.bincount(index, weights=av[test, j]) for j in range(2)], axis=1) / counts
+        member.set_spread((means - truth).std(axis=0))
+    return member
 
 
 def pretrain_committee(features: FeatureTable, labels: pd.Series, algorithms, member_params,
-                       n_splits: int = 5, test_size: float = 0.2, seed: int = 1987) -> Committee:
+                       n_splits: int = 5, test_size: float = 0.2, seed: int = 1987,
+                       targets: pd.DataFrame | None = None) -> Committee:
     """Members trained like deam_classifier: GroupShuffleSplit by song, member k on split k.
 
     The scaler is fitted on all training songs' rows (the committee's one scaler); member k sees
-    the training part of split k.
+    the training part of split k. Regression members (sgd-av, xgb-av) need `targets`
+    (data.pretraining_targets: per song arousal, valence, NaN where unknown): they train on the
+    same songs and splits as the classifiers, less the songs without targets.
     """
     songs = [s for s in labels.index if features.has(s)]
     if len(songs) < 5:
@@ -75,10 +119,20 @@ def pretrain_committee(features: FeatureTable, labels: pd.Series, algorithms, me
     scaler = StandardScaler().fit(X)
     Xs = scaler.transform(X).astype(np.float32)
     splitter = GroupShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
+    av = None
+    if regression_algorithms(algorithms):
+        if targets is None:
+            raise MERError("pre-training: regression members need arousal/valence targets")
+        av = np.repeat(targets.reindex(songs).to_numpy(dtype=float), np.diff(offsets), axis=0)
     members = []
     for algorithm in algorithms:
-        for k, (train, _) in enumerate(splitter.split(Xs, y, groups)):
-            members.append((f"{algorithm}_{k}", _new_member(algorithm, member_params).fit(Xs[train], y[train])))
+        for k, (train, test) in enumerate(splitter.split(Xs, y, groups)):
+            member = _new_member(algorithm, member_params)
+            if member.target_kind == "av":
+                member = _fit_regressor(member, Xs, y, av, groups, train, test)
+            else:
+                member.fit(Xs[train], y[train])
+            members.append((f"{algorithm}_{k}", member))
     return Committee(members, scaler, features.feature_names)
 
 
@@ -114,6 +168,46 @@ def f1_scores(y_true, proba) -> tuple[float, float]:
     return weighted, macro
 
 
+def av_scores(truth, predicted) -> dict:
+    """{rmse_arousal, rmse_valence, tau_arousal, tau_valence}: song-level RMSE and Kendall's
+    tau-b (scipy.stats.kendalltau) of predicted against true (arousal, valence), over the
+    songs whose truth is known (NaN rows left out). NaN where undefined: no such song (RMSE),
+    fewer than two, or a constant prediction or truth (tau)."""
+    import warnings
+
+    from scipy.stats import kendalltau
+
+    truth = np.asarray(truth, dtype=float).reshape(-1, 2)
+    predicted = np.asarray(predicted, dtype=float).reshape(-1, 2)
+    known = ~np.isnan(truth).any(axis=1) & ~np.isnan(predicted).any(axis=1)
+    out = {}
+    for j, axis in enumerate(("arousal", "valence")):
+        t, p = truth[known, j], predicted[known, j]
+        out[f"rmse_{axis}"] = float(np.sqrt(np.mean((p - t) ** 2))) if len(t) else float("nan")
+        tau = float("nan")
+        if len(t) >= 2 and np.ptp(t) > 0 and np.ptp(p) > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                tau = float(kendalltau(p, t).statistic)
+        out[f"tau_{axis}"] = tau
+    return out
+
+
+def _av_by_algorithm(committee: Committee, song_av: np.ndarray, truth) -> dict:
+    """AV_METRICS per regression algorithm (mean of its members) and for the committee (the
+    mean of every regression member); song_av as Committee.song_av (test songs)."""
+    if not len(song_av):
+        return {}
+    regressors = committee.of_target("av")
+    algorithms = [committee.members[i][1].algorithm for i in regressors]
+    out = {}
+    for algorithm in dict.fromkeys(algorithms):
+        sel = [k for k, a in enumerate(algorithms) if a == algorithm]
+        out[algorithm] = av_scores(truth, song_av[sel].mean(axis=0))
+    out[COMMITTEE] = av_scores(truth, song_av.mean(axis=0))
+    return out
+
+
 class _UserData:
     """A user's labels, crowd table and scaled feature rows (pool + test) for one repeat."""
 
@@ -122,6 +216,12 @@ class _UserData:
         mine = ann[(ann["user"] == user) & ann["song"].map(ctx.features.has)]
         self.labels = dict(zip(mine["song"], mine["quadrant"].astype(int)))
         self.songs = sorted(self.labels)
+        # the listener's own (arousal, valence) per song (NaN where unknown or not prepared)
+        if "arousal" in mine.columns:
+            own = dict(zip(mine["song"], mine[["arousal", "valence"]].to_numpy(dtype=float)))
+            self.values = np.array([own[s] for s in self.songs]).reshape(-1, 2)
+        else:
+            self.values = np.full((len(self.songs), 2), np.nan)
         # the simulated user's own labels never reach the human consensus
         self.crowd = human_consensus(ann, exclude_user=user)
         others = ann[ann["user"] != user]
@@ -158,8 +258,10 @@ def pretrain_for_user(ctx: Context, user) -> Committee:
         committee = ctx.committee
     else:
         labels = pretraining_labels(ctx.annotations, user, ctx.features)
+        # regression members: the same songs and listeners' mean arousal/valence
+        targets = pretraining_targets(ctx.annotations, user, labels) if regression_algorithms(cfg.algorithms) else None
         committee = pretrain_committee(ctx.features, labels, cfg.algorithms, cfg.member_params,
-                                       cfg.n_splits, cfg.pretrain_test_size, cfg.seed)
+                                       cfg.n_splits, cfg.pretrain_test_size, cfg.seed, targets)
     if not cfg.crowd_member:
         return committee
     from ..crowd import pretrain_crowd_members, variant_options
@@ -220,6 +322,7 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
     data = _UserData(ctx, user, pretrained)
     all_rows, all_offsets = _song_rows(data, data.songs)
     audio = audio_members(pretrained) if query_members is None else list(query_members)
+    with_av = bool(pretrained.of_target("av"))
     records = []
     for repeat in range(cfg.repeats):
         pool, test = user_split(data.songs, cfg.seed, user, repeat, cfg.test_size)
@@ -260,17 +363,25 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
                         song_input = None
                         if data.song_input is not None:
                             song_input = current_input[[data.position[s] for s in batch]]
+                        # quadrant-only answers: regression members train towards the answered
+                        # quadrant's centroid (a dataset's per-listener values, TROMPA-MER's
+                        # +-1, are only the quadrant's signs and say nothing more)
                         committee.update(_songs(data.X_scaled[rows], offsets, song_input),
                                          [data.labels[s] for s in batch])
                     # one prediction of every song of the user serves the test F1 and the next query
-                    proba = committee.song_proba(_songs(data.X_scaled[all_rows], all_offsets, current_input))
+                    everything = _songs(data.X_scaled[all_rows], all_offsets, current_input)
+                    proba = committee.song_proba(everything)
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
+                    av = {}
+                    if with_av:
+                        av = _av_by_algorithm(committee, committee.song_av(everything)[:, test_idx],
+                                              data.values[test_idx])
                     for algorithm, (fw, fm) in _scores_by_algorithm(committee, proba[:, test_idx], y_test).items():
                         records.append({**base, "algorithm": algorithm, "iteration": iteration,
                                         "n_annotations": len(asked), "f1_weighted": fw, "f1_macro": fm,
-                                        **dict(zip(COUNT_COLUMNS, counts.tolist()))})
+                                        **dict(zip(COUNT_COLUMNS, counts.tolist())), **av.get(algorithm, {})})
     frame = pd.DataFrame.from_records(records)
-    return frame.reindex(columns=RESULT_COLUMNS)
+    return frame.reindex(columns=result_columns(ctx))
 
 
 def reference_rows(ctx: Context, user) -> pd.DataFrame:
@@ -292,18 +403,31 @@ def reference_rows(ctx: Context, user) -> pd.DataFrame:
         records.append({**base, "mode": "crowd", "algorithm": "crowd", "n_annotations": 0,
                         "f1_weighted": fw, "f1_macro": fm, **counts})
         # own: members trained only on this user's pool labels, with a scaler of those songs
+        # (regression members on the user's own values, where the annotations give them)
         X_pool, y_pool = rows_for_songs(ctx.features, pool, data.labels)
         scaler = StandardScaler().fit(X_pool)
-        members = [(a, _new_member(a, cfg.member_params).fit(scaler.transform(X_pool).astype(np.float32), y_pool))
-                   for a in cfg.algorithms]
+        Z_pool = scaler.transform(X_pool).astype(np.float32)
+        av_pool = np.repeat(data.values[[data.position[s] for s in pool]],
+                            np.diff(ctx.features.gather(pool)[1]), axis=0)
+        members = []
+        for a in cfg.algorithms:
+            member = _new_member(a, cfg.member_params)
+            if member.target_kind != "av":
+                members.append((a, member.fit(Z_pool, y_pool)))
+            elif (~np.isnan(av_pool[:, 0])).any():
+                given = ~np.isnan(av_pool[:, 0])
+                members.append((a, member.fit(Z_pool[given], Labels(y_pool[given], av_pool[given]))))
         own = Committee(members, scaler, ctx.features.feature_names)
         X_test, offsets = ctx.features.gather(test)
-        song_proba = own.song_proba(_songs(standardize(own, X_test), offsets))
+        test_songs = _songs(standardize(own, X_test), offsets)
+        song_proba = own.song_proba(test_songs)
+        test_values = data.values[[data.position[s] for s in test]]
+        av = _av_by_algorithm(own, own.song_av(test_songs), test_values) if own.of_target("av") else {}
         pool_counts = np.bincount([data.labels[s] for s in pool], minlength=N_CLASSES)
         for k, algorithm in enumerate([a for a, _ in members] + [COMMITTEE]):
             p = song_proba.mean(axis=0) if algorithm == COMMITTEE else song_proba[k]
             fw, fm = f1_scores(y_test, p)
             records.append({**base, "mode": "own", "algorithm": algorithm, "n_annotations": len(pool),
                             "f1_weighted": fw, "f1_macro": fm,
-                            **dict(zip(COUNT_COLUMNS, pool_counts.tolist()))})
-    return pd.DataFrame.from_records(records).reindex(columns=RESULT_COLUMNS)
+                            **dict(zip(COUNT_COLUMNS, pool_counts.tolist())), **av.get(algorithm, {})})
+    return pd.DataFrame.from_records(records).reindex(columns=result_columns(ctx))

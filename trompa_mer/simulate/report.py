@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import atomic
-from .protocol import COMMITTEE, FULL
+from .protocol import AV_METRICS, COMMITTEE, FULL
 
 
 # --- summary, statistics, plots ------------------------------------------------------------
@@ -127,7 +127,44 @@ def summarize(table: pd.DataFrame, metric: str = "f1_weighted") -> tuple[pd.Data
                               "mean_diff": float((wide[a] - wide[b]).mean()), "t": t, "p_t": p_t,
                               "p_t_bonferroni": min(1.0, p_t * 2) if p_t == p_t else p_t, "wilcoxon": w,
                               "p_wilcoxon": p_w, "p_wilcoxon_bonferroni": min(1.0, p_w * 2) if p_w == p_w else p_w})
-    return pd.DataFrame(rows), pd.DataFrame(tests)
+    return _with_av_summary(pd.DataFrame(rows), table), pd.DataFrame(tests)
+
+
+def _last_known(curve: np.ndarray) -> float:
+    known = curve[~np.isnan(curve)]
+    return float(known[-1]) if len(known) else float("nan")
+
+
+def _with_av_summary(summary: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The arousal/valence metrics of the regression members (protocol.AV_METRICS), summarised
+    as F1 is: per config x update x algorithm x mode, the mean over users of the start and end
+    value (each user's mean over repeats), the sd at the end, and the one-sided paired t-test
+    that the end is better than the start (RMSE lower, tau higher). Rows of algorithms without
+    the metrics (classifiers) keep NaN. Without the metrics' columns the summary is as before."""
+    present = [m for m in AV_METRICS if m in table.columns]
+    if not present or summary.empty:
+        return summary
+    summary = summary.copy()
+    key = ["config", "update", "algorithm", "mode"]
+    for metric in present:
+        values = {}
+        for group, block in per_user_curves(table, metric).groupby(level=key):
+            curves = block.to_numpy(dtype=float)
+            start = curves[:, 0]
+            end = np.array([_last_known(c) for c in curves])
+            both = ~np.isnan(start) & ~np.isnan(end)
+            if not both.any():
+                continue
+            better, worse = (start, end) if metric.startswith("rmse") else (end, start)
+            _, p_t, _, _ = _paired(better[both], worse[both])
+            values[group] = {f"{metric}_start_mean": float(np.mean(start[both])),
+                             f"{metric}_end_mean": float(np.mean(end[both])),
+                             f"{metric}_end_sd": _sd(end[both]), f"p_{metric}_improved_t": p_t}
+        columns = [f"{metric}_start_mean", f"{metric}_end_mean", f"{metric}_end_sd", f"p_{metric}_improved_t"]
+        for column in columns:
+            summary[column] = [values.get(tuple(r), {}).get(column, float("nan"))
+                               for r in summary[key].itertuples(index=False)]
+    return summary
 
 
 def _markdown(summary: pd.DataFrame, tests: pd.DataFrame, refs: pd.DataFrame) -> str:
@@ -152,6 +189,7 @@ def _markdown(summary: pd.DataFrame, tests: pd.DataFrame, refs: pd.DataFrame) ->
                      f"{r['f1_macro_start_mean']:.3f} | {r['f1_macro_end_mean']:.3f} | {r['auc_mean']:.3f} | "
                      f"{r['n_positive_slope']}/{r['n_users']} | {r['p_end_gt_start_t']:.3g} | "
                      f"{r.get('n_users_above_crowd', float('nan'))} |")
+    lines.extend(_av_markdown(summary, refs))
     lines.append("")
     lines.append("## Paired one-sided tests, Bonferroni-corrected (a > b; lowest p first, p_t < .1 shown)")
     lines.append("")
@@ -164,6 +202,31 @@ def _markdown(summary: pd.DataFrame, tests: pd.DataFrame, refs: pd.DataFrame) ->
     if shown.empty:
         lines.append("| (none) | | | | | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def _av_markdown(summary: pd.DataFrame, refs: pd.DataFrame) -> list[str]:
+    """The regression members' section of summary.md (nothing without their metrics)."""
+    if "rmse_arousal_end_mean" not in summary.columns:
+        return []
+    lines = ["", "## Arousal/valence of the regression members (song-level, against the listener's own values)", "",
+             "RMSE and Kendall's tau-b of the mean (arousal, valence) of the regression members (the "
+             "committee row: all of them) on the test songs; mean over users, start -> end; p: one-sided "
+             "paired t-test that the end is better.", "",
+             "| config | update | mode | algorithm | RMSE arousal | RMSE valence | tau arousal | tau valence | "
+             "p RMSE a / v | p tau a / v |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    shown = summary.dropna(subset=["rmse_arousal_end_mean"]).sort_values(["config", "update", "algorithm", "mode"])
+    for _, r in shown.iterrows():
+        cells = [f"{r[f'{m}_start_mean']:.3f} -> {r[f'{m}_end_mean']:.3f}" for m in AV_METRICS]
+        lines.append(f"| {r['config']} | {r['update']} | {r['mode']} | {r['algorithm']} | {' | '.join(cells)} | "
+                     f"{r['p_rmse_arousal_improved_t']:.3g} / {r['p_rmse_valence_improved_t']:.3g} | "
+                     f"{r['p_tau_arousal_improved_t']:.3g} / {r['p_tau_valence_improved_t']:.3g} |")
+    own = refs[(refs["mode"] == "own")].dropna(subset=["rmse_arousal"]) if "rmse_arousal" in refs else refs.iloc[:0]
+    for algorithm, block in own.groupby("algorithm"):
+        per_user = block.groupby("user")[AV_METRICS].mean().mean()
+        lines.append(f"| reference | | own | {algorithm} | "
+                     + " | ".join(f"{per_user[m]:.3f}" for m in AV_METRICS) + " | | |")
+    return lines
 
 
 def plot_curves(table: pd.DataFrame, out_dir, metric: str = "f1_weighted") -> list[str]:

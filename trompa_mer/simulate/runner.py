@@ -14,7 +14,7 @@ from ..committee import Committee
 from ..errors import MERError
 from .config import ExperimentConfig
 from .data import MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, prepare_annotations, pretraining_labels
-from .protocol import (RESULT_COLUMNS, Context, pretrain_for_user, reference_rows,
+from .protocol import (RESULT_COLUMNS, Context, pretrain_for_user, reference_rows, regression_algorithms,
                        simulate_user_mode)
 from .report import write_report
 
@@ -91,7 +91,10 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
     out_dir = Path(out_dir)
     parts_dir = out_dir / "parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    annotations = prepare_annotations(annotations)
+    # regression members read arousal/valence (pre-training targets, the listener's own values)
+    with_values = bool(regression_algorithms(config.algorithms)) or (
+        committee is not None and bool(committee.of_target("av")))
+    annotations = prepare_annotations(annotations, values=with_values)
     if committee is not None and features.X.shape[1] != len(committee.feature_names):
         raise MERError(f"features: the committee expects {len(committee.feature_names)} columns, "
                        f"the feature table has {features.X.shape[1]}")
