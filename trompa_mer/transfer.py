@@ -242,6 +242,16 @@ class EncoderMember:
                for i in range(0, len(patches), 256)]
         return torch.cat(out).numpy()
 
+    @torch.no_grad()
+    def predict_proba_embeddings(self, embeddings: torch.Tensor, counts) -> np.ndarray:
+        """Song probabilities from the frozen encoder's patch embeddings (FE: the encoder is
+        unchanged, so embeddings computed once serve every split); `counts` patches per song."""
+        heads = self._net().heads.eval()
+        proba = torch.cat([torch.softmax(heads(embeddings[i:i + 1024].to(self.device))[0].double(), 1).cpu()
+                           for i in range(0, len(embeddings), 1024)]).numpy()
+        bounds = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        return np.stack([proba[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]), proba
+
     def predict_proba_patches(self, patches: list) -> np.ndarray:
         """Mean patch probabilities per song, (n_songs, 4)."""
         if not patches:
