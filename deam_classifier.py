@@ -55,6 +55,18 @@ def parse_args(argv=None):
                    help="parallel feature extraction processes (default %(default)s)")
     p.add_argument("--cache-dir", default=str(settings.CACHE_DIR),
                    help="where extracted Emotify features are cached (default %(default)s)")
+    p.add_argument("--encoder", metavar="DIR",
+                   help="also train one encoder member per split (Emotify only) on this pre-trained "
+                        "encoder (pretrain_encoder.py --out DIR); added to the committee as encoder_<k>")
+    p.add_argument("--transfer", choices=("feature-extractor", "full"), default="feature-extractor",
+                   help="with --encoder: keep the encoder frozen and train the dense layers and heads "
+                        "(feature-extractor), or then fine-tune everything (full) (default %(default)s)")
+    p.add_argument("--encoder-epochs", type=positive_int, default=30,
+                   help="with --encoder: epochs of the dense layers and heads (default %(default)s)")
+    p.add_argument("--full-epochs", type=positive_int, default=5,
+                   help="with --transfer full: fine-tuning epochs (default %(default)s)")
+    p.add_argument("--patches-per-song", type=positive_int, default=4,
+                   help="with --transfer full: random 1 s patches per clip per fine-tuning epoch (default %(default)s)")
     p.add_argument("--report", help="also write the full cross-validation report as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -89,11 +101,17 @@ def main():
     paths = {"emotify": args.emotify, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
              "deam_arousal": args.deam_arousal, "deam_valence": args.deam_valence,
              "features": args.features, "labels": args.labels, "id_column": args.id_column}
+    encoder_members = None
+    if args.encoder:
+        encoder_members = {"encoder_dir": args.encoder, "transfer": args.transfer,
+                           "audio_cache_dir": str(settings.AUDIO_CACHE_DIR / "emotify"),
+                           "member_params": {"epochs": args.encoder_epochs, "full_epochs": args.full_epochs,
+                                             "patches_per_song": args.patches_per_song, "seed": args.seed}}
     pretrain.run(args.dataset, paths, args.m, args.cv, out_dir=args.output, seed=args.seed,
                  test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
                  label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
                  member_params=member_params, report_path=args.report, window_stride=args.window_stride,
-                 command=recorded_command(sys.argv[1:]))
+                 command=recorded_command(sys.argv[1:]), encoder_members=encoder_members)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--methods", default="scae,cpc", help="encoders (default %(default)s)")
     p.add_argument("--width", type=int, default=8, help="encoder width w (blocks w, 2w, 4w) (default %(default)s)")
     p.add_argument("--pretrain-epochs", type=int, default=4, help="pre-training epochs (default %(default)s)")
-    p.add_argument("--fe-epochs", type=int, default=30, help="epochs of dense layers+heads on frozen embeddings (default %(default)s)")
+    p.add_argument("--fe-epochs", type=int, default=15, help="epochs of dense layers+heads on frozen embeddings (default %(default)s)")
     p.add_argument("--full-epochs", type=int, default=4, help="fine-tuning epochs of the Full rows (default %(default)s)")
     p.add_argument("--patches-per-song", type=int, default=4,
                    help="random patches per training clip per fine-tuning epoch (default %(default)s)")

@@ -46,6 +46,10 @@ class Heads(nn.Module):
 
     def __init__(self, embed_dim: int, hidden=HIDDEN):
         super().__init__()
+        # the embeddings are standardised with the training patches' statistics (set_scale):
+        # a frozen encoder's outputs (a random one's above all) can be on any scale
+        self.register_buffer("embed_mean", torch.zeros(embed_dim))
+        self.register_buffer("embed_std", torch.ones(embed_dim))
         layers, cin = [], embed_dim
         for h in hidden:
             layers += [nn.Linear(cin, h), nn.ReLU(), nn.Dropout(DENSE_DROPOUT)]
@@ -53,8 +57,13 @@ class Heads(nn.Module):
         self.dense = nn.Sequential(*layers)
         self.quadrant, self.arousal, self.valence = nn.Linear(cin, N_CLASSES), nn.Linear(cin, 2), nn.Linear(cin, 2)
 
+    def set_scale(self, embeddings: torch.Tensor) -> None:
+        self.embed_mean.copy_(embeddings.mean(dim=0))
+        self.embed_std.copy_(embeddings.std(dim=0).clamp_min(1e-6) if len(embeddings) > 1
+                             else torch.ones_like(self.embed_std))
+
     def forward(self, e: torch.Tensor):
-        h = self.dense(e)
+        h = self.dense((e - self.embed_mean) / self.embed_std)
         return self.quadrant(h), self.arousal(h), self.valence(h)
 
 
@@ -194,6 +203,7 @@ class EncoderMember:
         patch_labels = np.repeat(labels, counts)
         if embeddings is None:
             embeddings = embed_patches(net.encoder, np.concatenate(patches), self.device)
+        net.heads.set_scale(embeddings.to(self.device))
         self.history_ = [{"stage": "fe", "loss": l} for l in self._train_heads(embeddings, patch_labels, self.epochs, self.lr)]
         if self.transfer == "full" and self.full_epochs > 0:
             optimizer = torch.optim.Adam(net.parameters(), lr=self.full_lr)
