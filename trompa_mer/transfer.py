@@ -10,7 +10,11 @@ patches' quadrant softmax outputs.
 - `transfer="feature-extractor"` (FE): the encoder is frozen; every training patch is embedded
   once and only the dense layers and heads are trained (Adam, lr 1e-3).
 - `transfer="full"`: FE first, then everything unfrozen (Adam, lr 5e-5), each epoch on
-  `patches_per_song` randomly drawn patches of every song (the CPU budget).
+  `patches_per_song` randomly drawn patches of every song (the CPU budget). The encoder's
+  weights are fine-tuned but its layers stay in inference mode (batch-norm statistics frozen,
+  no dropout): the heads were trained on its inference-mode embeddings (updating the
+  statistics and dropping units moved a randomly initialised encoder's embeddings off that
+  scale and the heads to one class).
 """
 from __future__ import annotations
 
@@ -59,8 +63,13 @@ class Heads(nn.Module):
 
     def set_scale(self, embeddings: torch.Tensor) -> None:
         self.embed_mean.copy_(embeddings.mean(dim=0))
-        self.embed_std.copy_(embeddings.std(dim=0).clamp_min(1e-6) if len(embeddings) > 1
-                             else torch.ones_like(self.embed_std))
+        if len(embeddings) < 2:
+            self.embed_std.fill_(1.0)
+            return
+        std = embeddings.std(dim=0)
+        # floor: a dimension (nearly) constant on the training patches (a dead ReLU) must not
+        # turn a tiny change on other songs, or after fine-tuning, into a huge input
+        self.embed_std.copy_(std.clamp_min(max(0.1 * float(std.mean()), 1e-6)))
 
     def forward(self, e: torch.Tensor):
         h = self.dense((e - self.embed_mean) / self.embed_std)
@@ -96,14 +105,6 @@ def embed_patches(encoder: PatchEncoder, patches: np.ndarray, device, batch: int
     out = [encoder(torch.from_numpy(patches[i:i + batch]).to(device)).cpu()
            for i in range(0, len(patches), batch)]
     return torch.cat(out) if out else torch.zeros(0, encoder.embed_dim)
-
-
-def _set_train(module: nn.Module, train: bool, freeze_bn: bool = False) -> None:
-    module.train(train)
-    if freeze_bn:
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
 
 
 class EncoderMember:
@@ -211,7 +212,12 @@ class EncoderMember:
                 songs = np.repeat(np.arange(len(patches)), self.patches_per_song)
                 order = self._rng.permutation(songs)
                 picks = [(s, int(self._rng.integers(0, counts[s]))) for s in order]
-                _set_train(net, True)
+                # the encoder stays in inference mode (its batch-norm statistics, no dropout):
+                # the heads were trained on its inference-mode embeddings, and with dropout
+                # and batch norm training a randomly initialised encoder's embeddings left
+                # that scale (loss 0.4 -> 99) and the heads fell to one class
+                net.heads.train()
+                net.encoder.eval()
                 total = 0.0
                 for i in range(0, len(picks), self.batch_size):
                     chunk = picks[i:i + self.batch_size]
