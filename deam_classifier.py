@@ -33,7 +33,7 @@ def parse_args(argv=None):
                    help="regression targets: static (every window carries its song's mean arousal/valence) "
                         "or dynamic (each window the annotation at its own time; DEAM, PMEmo, 1000 Songs); "
                         "dynamic also reports the metrics per song over its time series (default %(default)s)")
-    p.add_argument("--dataset", choices=("emotify", "deam", "generic"), default="emotify",
+    p.add_argument("--dataset", choices=("emotify", "deam", "generic", "pmemo", "emomusic"), default="emotify",
                    help="training corpus (default %(default)s)")
     p.add_argument("-o", "--output", default=None,
                    help="committee folder to write (replaced atomically); omitted: report only")
@@ -50,6 +50,14 @@ def parse_args(argv=None):
     p.add_argument("--features", help="generic dataset: features CSV/parquet with a song id column")
     p.add_argument("--labels", help="generic dataset: labels CSV with song id and quadrant or arousal/valence")
     p.add_argument("--id-column", help="generic dataset: name of the song id column (default: detected)")
+    p.add_argument("--scale", choices=("0..1", "1..9", "-1..1"),
+                   help="generic dataset: the scale of its arousal/valence labels; given, they become "
+                        "regression targets mapped onto -1..1 (docs/regression.md)")
+    p.add_argument("--pmemo", help="pmemo dataset: the PMEmo 2019 folder (annotations/, features/)")
+    p.add_argument("--emomusic-features", help="emomusic dataset: folder of per-song feature CSVs")
+    p.add_argument("--emomusic-annotations",
+                   help="emomusic dataset: folder with static_annotations.csv and "
+                        "arousal_cont_average.csv / valence_cont_average.csv")
     p.add_argument("--seed", type=int, default=settings.SEED, help="split seed (default %(default)s)")
     p.add_argument("--test-size", type=float, default=settings.TEST_SIZE,
                    help="share of songs held out per split (default %(default)s)")
@@ -67,6 +75,18 @@ def parse_args(argv=None):
                    help="parallel feature extraction processes (default %(default)s)")
     p.add_argument("--cache-dir", default=str(settings.CACHE_DIR),
                    help="where extracted Emotify features are cached (default %(default)s)")
+    p.add_argument("--encoder", metavar="DIR",
+                   help="also train one encoder member per split (Emotify only) on this pre-trained "
+                        "encoder (pretrain_encoder.py --out DIR); added to the committee as encoder_<k>")
+    p.add_argument("--transfer", choices=("feature-extractor", "full"), default="feature-extractor",
+                   help="with --encoder: keep the encoder frozen and train the dense layers and heads "
+                        "(feature-extractor), or then fine-tune everything (full) (default %(default)s)")
+    p.add_argument("--encoder-epochs", type=positive_int, default=30,
+                   help="with --encoder: epochs of the dense layers and heads (default %(default)s)")
+    p.add_argument("--full-epochs", type=positive_int, default=5,
+                   help="with --transfer full: fine-tuning epochs (default %(default)s)")
+    p.add_argument("--patches-per-song", type=positive_int, default=4,
+                   help="with --transfer full: random 1 s patches per clip per fine-tuning epoch (default %(default)s)")
     p.add_argument("--report", help="also write the full cross-validation report as JSON here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -105,13 +125,21 @@ def main():
     }
     paths = {"emotify": args.emotify, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
              "deam_arousal": args.deam_arousal, "deam_valence": args.deam_valence,
-             "features": args.features, "labels": args.labels, "id_column": args.id_column}
+             "features": args.features, "labels": args.labels, "id_column": args.id_column,
+             "scale": args.scale, "pmemo": args.pmemo, "emomusic_features": args.emomusic_features,
+             "emomusic_annotations": args.emomusic_annotations}
+    encoder_members = None
+    if args.encoder:
+        encoder_members = {"encoder_dir": args.encoder, "transfer": args.transfer,
+                           "audio_cache_dir": str(settings.AUDIO_CACHE_DIR / "emotify"),
+                           "member_params": {"epochs": args.encoder_epochs, "full_epochs": args.full_epochs,
+                                             "patches_per_song": args.patches_per_song, "seed": args.seed}}
     pretrain.run(args.dataset, paths, args.m, args.cv, out_dir=args.output, seed=args.seed,
                  test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
                  label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
                  member_params=member_params, report_path=args.report, window_stride=args.window_stride,
                  task=args.task, targets=args.targets,
-                 command=recorded_command(sys.argv[1:]))
+                 command=recorded_command(sys.argv[1:]), encoder_members=encoder_members)
 
 
 if __name__ == "__main__":

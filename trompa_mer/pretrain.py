@@ -478,12 +478,31 @@ def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progre
 
         if not paths.get("features") or not paths.get("labels"):
             raise MERError("--dataset generic needs --features FILE and --labels FILE")
-        data = load_generic(paths["features"], paths["labels"], paths.get("id_column"))
+        data = load_generic(paths["features"], paths["labels"], paths.get("id_column"), scale=paths.get("scale"))
         corpus = {"name": "generic", "features": Path(paths["features"]).name,
                   "labels": Path(paths["labels"]).name}
         mapping = "labels file: quadrant column, or quadrant_from_av(arousal, valence)"
+        if paths.get("scale"):
+            mapping += f"; arousal/valence on {paths['scale']} mapped to -1..1, song means"
+    elif dataset == "pmemo":
+        from .datasets.pmemo import load_pmemo
+
+        if not paths.get("pmemo"):
+            raise MERError("--dataset pmemo needs --pmemo DIR (the PMEmo 2019 folder)")
+        data = load_pmemo(paths["pmemo"], targets=targets)
+        corpus = {"name": "PMEmo 2019", "licence": "research use (see the corpus)"}
+        mapping = f"{targets} arousal/valence (0..1 mapped to -1..1); quadrant = their signs"
+    elif dataset == "emomusic":
+        from .datasets.emomusic import load_emomusic
+
+        if not paths.get("emomusic_features") or not paths.get("emomusic_annotations"):
+            raise MERError("--dataset emomusic needs --emomusic-features DIR and --emomusic-annotations DIR")
+        data = load_emomusic(paths["emomusic_features"], paths["emomusic_annotations"], targets=targets,
+                             progress=progress, jobs=jobs)
+        corpus = {"name": "1000 Songs (emoMusic)", "licence": "research use (see the corpus)"}
+        mapping = f"{targets} arousal/valence (static 1..9, continuous -1..1, mapped to -1..1)"
     else:
-        raise MERError(f"--dataset: expected deam, emotify or generic, got {dataset!r}")
+        raise MERError(f"--dataset: expected deam, emotify, generic, pmemo or emomusic, got {dataset!r}")
     return data, corpus, mapping
 
 
@@ -492,8 +511,12 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
         label_scheme: str = "av-median", jobs: int = 1, progress: bool = True,
         member_params: dict | None = None, report_path=None, command: str | None = None,
         window_stride: int = 1, task: str = "classification", targets: str = "static",
-        out=sys.stdout) -> dict:
-    """What deam_classifier.py does: load a corpus, cross-validate, print, save the committee."""
+        encoder_members: dict | None = None, out=sys.stdout) -> dict:
+    """What deam_classifier.py does: load a corpus, cross-validate, print, save the committee.
+
+    `encoder_members` ({"encoder_dir", "transfer", "audio_cache_dir", "member_params"}): also
+    one `transfer.EncoderMember` per split (the same grouped song splits), trained on the
+    Emotify clips' audio and added to the committee as `encoder_<k>`."""
     from . import atomic
 
     algorithm_list = parse_algorithms(algorithms)
@@ -504,11 +527,17 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
                        f"(expected at least one of {', '.join(REGRESSION_TYPES)}, or all-av)")
     if targets == "dynamic" and task != "regression":
         raise MERError("--targets dynamic: only with --task regression")
+    if encoder_members is not None and dataset != "emotify":
+        raise MERError(f"--encoder: needs --dataset emotify (encoder members read the clips' audio), "
+                       f"got --dataset {dataset}")
     data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress, targets=targets)
     report, committee = pretrain(data, algorithm_list, cv=cv, test_size=test_size, seed=seed,
                                  balance=balance, calibrate=calibrate, member_params=member_params,
                                  build_committee=out_dir is not None, progress=progress,
                                  window_stride=window_stride, targets=targets)
+    if encoder_members is not None:
+        committee = _add_encoder_members(data, paths, encoder_members, report, committee, cv,
+                                         test_size, seed, progress, out)
     print(format_report(report), file=out)
     if report_path is not None:
         atomic.write_json(report_path, report)
@@ -528,6 +557,51 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
             committee.save(out_dir, extra_files={"README.md": model_card(committee.manifest, report)})
             print(f"committee of {len(committee.members)} members saved to {out_dir}", file=out)
     return report
+
+
+def song_splits(data, cv: int, test_size: float, seed: int):
+    """(song ids, one quadrant per song, [(train, test) song index arrays]): `pretrain`'s
+    GroupShuffleSplit window splits (same arguments, so the same songs) mapped onto songs."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    y, groups = np.asarray(data.y, dtype=np.int64), np.asarray(data.groups).astype(str)
+    song_ids, song_index = np.unique(groups, return_inverse=True)
+    truth = song_truth(y, song_index, len(song_ids))
+    splitter = GroupShuffleSplit(n_splits=cv, test_size=test_size, random_state=seed)
+    splits = [(np.unique(song_index[train]), np.unique(song_index[test]))
+              for train, test in splitter.split(data.X, y, groups)]
+    return song_ids, truth, splits
+
+
+def _add_encoder_members(data, paths, options, report, committee, cv, test_size, seed, progress, out):
+    """Train the encoder members on the splits, report their song scores, add them."""
+    from pathlib import Path
+
+    from .audio_cache import AudioCache
+    from .transfer import pretrain_encoder_members
+
+    song_ids, truth, splits = song_splits(data, cv, test_size, seed)
+    audio = AudioCache.from_folder(Path(paths["emotify"]) / "audio", options["audio_cache_dir"])
+    results = pretrain_encoder_members(song_ids, truth, audio, splits, options["encoder_dir"],
+                                       progress=progress, transfer=options["transfer"],
+                                       **(options.get("member_params") or {}))
+    f1 = [r["f1_macro"] for r in results if "f1_macro" in r]
+    acc = [r["accuracy"] for r in results if "accuracy" in r]
+    print(f"encoder members ({options['transfer']}, {options['encoder_dir']}): song macro F1 "
+          f"{np.mean(f1):.3f} ± {np.std(f1):.3f}, accuracy {np.mean(acc):.3f} over {len(f1)} splits", file=out)
+    report["encoder_members"] = {"transfer": options["transfer"], "encoder": str(options["encoder_dir"]),
+                                 "song_f1_macro": f1, "song_accuracy": acc}
+    if committee is None:
+        return None
+    from .committee import Committee
+
+    members = committee.members + [(r["name"], r["member"]) for r in results]
+    manifest = dict(committee.manifest)
+    manifest["members"] = list(manifest["members"]) + [
+        {"name": r["name"], "algorithm": "encoder", "split": k, "temperature": 1.0,
+         "transfer": options["transfer"]} for k, r in enumerate(results)]
+    manifest["encoder_members"] = report["encoder_members"]
+    return Committee(members, committee.scaler, committee.feature_names, manifest)
 
 
 def model_card(manifest: dict, report: dict) -> str:

@@ -28,5 +28,12 @@ def member_class(algorithm: str):
         except ImportError as err:
             raise MERError(f"member algorithm 'cnn' needs trompa_mer.cnn and torch ({err})") from None
         return cnn.CNNMember
-    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, sgd-av, xgb-av, crowd or cnn, "
+    if algorithm == "encoder":
+        try:
+            from . import transfer
+        except ImportError as err:
+            raise MERError(f"member algorithm 'encoder' needs trompa_mer.transfer, torch and librosa ({err})") from None
+        return transfer.EncoderMember
+    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, sgd-av, xgb-av, crowd, cnn "
+                   f"or encoder, "
                    f"got {algorithm!r}")
