@@ -141,3 +141,15 @@ def test_committee_mixes_classifiers_and_regressors():
     assert not np.allclose(committee.song_proba(songs)[0], before.song_proba(songs)[0])
     # quadrant indices still update every member
     committee.update(songs, np.full(10, 3))
+
+
+def test_sgd_av_is_not_thrown_by_extreme_windows():
+    """A few windows with standardized values near 100 (Emotify has them) made squared-loss SGD
+    diverge; the member clips its input, so it still learns the relation."""
+    X, av = corpus(n=2000, seed=3)
+    X[::97, 2] = 100.0
+    member = SGDAVMember().fit(X[:1500], av[:1500])
+    pred = member.predict_av(X[1500:])
+    assert np.corrcoef(pred[:, 0], av[1500:, 0])[0, 1] > 0.8
+    unclipped = SGDAVMember(clip=1e9).fit(X[:1500], av[:1500]).predict_av(X[1500:])
+    assert np.mean((pred - av[1500:]) ** 2) < np.mean((unclipped - av[1500:]) ** 2)

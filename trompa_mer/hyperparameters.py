@@ -18,7 +18,8 @@ XGB_PARAMS = {
 XGB_ROUNDS = 100
 XGB_UPDATE_ROUNDS = 10
 # Arousal/valence regression members (trompa_mer.regression)
-SGD_AV_PARAMS = {"loss": "squared_error", "penalty": "l2", "alpha": 1e-3, "max_iter": 20, "tol": None,
+SGD_AV_CLIP = 3.0  # standardized features clipped to +-3 before the linear regressors
+SGD_AV_PARAMS = {"loss": "squared_error", "penalty": "l2", "alpha": 1e-2, "max_iter": 20, "tol": None,
                  "learning_rate": "invscaling", "eta0": 0.01}
 XGB_AV_PARAMS = {
     "objective": "reg:squarederror",
