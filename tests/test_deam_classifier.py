@@ -187,3 +187,42 @@ def test_generic_dataset_refuses_bad_labels(tmp_path):
     pd.DataFrame({"track": ["a"], "quadrant": ["Q1"]}).to_csv(tmp_path / "l2.csv", index=False)
     with pytest.raises(MERError, match="no song id column"):
         load_generic(tmp_path / "f.csv", tmp_path / "l2.csv")
+
+
+def test_dynamic_regression_end_to_end_on_deam_layout(deam, tmp_path):
+    """--task regression --targets dynamic: regressors beside a classifier, the metrics table
+    printed, a committee with regression members that predicts arousal/valence of its corpus."""
+    out = tmp_path / "committee"
+    report = tmp_path / "report.json"
+    result = _run("-cv", "2", "-m", "sgd,all-av", "--task", "regression", "--targets", "dynamic",
+                  "--dataset", "deam", "--deam-features", str(deam / "features"),
+                  "--deam-arousal", str(deam / "arousal.csv"), "--deam-valence", str(deam / "valence.csv"),
+                  "-o", str(out), "--report", str(report), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "a_rmse" in result.stdout and "dynamic: per song" in result.stdout and "mean_predictor" in result.stdout
+    scores = json.loads(report.read_text())
+    song = scores["regression"]["song"]
+    for name in ("sgd-av", "xgb-av"):
+        # the generated arousal follows feature 0's sign: far better than the training mean
+        assert song[name]["arousal"]["rmse"][0] < song["mean_predictor"]["arousal"]["rmse"][0]
+    assert set(scores["regression"]["dynamic"]) == {"sgd-av", "xgb-av", "committee", "mean_predictor"}
+    committee = Committee.load(out, feature_names=FEATURE_NAMES)
+    assert committee.of_target("av") == [2, 3, 4, 5]
+    data = load_deam(deam / "features", deam / "arousal.csv", deam / "valence.csv")
+    songs, index = np.unique(data.groups, return_inverse=True)
+    av = committee.song_av(data.X, index).mean(axis=0)
+    signs = np.array([[(1, 1), (1, -1), (-1, -1), (-1, 1)][int(s) % 4] for s in songs])
+    assert (np.sign(av) == signs).mean() > 0.8
+    assert "Arousal/valence" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--task", "regression", "-m", "gnb"), "names no regression member"),
+    (("--targets", "dynamic"), "only with --task regression"),
+    (("--task", "regression", "--targets", "dynamic", "--dataset", "emotify"), "one arousal/valence value per song"),
+    (("--task", "regression", "--dataset", "pmemo"), "needs --pmemo"),
+])
+def test_regression_refusals(args, message):
+    result = _run("-cv", "2", "--quiet", *args)
+    assert result.returncode == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
