@@ -137,3 +137,20 @@ def test_feature_committees_keep_row_index_song_ids():
     assert batch.song_ids == [0, 1] and batch.audio is None
     batch = simulate.protocol._songs(np.zeros((3, 2), np.float32), [0, 1, 3], song_ids=["a", "b"], audio={})
     assert batch.song_ids == ["a", "b"]
+
+
+def test_the_script_takes_audio_dir_only_with_a_committee(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    annotations, features, _, _ = _setup()
+    annotations.to_csv(tmp_path / "annotations.csv", index=False)
+    pd.DataFrame(features.X, columns=features.feature_names).assign(song=features.song_ids).to_csv(
+        tmp_path / "features.csv", index=False)
+    script = Path(__file__).resolve().parents[1] / "simulate_personalization.py"
+    done = subprocess.run([sys.executable, str(script), "-a", str(tmp_path / "annotations.csv"), "-i",
+                           str(tmp_path / "features.csv"), "-o", str(tmp_path / "out"), "--audio-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "--audio-dir: only for a --committee with audio members" in done.stderr
