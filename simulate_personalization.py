@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pre-train a committee per user on the songs they did not annotate, labeled by "
                         "the other listeners' majority quadrant (default when no --committee)")
     p.add_argument("--committee", help="a pre-trained committee folder (same feature space) instead of --pretrain")
+    p.add_argument("--audio-dir",
+                   help="with --committee: the songs' audio (one file per song, named <song id>.<ext>), "
+                        "read by the committee's audio members (cnn, encoder); decoded 16 kHz copies "
+                        "are cached under MER_AUDIO_CACHE_DIR. A committee with audio members is "
+                        "refused without it")
     p.add_argument("--algorithms", nargs="+", choices=["gnb", "sgd", "xgb", "sgd-av", "xgb-av"],
                    help="member algorithms for --pretrain (default gnb sgd xgb); sgd-av and xgb-av "
                         "are arousal/valence regression members, pre-trained on the other listeners' "
@@ -115,6 +120,9 @@ def main() -> int:
         })
     if args.committee and args.pretrain:
         raise MERError("give either --committee or --pretrain, not both")
+    if args.audio_dir and not args.committee:
+        raise MERError("--audio-dir: only for a --committee with audio members (the simulator "
+                       "does not pre-train audio members)")
     if args.backend == "dask" and not args.scheduler:
         raise MERError("--backend dask needs --scheduler ADDRESS")
 
@@ -129,11 +137,19 @@ def main() -> int:
     if args.committee:
         from trompa_mer.committee import Committee  # the committee helper's loader
 
-        committee = simulatable(Committee.load(args.committee))
+        committee = Committee.load(args.committee)
         config.pretrain = None
+    audio = None
+    if committee is not None and committee.of_kind("audio") and args.audio_dir:
+        from trompa_mer.audio_cache import pool_audio_source
+
+        readers = [committee.members[i][0] for i in committee.of_kind("audio")]
+        audio = pool_audio_source(args.audio_dir, settings.AUDIO_CACHE_DIR, [], readers)
+    if committee is not None:
+        simulatable(committee, audio)
     result = run_experiment(annotations, features, config, args.output, committee=committee,
                             jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
-                            progress=not args.quiet, plots=not args.no_plots)
+                            progress=not args.quiet, plots=not args.no_plots, audio=audio)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -12,6 +12,16 @@ DEFAULT_ALGORITHMS = ("gnb", "sgd", "xgb")
 # what --algorithms may name: the classifiers, and the arousal/valence regression members
 # (trompa_mer.regression; pre-trained on the other listeners' mean values, data.pretraining_targets)
 ALGORITHMS = ("gnb", "sgd", "xgb", "sgd-av", "xgb-av")
+# audio members (SongAudio input): run in a given committee with an audio source, never
+# pre-trained per user by the simulator
+AUDIO_ALGORITHMS = ("cnn", "encoder")
+
+
+def refuse_audio_pretraining(algorithms) -> None:
+    audio = [a for a in algorithms if a in AUDIO_ALGORITHMS]
+    if audio:
+        raise MERError(f"algorithms: the simulator does not pre-train audio members ({', '.join(audio)}); "
+                       f"pre-train them outside it and give the committee with an audio source")
 
 
 # Paths are relative to the shared data folder; the script resolves them.
@@ -73,6 +83,7 @@ class ExperimentConfig:
         if self.max_annotations is not None and self.max_annotations < self.min_annotations:
             raise MERError(f"--max-annotations ({self.max_annotations}) is below --min-annotations "
                            f"({self.min_annotations})")
+        refuse_audio_pretraining(self.algorithms or [])
         if not self.algorithms or any(a not in ALGORITHMS for a in self.algorithms):
             raise MERError(f"algorithms: expected some of {', '.join(ALGORITHMS)} (sgd-av, xgb-av: arousal/valence "
                            f"regression members), got {self.algorithms}")

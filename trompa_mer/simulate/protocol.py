@@ -13,7 +13,7 @@ from ..committee import Committee, Songs
 from ..consensus import human_consensus, machine_consensus, mode_scores, select_queries
 from ..errors import MERError
 from ..quadrants import N_CLASSES, QUADRANTS, Labels
-from .config import ExperimentConfig
+from .config import ExperimentConfig, refuse_audio_pretraining
 from .data import (FeatureTable, majority_any, pretraining_labels, pretraining_targets, rows_for_songs,
                    seed_sequence, user_split)
 
@@ -57,19 +57,31 @@ def standardize(committee: Committee, X) -> np.ndarray:
     return committee.scaler.transform(X).astype(np.float32)
 
 
-def simulatable(committee: Committee) -> Committee:
-    """`committee` if the simulator can run it: members that read feature rows (and crowd
-    members), not audio."""
-    if committee.of_kind("audio"):
-        raise MERError("committee: the simulator runs feature members only (no audio members)")
+def simulatable(committee: Committee, audio=None, songs=None) -> Committee:
+    """`committee` if the simulator can run it: members that read feature rows, crowd members,
+    and audio members when `audio` (song id -> 16 kHz samples, e.g. audio_cache.AudioCache) is
+    given and holds every one of `songs` (when given)."""
+    audio_names = [committee.members[i][0] for i in committee.of_kind("audio")]
+    if audio_names and audio is None:
+        raise MERError(f"committee: audio members {audio_names} need an audio source "
+                       f"(Context(audio=...), --audio-dir DIR)")
+    if audio_names and songs is not None:
+        missing = [s for s in songs if s not in audio]
+        if missing:
+            raise MERError(f"audio: {len(missing)} songs have no audio for the audio members "
+                           f"(first: {missing[0]!r})")
     return committee
 
 
-def _songs(X_scaled, offsets, crowd_input=None) -> Songs:
+def _songs(X_scaled, offsets, crowd_input=None, song_ids=None, audio=None) -> Songs:
+    """A prepared batch; song ids are the rows' indices unless the committee has audio members,
+    which read the real ids (`song_ids`) from the audio source `audio`."""
     prepared = {"features": X_scaled}
     if crowd_input is not None:
         prepared[CROWD_KIND] = crowd_input
-    return Songs.from_offsets(None, offsets, list(range(len(offsets) - 1)), prepared=prepared)
+    if audio is None or song_ids is None:
+        song_ids = range(len(offsets) - 1)
+    return Songs.from_offsets(None, offsets, list(song_ids), audio=audio, prepared=prepared)
 
 
 def _new_member(algorithm, member_params):
@@ -110,6 +122,7 @@ def pretrain_committee(features: FeatureTable, labels: pd.Series, algorithms, me
     (data.pretraining_targets: per song arousal, valence, NaN where unknown): they train on the
     same songs and splits as the classifiers, less the songs without targets.
     """
+    refuse_audio_pretraining(algorithms)
     songs = [s for s in labels.index if features.has(s)]
     if len(songs) < 5:
         raise MERError(f"pre-training: only {len(songs)} labeled songs with features, expected at least 5")
@@ -146,6 +159,9 @@ class Context:
     features: FeatureTable
     committee: Committee | None = None
     key: str = ""
+    # song id -> 16 kHz samples (audio_cache.AudioCache or a dict), for a given committee's
+    # audio members; None when it has none
+    audio: object = None
 
 
 def f1_scores(y_true, proba) -> tuple[float, float]:
@@ -322,6 +338,8 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
     data = _UserData(ctx, user, pretrained)
     all_rows, all_offsets = _song_rows(data, data.songs)
     audio = audio_members(pretrained) if query_members is None else list(query_members)
+    # the audio members' source: only then do the batches carry the real song ids
+    sound = ctx.audio if simulatable(pretrained, ctx.audio).of_kind("audio") else None
     with_av = bool(pretrained.of_target("av"))
     records = []
     for repeat in range(cfg.repeats):
@@ -366,10 +384,10 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
                         # quadrant-only answers: regression members train towards the answered
                         # quadrant's centroid (a dataset's per-listener values, TROMPA-MER's
                         # +-1, are only the quadrant's signs and say nothing more)
-                        committee.update(_songs(data.X_scaled[rows], offsets, song_input),
+                        committee.update(_songs(data.X_scaled[rows], offsets, song_input, batch, sound),
                                          [data.labels[s] for s in batch])
                     # one prediction of every song of the user serves the test F1 and the next query
-                    everything = _songs(data.X_scaled[all_rows], all_offsets, current_input)
+                    everything = _songs(data.X_scaled[all_rows], all_offsets, current_input, data.songs, sound)
                     proba = committee.song_proba(everything)
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
                     av = {}

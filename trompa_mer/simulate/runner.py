@@ -15,7 +15,7 @@ from ..errors import MERError
 from .config import ExperimentConfig
 from .data import MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, prepare_annotations, pretraining_labels
 from .protocol import (RESULT_COLUMNS, Context, pretrain_for_user, reference_rows, regression_algorithms,
-                       simulate_user_mode)
+                       simulatable, simulate_user_mode)
 from .report import write_report
 
 
@@ -78,8 +78,12 @@ def read_results(out_dir) -> pd.DataFrame:
 def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: ExperimentConfig, out_dir,
                    committee: Committee | None = None, jobs: int = 1, backend: str = "joblib",
                    scheduler: str | None = None, progress: bool = True, max_jobs: int | None = None,
-                   plots: bool = True) -> dict:
+                   plots: bool = True, audio=None) -> dict:
     """Run (or resume) an experiment into `out_dir`; returns the summary's paths and counts.
+
+    audio: song id -> 16 kHz float32 samples (audio_cache.AudioCache or a dict), which the
+    given committee's audio members read; a committee with audio members is refused without
+    it, or when a simulated user's song has no audio.
 
     max_jobs: stop after that many new jobs (to test resuming; None = all).
     """
@@ -117,6 +121,9 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
     if not users:
         raise MERError(f"annotations: no user has at least {config.min_annotations} annotated songs "
                        f"with features" + (" and songs left for pre-training" if skipped else ""))
+    if committee is not None:
+        simulated = annotations[annotations["user"].isin(users) & annotations["song"].map(features.has)]
+        simulatable(committee, audio, sorted(set(simulated["song"])))
     fingerprint = {"config": config.fingerprint(), "users": users,
                    "n_annotations": int(len(annotations)), "n_feature_columns": int(features.X.shape[1])}
     run_file = out_dir / "run.json"
@@ -129,7 +136,8 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
         atomic.write_json(run_file, fingerprint)
     songs = sorted(set(annotations["song"]))
     ctx = Context(config, annotations, features.subset(songs), committee,
-                  key=str(zlib.crc32(json.dumps(fingerprint, sort_keys=True).encode())))
+                  key=str(zlib.crc32(json.dumps(fingerprint, sort_keys=True).encode())),
+                  audio=audio if committee is not None and committee.of_kind("audio") else None)
     all_jobs = [(u, m) for u in users for m in ["reference", *config.modes]]
     done = {p.name for p in parts_dir.glob("*.csv")}
     todo = [j for j in all_jobs if _part_name(j) not in done]
