@@ -15,7 +15,7 @@ import pytest
 from trompa_mer import simulate
 from trompa_mer.committee import Committee
 from trompa_mer.errors import MERError
-from trompa_mer.members import make_member
+from trompa_mer.members import SongAudio, make_member
 from trompa_mer.simulate import ExperimentConfig, FeatureTable, run_experiment
 
 N_SONGS = 60
@@ -154,3 +154,45 @@ def test_the_script_takes_audio_dir_only_with_a_committee(tmp_path):
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "--audio-dir: only for a --committee with audio members" in done.stderr
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_a_real_encoder_member_is_simulated_and_updated(tmp_path):
+    """The same path with a tiny pre-trained encoder member (trompa_mer.transfer) on generated
+    tones: it scores every song, and the listener's answers change its heads."""
+    import torch
+
+    from trompa_mer import encoder as E
+    from trompa_mer import logmel
+    from trompa_mer.transfer import EncoderMember
+
+    annotations, features, _, labels = _setup()
+    tones = (220.0, 880.0, 440.0, 1760.0)
+    t = np.arange(int(1.5 * 16000)) / 16000
+    audio = {s: (0.4 * np.sin(2 * np.pi * tones[q] * t)).astype(np.float32) for s, q in labels.items()}
+    stream = np.concatenate([logmel.logmel(audio[s]) for s in list(labels)[:8]], axis=1)
+    E.pretrain("scae", stream, stream[:, :0], tmp_path / "encoder", width=1, epochs=1, batch_size=8,
+               progress=False, max_batches=1)
+    member = EncoderMember.from_folder(tmp_path / "encoder", transfer="feature-extractor", epochs=2,
+                                       update_epochs=2, update_lr=1e-2, device="cpu", seed=2)
+    songs = list(labels)[:12]
+    member.fit_songs(songs, [labels[s] for s in songs], audio)
+    before = {k: v.clone() for k, v in member.net_.state_dict().items()}
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features.X)
+    gnb = make_member("gnb").fit(scaler.transform(features.X).astype(np.float32),
+                                 np.asarray([int(np.argmax(r)) for r in features.X]))
+    committee = Committee([("gnb_0", gnb), ("encoder_0", member)], scaler, features.feature_names)
+    run_experiment(annotations, features, _config(), tmp_path / "run", committee=committee,
+                   progress=False, plots=False, audio=audio)
+    table = simulate.read_results(tmp_path / "run")
+    rows = table[(table["mode"] == "rand") & (table["algorithm"] == "encoder")]
+    assert rows["iteration"].tolist() == [0, 1, 2]
+    assert rows["f1_macro"].between(0, 1).all()
+    # the simulator works on copies: the committee passed in is left as it was
+    assert all(torch.equal(before[k], v) for k, v in member.net_.state_dict().items())
+    # and a copy updated with answers, as the simulator does each round, does change
+    twin = member.copy()
+    twin.update(SongAudio(songs[:4], audio), np.array([labels[s] for s in songs[:4]]))
+    assert any(not torch.equal(before[k], v) for k, v in twin.net_.state_dict().items())
