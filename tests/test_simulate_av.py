@@ -1,4 +1,6 @@
 """The simulator with arousal/valence regression members (issue 14), on a generated population."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,17 @@ def test_quadrant_only_annotations_cannot_pretrain_a_regressor(tmp_path):
 def test_unknown_algorithm_is_refused():
     with pytest.raises(MERError, match="algorithms"):
         ExperimentConfig(algorithms=["ridge-av"]).validate()
+
+
+def test_report_plots_rmse_and_tau_curves_of_the_regressors_only(tmp_path):
+    from trompa_mer.simulate import write_report
+
+    annotations, features = population()
+    config = ExperimentConfig(min_annotations=100, modes=["rand"], queries=[10], iterations=[2],
+                              repeats=1, users=["me"], algorithms=["gnb", "sgd-av"], member_params=FAST)
+    run_experiment(annotations, features, config, tmp_path / "run", progress=False, plots=False)
+    table = pd.read_csv(tmp_path / "run" / "results.csv", dtype={"user": str})
+    written = {Path(p).name for p in write_report(table, tmp_path / "report")["plots"]}
+    assert {"learning_curves_gnb.png", "learning_curves_sgd-av.png", "rmse_arousal_curves_sgd-av.png",
+            "tau_valence_curves_committee.png"} <= written
+    assert not any(name.startswith(("rmse", "tau")) and name.endswith("_gnb.png") for name in written)

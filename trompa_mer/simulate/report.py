@@ -229,8 +229,10 @@ def _av_markdown(summary: pd.DataFrame, refs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot_curves(table: pd.DataFrame, out_dir, metric: str = "f1_weighted") -> list[str]:
-    """One PNG per algorithm: a panel per config x update, a line per mode, the two references."""
+def plot_curves(table: pd.DataFrame, out_dir, metric: str = "f1_weighted",
+                prefix: str = "learning_curves") -> list[str]:
+    """One PNG per algorithm (`<prefix>_<algorithm>.png`): a panel per config x update, a line
+    per mode, the two references; algorithms without a value of `metric` are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,6 +246,8 @@ def plot_curves(table: pd.DataFrame, out_dir, metric: str = "f1_weighted") -> li
     written = []
     panels = sims[["config", "update"]].drop_duplicates().sort_values(["config", "update"]).values.tolist()
     for algorithm in sorted(sims["algorithm"].unique()):
+        if sims.loc[sims["algorithm"] == algorithm, metric].isna().all():
+            continue
         fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False, sharey=True)
         own = refs[(refs["mode"] == "own") & (refs["algorithm"] == algorithm)].groupby("user")[metric].mean().mean()
         for ax, (config, update) in zip(axes[0], panels):
@@ -252,7 +256,8 @@ def plot_curves(table: pd.DataFrame, out_dir, metric: str = "f1_weighted") -> li
                 per_user = m.groupby(["user", "iteration"]).agg(f1=(metric, "mean"), n=("n_annotations", "mean"))
                 curve = per_user.groupby("iteration").mean()
                 ax.plot(curve["n"], curve["f1"], marker="o", markersize=3, label=mode)
-            ax.axhline(crowd, color="black", linestyle="--", linewidth=1, label="crowd baseline")
+            if crowd == crowd:
+                ax.axhline(crowd, color="black", linestyle="--", linewidth=1, label="crowd baseline")
             if own == own:
                 ax.axhline(own, color="grey", linestyle=":", linewidth=1, label="own labels only")
             ax.set_title(f"{algorithm}: {config}, {update}")
@@ -261,7 +266,7 @@ def plot_curves(table: pd.DataFrame, out_dir, metric: str = "f1_weighted") -> li
         axes[0][0].set_ylabel(metric.replace("_", " "))
         axes[0][-1].legend(fontsize=8, loc="best")
         fig.tight_layout()
-        path = out_dir / f"learning_curves_{algorithm}.png"
+        path = out_dir / f"{prefix}_{algorithm}.png"
         with atomic.atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
@@ -279,5 +284,9 @@ def write_report(table: pd.DataFrame, out_dir, plots: bool = True) -> dict:
         tests.to_csv(handle, index=False)
     atomic.write_text(out_dir / "summary.md", _markdown(summary, tests, refs))
     written = plot_curves(table, out_dir / "plots") if plots else []
+    if plots and "rmse_arousal" in table.columns:
+        # the regression members' arousal/valence curves beside the F1 ones
+        for metric in ("rmse_arousal", "rmse_valence", "tau_arousal", "tau_valence"):
+            written += plot_curves(table, out_dir / "plots", metric=metric, prefix=f"{metric}_curves")
     return {"summary": str(out_dir / "summary.csv"), "tests": str(out_dir / "tests.csv"),
             "report": str(out_dir / "summary.md"), "plots": written}
