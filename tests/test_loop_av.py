@@ -192,3 +192,14 @@ def test_predict_with_a_regression_member_file_or_the_default_committee(av_env):
         else:
             assert -1 <= result["valence"] <= 1
             assert result["av_members"] == (["sgd-av_0", "xgb-av_0"] if model == "default" else ["xgb-av_0"])
+
+
+def test_crowd_user_predictions_carry_the_audio_committees_arousal_valence(av_env):
+    """A --crowd-member user's quadrant prediction is the crowd members' mean, which predicts no
+    arousal/valence; the values come from the regression members of their audio committee."""
+    env = av_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc", "--crowd-member")
+    prediction = _predict(env)
+    assert prediction["av_members"] == ["sgd-av_0", "xgb-av_0"]
+    assert -1 <= prediction["arousal"] <= 1 and -1 <= prediction["valence"] <= 1
+    assert "listener_probs" in prediction

@@ -104,11 +104,12 @@ def av_keys(committee, X, member_index=None) -> dict:
     """The arousal/valence keys of a prediction whose members include regression members
     (target kind "av"): {} when they do not, so the JSON stays the original's.
 
-    The members are those the listener's prediction is the mean of (Committee.listener(); one
-    member with -m FILE). Keys: "output_arousal", "output_valence" (per window: the mean of the
+    The members are the committee's regression members (one member with -m FILE). Crowd-aware
+    members (what a crowd user's quadrant prediction is the mean of) predict no arousal/valence,
+    so a crowd user's values come from the regression members of their audio committee. Keys: "output_arousal", "output_valence" (per window: the mean of the
     regression members' predictions, -1..1), "arousal", "valence" (the song: the mean of its
     windows), "av_members" (their names)."""
-    chosen = committee.subset([member_index]) if member_index is not None else committee.listener()
+    chosen = committee.subset([member_index]) if member_index is not None else committee
     regressors = [i for i in chosen.of_target("av") if chosen.members[i][1].input_kind == "features"]
     if not regressors:
         return {}
