@@ -21,13 +21,6 @@ XGB_UPDATE_ROUNDS = 10
 SGD_AV_CLIP = 3.0  # standardized features clipped to +-3 before the linear regressors
 SGD_AV_PARAMS = {"loss": "squared_error", "penalty": "l2", "alpha": 1e-2, "max_iter": 20, "tol": None,
                  "learning_rate": "invscaling", "eta0": 0.01}
-XGB_AV_PARAMS = {
-    "objective": "reg:squarederror",
-    "max_depth": 5,
-    "eta": 0.1,
-    "subsample": 0.8,
-    "colsample_bytree": 0.5,
-    "tree_method": "hist",
-    "nthread": 1,
-    "seed": SEED,
-}
+# the classifier's tree settings, with a squared-error objective for the two outputs
+XGB_AV_PARAMS = {**{k: v for k, v in XGB_PARAMS.items() if k not in ("objective", "num_class")},
+                 "objective": "reg:squarederror"}

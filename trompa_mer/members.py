@@ -432,7 +432,68 @@ class SGDMember(Member):
         self.model = skops_load(path)
 
 
-class XGBMember(Member):
+class BoostedTrees:
+    """What the XGBoost members (quadrant classifier, arousal/valence regressor) share:
+    training, in-place update rounds, a cheap copy and the booster file. Expects
+    `xgb_params`, `rounds`, `update_rounds` and `booster` on the member."""
+
+    model_suffix = ".ubj"
+
+    @staticmethod
+    def booster_kwargs(params: dict) -> dict:
+        """Constructor arguments from a saved `params` dict (rounds kept beside the booster's)."""
+        params = dict(params)
+        rounds = params.pop("rounds", DEFAULT_XGB_ROUNDS)
+        update_rounds = params.pop("update_rounds", DEFAULT_XGB_UPDATE_ROUNDS)
+        return {"params": params, "rounds": rounds, "update_rounds": update_rounds}
+
+    def booster_params(self) -> dict:
+        return {**self.xgb_params, "rounds": self.rounds, "update_rounds": self.update_rounds}
+
+    def _train_booster(self, X, label, sample_weight):
+        import xgboost as xgb
+
+        dtrain = xgb.DMatrix(X, label=label, weight=sample_weight)
+        self.booster = xgb.train(self.xgb_params, dtrain, num_boost_round=self.rounds)
+
+    def _add_rounds(self, X, label):
+        """update_rounds more rounds on (X, label), added to the booster in place."""
+        import xgboost as xgb
+
+        dtrain = xgb.DMatrix(X, label=label)
+        start = self.booster.num_boosted_rounds()
+        for i in range(self.update_rounds):
+            self.booster.update(dtrain, iteration=start + i)
+
+    def copy(self):
+        """deepcopy would copy the booster through a full serialize/parse round trip (tens of ms
+        for 400 trees, and the simulator restores a committee every iteration); slicing all
+        rounds is XGBoost's own C-level copy, several times cheaper."""
+        twin = _copy.copy(self)
+        twin.__dict__ = {k: (_copy.deepcopy(v) if k != "booster" else None) for k, v in self.__dict__.items()}
+        twin.booster = self.booster[0:self.booster.num_boosted_rounds()]
+        return twin
+
+    def _save_model(self, path):
+        with atomic.atomic_path(path) as tmp:
+            self.booster.save_model(tmp)
+
+    def _load_model(self, path):
+        import xgboost as xgb
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(2, "no such file", str(path))
+        try:
+            booster = xgb.Booster(model_file=str(path))
+        except xgb.core.XGBoostError as err:
+            raise MERError(f"{path}: not a readable XGBoost model ({str(err).splitlines()[0]})") from None
+        # training parameters (eta, depth, seed...) are not part of the saved model
+        booster.set_param({k: v for k, v in self.xgb_params.items() if k != "num_class"})
+        self.booster = booster
+
+
+class XGBMember(BoostedTrees, Member):
     """Gradient-boosted trees (multi:softprob, num_class=4) through XGBoost's native API.
 
     update() adds rounds to the existing booster in place (Booster.update, the loop xgb.train
@@ -442,7 +503,6 @@ class XGBMember(Member):
     """
 
     algorithm = "xgb"
-    model_suffix = ".ubj"
     margin_cacheable = True
 
     def __init__(self, temperature: float = 1.0, params: dict | None = None,
@@ -458,28 +518,17 @@ class XGBMember(Member):
         self.booster = None
 
     def params(self):
-        return {**self.xgb_params, "rounds": self.rounds, "update_rounds": self.update_rounds}
+        return self.booster_params()
 
     @classmethod
     def _from_meta(cls, meta):
-        params = dict(meta.get("params", {}))
-        rounds = params.pop("rounds", DEFAULT_XGB_ROUNDS)
-        update_rounds = params.pop("update_rounds", DEFAULT_XGB_UPDATE_ROUNDS)
-        return cls(params=params, rounds=rounds, update_rounds=update_rounds)
+        return cls(**cls.booster_kwargs(meta.get("params", {})))
 
     def _fit(self, X, y, sample_weight):
-        import xgboost as xgb
-
-        dtrain = xgb.DMatrix(X, label=y, weight=sample_weight)
-        self.booster = xgb.train(self.xgb_params, dtrain, num_boost_round=self.rounds)
+        self._train_booster(X, y, sample_weight)
 
     def _update(self, X, y):
-        import xgboost as xgb
-
-        dtrain = xgb.DMatrix(X, label=y)
-        start = self.booster.num_boosted_rounds()
-        for i in range(self.update_rounds):
-            self.booster.update(dtrain, iteration=start + i)
+        self._add_rounds(X, y)
 
     def _log_proba(self, X):
         margins = self.predict_margin(X)
@@ -506,36 +555,9 @@ class XGBMember(Member):
                                              base_margin=np.zeros((len(X), N_CLASSES), np.float32))
         return np.asarray(known, dtype=np.float32) + later.reshape(-1, N_CLASSES)
 
-    def copy(self):
-        """deepcopy would copy the booster through a full serialize/parse round trip (tens of ms
-        for 400 trees, and the simulator restores a committee every iteration); slicing all
-        rounds is XGBoost's own C-level copy, several times cheaper."""
-        twin = _copy.copy(self)
-        twin.__dict__ = {k: (_copy.deepcopy(v) if k != "booster" else None) for k, v in self.__dict__.items()}
-        twin.booster = self.booster[0:self.booster.num_boosted_rounds()]
-        return twin
-
     def leading_rounds_bytes(self, rounds: int) -> bytes:
         """The first `rounds` rounds as XGBoost's own UBJSON: equal bytes, equal trees."""
         return bytes(self.booster[:rounds].save_raw("ubj"))
-
-    def _save_model(self, path):
-        with atomic.atomic_path(path) as tmp:
-            self.booster.save_model(tmp)
-
-    def _load_model(self, path):
-        import xgboost as xgb
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(2, "no such file", str(path))
-        try:
-            booster = xgb.Booster(model_file=str(path))
-        except xgb.core.XGBoostError as err:
-            raise MERError(f"{path}: not a readable XGBoost model ({str(err).splitlines()[0]})") from None
-        # training parameters (eta, depth, seed...) are not part of the saved model
-        booster.set_param({k: v for k, v in self.xgb_params.items() if k != "num_class"})
-        self.booster = booster
 
 
 MEMBER_TYPES: dict[str, type] = {"gnb": GaussianNBMember, "sgd": SGDMember, "xgb": XGBMember}

@@ -24,16 +24,12 @@ Targets (y of fit/update: target kind "av", a quadrants.Labels):
 """
 from __future__ import annotations
 
-import copy as _copy
-from pathlib import Path
-
 import numpy as np
 from scipy.special import log_ndtr
 
-from . import atomic
 from . import hyperparameters as _hp
 from .errors import MERError
-from .members import Member, check_windows, skops_dump, skops_load
+from .members import BoostedTrees, Member, check_windows, skops_dump, skops_load
 from .quadrants import N_CLASSES, Labels
 
 # A spread floor: a member that fits its training songs exactly would otherwise claim certainty.
@@ -221,13 +217,12 @@ class SGDAVMember(AVRegressor):
         self.model = model
 
 
-class XGBAVMember(AVRegressor):
+class XGBAVMember(BoostedTrees, AVRegressor):
     """Gradient-boosted regression trees for (arousal, valence) through XGBoost's native API
     (one tree per output per round); update adds rounds on the answered windows in place, as
-    the XGBoost classifier does."""
+    the XGBoost classifier does (members.BoostedTrees: training, rounds, copy, file)."""
 
     algorithm = "xgb-av"
-    model_suffix = ".ubj"
 
     def __init__(self, temperature: float = 1.0, params: dict | None = None, rounds: int = _hp.XGB_ROUNDS,
                  update_rounds: int = _hp.XGB_UPDATE_ROUNDS, **kw):
@@ -239,55 +234,21 @@ class XGBAVMember(AVRegressor):
         self.booster = None
 
     def model_params(self):
-        return {**self.xgb_params, "rounds": self.rounds, "update_rounds": self.update_rounds}
+        return self.booster_params()
 
     @classmethod
     def _from_params(cls, params):
-        rounds = params.pop("rounds", _hp.XGB_ROUNDS)
-        update_rounds = params.pop("update_rounds", _hp.XGB_UPDATE_ROUNDS)
-        return cls(params=params, rounds=rounds, update_rounds=update_rounds)
+        return cls(**cls.booster_kwargs(params))
 
     def _fit_av(self, X, av, sample_weight):
-        import xgboost as xgb
-
-        dtrain = xgb.DMatrix(X, label=av, weight=sample_weight)
-        self.booster = xgb.train(self.xgb_params, dtrain, num_boost_round=self.rounds)
+        self._train_booster(X, av, sample_weight)
 
     def _update_av(self, X, av):
-        import xgboost as xgb
-
-        dtrain = xgb.DMatrix(X, label=av)
-        start = self.booster.num_boosted_rounds()
-        for i in range(self.update_rounds):
-            self.booster.update(dtrain, iteration=start + i)
+        self._add_rounds(X, av)
 
     def _predict_av(self, X):
         X = np.ascontiguousarray(X, dtype=np.float32)
         return np.asarray(self.booster.inplace_predict(X), dtype=np.float64).reshape(-1, 2)
-
-    def copy(self):
-        """A copy through XGBoost's own slicing (see members.XGBMember.copy)."""
-        twin = _copy.copy(self)
-        twin.__dict__ = {k: (_copy.deepcopy(v) if k != "booster" else None) for k, v in self.__dict__.items()}
-        twin.booster = self.booster[0:self.booster.num_boosted_rounds()]
-        return twin
-
-    def _save_model(self, path):
-        with atomic.atomic_path(path) as tmp:
-            self.booster.save_model(tmp)
-
-    def _load_model(self, path):
-        import xgboost as xgb
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(2, "no such file", str(path))
-        try:
-            booster = xgb.Booster(model_file=str(path))
-        except xgb.core.XGBoostError as err:
-            raise MERError(f"{path}: not a readable XGBoost model ({str(err).splitlines()[0]})") from None
-        booster.set_param(dict(self.xgb_params))
-        self.booster = booster
 
 
 REGRESSION_TYPES: dict[str, type] = {"sgd-av": SGDAVMember, "xgb-av": XGBAVMember}
