@@ -24,3 +24,8 @@ SGD_AV_PARAMS = {"loss": "squared_error", "penalty": "l2", "alpha": 1e-2, "max_i
 # the classifier's tree settings, with a squared-error objective for the two outputs
 XGB_AV_PARAMS = {**{k: v for k, v in XGB_PARAMS.items() if k not in ("objective", "num_class")},
                  "objective": "reg:squarederror"}
+# Song members (one row per song: window statistics; members.SongStatistics). Chosen on the 4Q
+# corpus by artist-grouped cross-validation (docs/pretraining.md, "4Q").
+SONG_SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-1, "max_iter": 200, "tol": None}
+SONG_XGB_PARAMS = {**XGB_PARAMS, "max_depth": 3, "eta": 0.05, "colsample_bytree": 0.3, "min_child_weight": 2}
+SONG_XGB_ROUNDS = 300
