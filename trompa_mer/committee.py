@@ -225,8 +225,12 @@ def song_means(X, offsets) -> np.ndarray:
 
 def song_statistics(Z, song_of_window, n_songs: int) -> np.ndarray:
     """(songs, 2 * features) float32: per song the mean, then the standard deviation (population,
-    two-pass), of its windows' standardized features; a song without windows gets zeros.
-    Windows may come in any order (`song_of_window` maps each to its song)."""
+    two-pass, in float64), of its windows' standardized features; a song without windows gets
+    zeros. Windows may come in any order (`song_of_window` maps each to its song).
+
+    One song at a time: memory stays bounded by a song (a float64 copy of a 10,000-song pool
+    would be 1.2 GB), and on 10,000 songs x 60 windows this measured faster than blocked
+    reductions (np.add.reduceat over blocks of 16-256 songs: 1.5-5 s against 0.7-1.9 s, under load)."""
     song_of_window = np.asarray(song_of_window, dtype=np.int64)
     out = np.zeros((n_songs, 2 * np.shape(Z)[1]), dtype=np.float32)
     if not len(song_of_window):
@@ -235,12 +239,13 @@ def song_statistics(Z, song_of_window, n_songs: int) -> np.ndarray:
     if order is not None:
         song_of_window = song_of_window[order]
     songs, starts, counts = np.unique(song_of_window, return_index=True, return_counts=True)
-    # per song, in float64, without a float64 copy of the whole pool
     for song, start, count in zip(songs, starts, counts):
         rows = order[start:start + count] if order is not None else slice(start, start + count)
-        window = np.asarray(Z[rows], dtype=np.float64)
+        window = np.array(Z[rows], dtype=np.float64)  # a copy: centred in place below
         mean = window.mean(axis=0)
-        out[song] = np.concatenate([mean, np.sqrt(((window - mean) ** 2).mean(axis=0))])
+        window -= mean
+        out[song, :len(mean)] = mean
+        out[song, len(mean):] = np.sqrt((window * window).mean(axis=0))
     return out
 
 

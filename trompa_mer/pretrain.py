@@ -721,7 +721,7 @@ def model_card(manifest: dict, report: dict) -> str:
         "```",
         "",
         "Rebuilding with the same command and versions gives identical predictions "
-        "(tests/test_committee_pretrained.py checks it when ../shared/data/emotify is present).",
+        "(tests/test_committee_pretrained.py checks it when the corpus is present under ../shared/data).",
         "",
         "## Corpus and labels",
         f"- Corpus: {corpus.get('name')}: {corpus.get('songs')} songs, {corpus.get('windows')} feature "
@@ -746,17 +746,17 @@ def model_card(manifest: dict, report: dict) -> str:
         "- Every window of a song carries the song's label; quadrants are encoded Q1..Q4 -> 0..3.",
         "",
         "## Training",
-        f"- Splits: GroupShuffleSplit grouped by song, {manifest['splits']['n_splits']} splits, "
-        f"{manifest['splits']['test_size']:.0%} of the songs held out, seed {manifest['splits']['seed']}; "
-        "member `<algorithm>_<k>` is the model trained on split k's training songs "
-        "(its held-out songs are listed in committee.json).",
+        f"- Splits: {describe_protocol(report)}; member `<algorithm>_<k>` is the model trained on "
+        f"split k's training songs, k < {manifest['splits']['n_splits']} (its held-out songs are listed in "
+        "committee.json); the scores below are over every split.",
         f"- Features standardized by one scaler ({manifest.get('scaler_fitted_on')}), `scaler.skops`.",
         f"- Training windows: 1 in {manifest.get('window_stride', 1)} windows of each training song "
         "(windows overlap by half; all held-out windows are evaluated).",
         f"- Class imbalance: {'balanced sample weights' if manifest.get('class_balance') == 'weights' else 'none'}.",
         "- Temperatures (p ∝ p^(1/T), chosen by held-out song-level log loss): "
         + ", ".join(f"{a} {t:g}" for a, t in manifest.get("temperatures", {}).items()) + ".",
-        "- Song probability = mean of its window probabilities; the committee's answer = the "
+        "- Song probability = mean of its window probabilities (window members) or one prediction "
+        "from the song's window statistics (song members, `song-*`); the committee's answer = the "
         "mean over members.",
         "",
         "## Cross-validated scores (held-out songs, mean ± sd over splits)",
@@ -779,6 +779,18 @@ def model_card(manifest: dict, report: dict) -> str:
         lines += ["", "Regression members' quadrant probabilities: independent Gaussians around the "
                   "predicted (arousal, valence) with the held-out residual spread per axis "
                   f"({manifest.get('spreads')}); docs/regression.md."]
+    if report.get("song_quadrants", {}).get("committee"):
+        quadrants = report["song_quadrants"]["committee"]
+        lines += ["", "Committee song F1 per quadrant (mean ± sd over splits): "
+                  + ", ".join(f"{q} {v[0]:.3f} ± {v[1]:.3f}" for q, v in quadrants["f1"].items()) + ".", "",
+                  "Committee song confusion (rows: true quadrant, columns: predicted; summed over splits):", "",
+                  "| | " + " | ".join(QUADRANTS) + " |", "|---|" + "---|" * len(QUADRANTS)]
+        lines += [f"| {q} | " + " | ".join(str(v) for v in row) + " |"
+                  for q, row in zip(QUADRANTS, quadrants["confusion"])]
+    if report.get("calibration"):
+        lines += ["", "Song-level calibration on held-out songs (temperatures from the other splits): "
+                  + ", ".join(f"{a} ECE {c['ece'][0]:.3f}, Brier {c['brier'][0]:.3f}"
+                              for a, c in report["calibration"].items()) + "."]
     lines += [
         "",
         "`majority` always answers the training part's most frequent song class; `committee` is "
