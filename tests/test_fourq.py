@@ -128,3 +128,33 @@ def test_read_quadrants_errors_name_the_file(tmp_path):
         fourq.read_quadrants(path)
     with pytest.raises(MERError, match="4Q folder not found"):
         fourq.load_4q(tmp_path / "missing", tmp_path / "cache", progress=False)
+
+
+def test_member_study_scores_compositions_as_the_committee_is_scored(tmp_path):
+    """experiments/fourq_members.py: a composition's score is computed exactly as pre-training
+    scores its committee (same splits, tempered mean), and the script runs end to end."""
+    import importlib.util
+
+    from trompa_mer import pretrain
+
+    root = _corpus(tmp_path)
+    data = fourq.load_4q(root, tmp_path / "cache", progress=False)
+    report, _ = pretrain.pretrain(data, ["sgd", "song-sgd"], cv=2, protocol="kfold", repeats=2, seed=5,
+                                  build_committee=False, progress=False, keep_predictions=True)
+    spec = importlib.util.spec_from_file_location("fourq_members", ROOT / "experiments" / "fourq_members.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    mean, sd, temps = study.composition_scores(report, ["sgd", "song-sgd"])
+    assert (mean, sd) == tuple(report["song"]["committee"]["f1_macro"])
+    assert temps == report["temperatures"]
+    alone, _, _ = study.composition_scores(report, ["sgd"])
+    assert alone == report["song"]["sgd"]["f1_macro"][0]
+
+    env = dict(__import__("os").environ, MER_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "fourq_members.py"), "--fourq", str(root),
+                             "-m", "sgd,song-sgd", "-cv", "2", "--repeats", "1", "--quiet"],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("committee compositions")))
+    assert len(lines[start + 1:]) == 3 and all("±" in line for line in lines[start + 1:])

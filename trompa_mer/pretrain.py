@@ -639,7 +639,7 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
                                  window_stride=window_stride, targets=targets, protocol=protocol, repeats=repeats)
     if encoder_members is not None:
         committee = _add_encoder_members(data, paths, encoder_members, report, committee, cv,
-                                         test_size, seed, progress, out)
+                                         test_size, seed, progress, out, protocol)
     print(format_report(report), file=out)
     if report_path is not None:
         atomic.write_json(report_path, report)
@@ -661,28 +661,29 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
     return report
 
 
-def song_splits(data, cv: int, test_size: float, seed: int):
-    """(song ids, one quadrant per song, [(train, test) song index arrays]): `pretrain`'s
-    GroupShuffleSplit window splits (same arguments, so the same songs) mapped onto songs."""
-    from sklearn.model_selection import GroupShuffleSplit
+def song_splits(data, cv: int, test_size: float, seed: int, protocol: str = "shuffle"):
+    """(song ids, one quadrant per song, [(train, test) song index arrays]): the first `cv` of
+    `pretrain`'s window splits (same arguments, so the same songs: the committee's members)
+    mapped onto songs."""
+    from .splits import make_splits
 
     y, groups = np.asarray(data.y, dtype=np.int64), np.asarray(data.groups).astype(str)
     song_ids, song_index = np.unique(groups, return_inverse=True)
     truth = song_truth(y, song_index, len(song_ids))
-    splitter = GroupShuffleSplit(n_splits=cv, test_size=test_size, random_state=seed)
-    splits = [(np.unique(song_index[train]), np.unique(song_index[test]))
-              for train, test in splitter.split(data.X, y, groups)]
+    window_splits, _ = make_splits(data, protocol, cv, test_size, seed)
+    splits = [(np.unique(song_index[train]), np.unique(song_index[test])) for train, test in window_splits]
     return song_ids, truth, splits
 
 
-def _add_encoder_members(data, paths, options, report, committee, cv, test_size, seed, progress, out):
+def _add_encoder_members(data, paths, options, report, committee, cv, test_size, seed, progress, out,
+                         protocol="shuffle"):
     """Train the encoder members on the splits, report their song scores, add them."""
     from pathlib import Path
 
     from .audio_cache import AudioCache
     from .transfer import pretrain_encoder_members
 
-    song_ids, truth, splits = song_splits(data, cv, test_size, seed)
+    song_ids, truth, splits = song_splits(data, cv, test_size, seed, protocol)
     audio = AudioCache.from_folder(Path(paths["emotify"]) / "audio", options["audio_cache_dir"])
     results = pretrain_encoder_members(song_ids, truth, audio, splits, options["encoder_dir"],
                                        progress=progress, transfer=options["transfer"],
