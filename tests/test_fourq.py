@@ -158,3 +158,33 @@ def test_member_study_scores_compositions_as_the_committee_is_scored(tmp_path):
     lines = result.stdout.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("committee compositions")))
     assert len(lines[start + 1:]) == 3 and all("±" in line for line in lines[start + 1:])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Song,Quadrant\nMT01,Q1\nMT02,Q5\n",
+     r"annotations.csv: row 3 \(song 'MT02'\): field 'Quadrant': expected one of Q1, Q2, Q3, Q4, got 'Q5'"),
+    ("Song,Quadrant\nMT01,Q1\nmt01,Q2\n", r"annotations.csv: row 3: song 'mt01' is listed twice"),
+    ("Song,Quadrant\n", r"annotations.csv: no songs \(expected 4Q annotations.csv with columns Song, Quadrant\)"),
+    ("Name,Quadrant\nMT01,Q1\n", r"annotations.csv: missing column 'Song' \(expected 4Q annotations.csv"),
+])
+def test_read_quadrants_refusals_in_process(tmp_path, text, message):
+    path = tmp_path / "annotations.csv"
+    path.write_text(text)
+    with pytest.raises(MERError, match=message):
+        fourq.read_quadrants(path)
+
+
+def test_read_quadrants_and_artists_values(tmp_path):
+    path = tmp_path / "annotations.csv"
+    path.write_text("song,quadrant\n MT01 , q3 \nMT02,4\n")  # header and cells as people write them
+    assert fourq.read_quadrants(path) == {"mt01": 2, "mt02": 3}
+    meta = tmp_path / "metadata.csv"
+    meta.write_text("Song,Artist\nMT01,  The   Beatles \nMT02,\nMT03,Other\n")
+    artists = fourq.read_artists(meta, {"mt01": 2, "mt02": 3})
+    assert artists == {"mt01": "the beatles", "mt02": "(no artist: mt02)"}  # only the annotated songs
+    meta.write_text("Song,Artist\nMT01,A\nmt01,B\n")
+    with pytest.raises(MERError, match=r"metadata.csv: row 3: song 'mt01' is listed twice"):
+        fourq.read_artists(meta, {"mt01": 0})
+    meta.write_text("Song,Artist\nMT01,A\n")
+    with pytest.raises(MERError, match=r"metadata.csv: no row for annotated song 'mt02' \(and 1 more\)"):
+        fourq.read_artists(meta, {"mt01": 0, "mt02": 1, "mt03": 2})
