@@ -17,6 +17,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MERError
+from .finite import check_samples
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff")
@@ -35,6 +36,7 @@ def decode_resampled(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise MERError(f"{path}: cannot decode audio ({err})") from None
     if samples.shape[0] == 0:
         raise MERError(f"{path}: audio has no samples, expected at least one")
+    check_samples(samples, path)
     mono = samples.mean(axis=1, dtype=np.float32)
     if native_rate != sample_rate:
         # soxr's default "HQ" quality; resampling is never hand-written here.
@@ -95,7 +97,7 @@ class AudioCache(Mapping):
         cached = self.cache_path(key)
         if not self._fresh(cached, source):
             self._build(cached, source)
-        return np.load(cached, mmap_mode="r")
+        return check_samples(np.load(cached, mmap_mode="r"), f"{cached} (16 kHz cache of {source})")
 
     def __iter__(self):
         return iter(sorted(self.files))
