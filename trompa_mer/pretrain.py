@@ -531,6 +531,9 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
         raise MERError(f"--encoder: needs --dataset emotify (encoder members read the clips' audio), "
                        f"got --dataset {dataset}")
     data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress, targets=targets)
+    from .datasets.checks import check_corpus
+
+    check_corpus(data, dataset, paths, needs_av=any(a in REGRESSION_TYPES for a in algorithm_list))
     report, committee = pretrain(data, algorithm_list, cv=cv, test_size=test_size, seed=seed,
                                  balance=balance, calibrate=calibrate, member_params=member_params,
                                  build_committee=out_dir is not None, progress=progress,
