@@ -27,7 +27,7 @@ import numpy as np
 from .errors import MERError
 from .members import COMPARISON_TYPES, MEMBER_TYPES, ComparisonModel, make_member
 from .quadrants import N_CLASSES, QUADRANTS, Labels
-from .regression import MIN_SPREAD, REGRESSION_TYPES, make_regressor, quadrant_log_proba
+from .regression import REGRESSION_TYPES, make_regressor, quadrant_log_proba, residual_spread
 
 # Committee member algorithms: the quadrant classifiers and the arousal/valence regressors.
 COMMITTEE_TYPES = (*MEMBER_TYPES, *REGRESSION_TYPES)
@@ -135,10 +135,7 @@ def _dynamic_summary(rows: list[dict]) -> dict:
 
 def _spread(residuals: list[np.ndarray]) -> np.ndarray:
     """Root mean square of song residuals per axis (the predictive spread), floored."""
-    pooled = np.concatenate(residuals) if residuals else np.zeros((0, 2))
-    if not len(pooled):
-        return np.full(2, 0.5)
-    return np.maximum(np.sqrt(np.mean(pooled ** 2, axis=0)), MIN_SPREAD)
+    return residual_spread(np.concatenate(residuals) if residuals else np.zeros((0, 2)))
 
 
 def _best_temperature(proba, truth) -> float:
