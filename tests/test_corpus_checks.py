@@ -167,3 +167,44 @@ def test_empty_and_blank_cells_stay_a_song_that_ended(tmp_path):
     table = read_dynamic(path)
     assert table.loc["1"].tolist()[:2] == [0.1, 0.2] and np.isnan(table.loc["1", 16000])
     assert table.loc["2", 15000] == 0.3 and np.isnan(table.loc["2", 15500])
+
+
+# --- check_corpus in-process (what mutation testing can attribute) -----------------------------
+def _data(y, av=None):
+    from trompa_mer.datasets.generic import LabeledWindows
+
+    y = np.asarray(y, dtype=np.int64)
+    return LabeledWindows(np.zeros((len(y), 2), np.float32), y, np.asarray([f"s{i}" for i in range(len(y))]),
+                          ["a", "b"], av)
+
+
+def test_check_corpus_by_hand(tmp_path):
+    from trompa_mer.datasets.checks import check_corpus, scale_hint
+
+    labels = tmp_path / "labels.csv"
+    av_labels(1, 9).to_csv(labels, index=False)
+    paths = {"labels": str(labels)}
+    check_corpus(_data([0, 1, 2, 3, 3]), "generic", paths)                 # four quadrants: passes
+    check_corpus(_data([0, 1, 2, 3]), "deam", {}, needs_av=True)          # not generic: pretrain's own check
+    with pytest.raises(MERError, match=r"^generic corpus: its labels give 2 of the 4 quadrants \(windows: "
+                                       r"Q2 1, Q4 2; none in Q1, Q3\); a committee trained on it could never "
+                                       r"predict the others; the arousal/valence values of .*labels.csv are "
+                                       r"all >= 0 \(largest 9\), which looks like a 1..9 scale read as -1..1: "
+                                       r"--scale 1..9 was probably missed$"):
+        check_corpus(_data([1, 3, 3]), "generic", paths)
+    with pytest.raises(MERError, match=r"others$"):
+        check_corpus(_data([1, 3, 3]), "emotify", paths)                   # the hint is the generic loader's
+    with pytest.raises(MERError, match=r"labels.csv: regression members need arousal/valence targets"):
+        check_corpus(_data([0, 1, 2, 3]), "generic", paths, needs_av=True)
+    check_corpus(_data([0, 1, 2, 3], av=np.zeros((4, 2))), "generic", paths, needs_av=True)
+    check_corpus(_data([0, 1, 2, 3]), "generic", paths, needs_av=False)
+    # the hint: only without --scale, only for values all >= 0; 0..1 when none is over 1
+    assert scale_hint({**paths, "scale": "1..9"}) == ""
+    av_labels(0, 1).to_csv(labels, index=False)
+    assert scale_hint(paths).endswith("looks like a 0..1 scale read as -1..1: --scale 0..1 was probably missed")
+    assert "(largest 1)" in scale_hint(paths)
+    av_labels(-0.5, 0.5).to_csv(labels, index=False)
+    assert scale_hint(paths) == ""
+    pd.DataFrame({"song_id": ["a"], "quadrant": ["Q1"]}).to_csv(labels, index=False)
+    assert scale_hint(paths) == "" and scale_hint({}) == ""
+    check_corpus(_data([0, 1, 2, 3]), "generic", paths, needs_av=True)    # quadrant labels: pretrain says so
