@@ -287,3 +287,37 @@ def test_first_non_finite_and_check_arrays():
     model.estimators_[1].intercept_[0] = np.inf
     with pytest.raises(MERError, match=r"m: weights 'estimators_\[1\].intercept_' hold non-finite"):
         finite.check_arrays(model, "m")
+
+
+def test_predict_emotion_refuses_an_audio_member_with_nan_probabilities(tmp_path, monkeypatch, script_env):
+    """An encoder member whose heads hold a NaN (saved before the check): predict_emotion on an
+    audio file used to print `Q1 (Q1=nan ...)`; now exit 1 naming the member, no JSON."""
+    import soundfile
+    from sklearn.preprocessing import StandardScaler
+
+    from test_encoder import tone
+    from trompa_mer import transfer
+    from trompa_mer.committee import Committee
+    from trompa_mer.features import FEATURE_NAMES
+    from trompa_mer.members import make_member
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, len(FEATURE_NAMES))).astype(np.float32)
+    y = np.arange(40) % 4
+    X[:, 0] += y
+    scaler = StandardScaler().fit(X)
+    gnb = make_member("gnb")
+    gnb.fit(((X - scaler.mean_) / scaler.scale_).astype(np.float32), y)
+    member = transfer.EncoderMember(E.PatchEncoder("scae", 1), device="cpu")
+    with torch.no_grad():
+        member.net_.heads.quadrant.bias[0] = float("nan")
+    with monkeypatch.context() as patch:
+        patch.setattr(transfer, "check_tensors", lambda state, where: state)
+        Committee([("gnb_0", gnb), ("encoder_0", member)], scaler, list(FEATURE_NAMES), {}).save(tmp_path / "committee")
+    soundfile.write(tmp_path / "song.wav", tone(2.5, 440.0), 16000)
+    env = dict(script_env, MER_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    result = script("predict_emotion.py", ["-i", tmp_path / "song.wav", "-o", tmp_path / "out.json",
+                                           "-m", tmp_path / "committee"], env=env, cwd=tmp_path)
+    one_error(result, "song.wav: member encoder_0 gives non-finite probabilities")
+    assert "nan" not in result.stdout.lower()
+    assert not (tmp_path / "out.json").exists()
