@@ -237,3 +237,92 @@ def test_retrain_with_out_of_range_values_past_the_parser_names_file_and_song(tm
     with pytest.raises(MERError, match=rf"answers.json: song '{songs[1]}': arousal and valence must lie in -1..1"):
         loop.retrain(TEST_USER, str(answers), users_dir, feats)
     assert snapshot(users_dir / TEST_USER) == before
+
+
+# --- the regression members' protocol, value by value (mutation target "regression") ----------
+class ShiftedAV(ConstantAV):
+    """Predicts a fixed point outside -1..1 (as an unclipped linear model can), records the
+    sample weights it is fitted with."""
+
+    algorithm = "shifted-av"
+    point = np.array([1.7, -2.5])
+
+    def _fit_av(self, X, av, sample_weight):
+        self.trained_on, self.weights = np.array(av), sample_weight
+
+    def _predict_av(self, X):
+        return np.tile(self.point, (len(X), 1))
+
+
+def test_fit_spread_is_target_minus_prediction_with_a_real_member():
+    """Mutant: residuals `av + prediction` (a member predicting 0 cannot tell)."""
+    X = np.zeros((len(BIASED), 3), dtype=np.float32)
+    member = ShiftedAV().fit(X, Labels.from_av(BIASED))
+    np.testing.assert_allclose(member.spread, rms(BIASED - ShiftedAV.point), rtol=1e-12)
+
+
+def test_predictions_and_probabilities_use_the_clipped_point():
+    from scipy.stats import norm
+
+    member = ShiftedAV().fit(np.zeros((2, 3), dtype=np.float32), Labels.from_av([[0.5, 0.5], [-0.5, -0.5]]))
+    member.set_spread([0.4, 0.8])
+    X = np.zeros((3, 3), dtype=np.float32)
+    np.testing.assert_array_equal(member.predict_av(X), [[1.0, -1.0]] * 3)
+    assert member.predict_av(X[:1]).shape == (1, 2) and member.predict_av(X[:0]).shape == (0, 2)
+    a_hi, v_hi = norm.cdf(1.0 / 0.4), norm.cdf(-1.0 / 0.8)          # the clipped point (1, -1)
+    expected = [a_hi * v_hi, a_hi * (1 - v_hi), (1 - a_hi) * (1 - v_hi), (1 - a_hi) * v_hi]
+    np.testing.assert_allclose(member.predict_proba(X), [expected] * 3, rtol=1e-9)
+
+
+def test_fit_and_update_refusals_and_sample_weights():
+    member = ShiftedAV()
+    with pytest.raises(MERError, match=r"^features: cannot fit on zero windows$"):
+        member.fit(np.zeros((0, 3), dtype=np.float32), Labels.from_av(np.zeros((0, 2))))
+    with pytest.raises(MERError, match=r"^features: 3 rows but 2 labels$"):
+        member.fit(np.zeros((3, 5), dtype=np.float32), Labels.from_av([[0.1, 0.1], [0.2, 0.2]]))
+    with pytest.raises(MERError, match=r"training needs arousal and valence on every row \(2 rows have only a quadrant\)"):
+        member.fit(np.zeros((3, 5), dtype=np.float32), Labels([0, 1, 2], [[0.1, 0.1], [np.nan] * 2, [np.nan] * 2]))
+    member.fit(np.zeros((1, 3), dtype=np.float32), Labels.from_av([[0.3, 0.2]]), sample_weight=[2])
+    assert member.weights.dtype == np.float64 and member.weights.tolist() == [2.0]
+    np.testing.assert_array_equal(member.trained_on, [[0.3, 0.2]])
+    member.fit(np.zeros((2, 3), dtype=np.float32), Labels.from_av([[0.3, 0.2], [-0.1, 0.4]]))
+    assert member.weights is None
+    # update: one row is trained on, zero rows are not, a mismatch names the rows
+    member.update(np.zeros((1, 3), dtype=np.float32), Labels([1]))
+    np.testing.assert_allclose(member.updated_towards, [member.centroids[1]])
+    del member.updated_towards
+    member.update(np.zeros((0, 3), dtype=np.float32), Labels(np.zeros(0, dtype=np.int64)))
+    assert not hasattr(member, "updated_towards")
+    with pytest.raises(MERError, match=r"^features: 2 rows but 1 labels$"):
+        member.update(np.zeros((2, 3), dtype=np.float32), Labels([1]))
+
+
+def test_defaults_and_given_spread_and_centroids():
+    from trompa_mer.regression import QUADRANT_MIDDLES
+
+    member = ConstantAV()
+    assert member.spread.tolist() == [0.5, 0.5] and member.spread.dtype == np.float64
+    np.testing.assert_array_equal(member.centroids, QUADRANT_MIDDLES)
+    assert member.centroids is not QUADRANT_MIDDLES
+    given = ConstantAV(spread=[1, 2], centroids=[[1, 1], [1, -1], [-1, -1], [-1, 1]])
+    assert given.spread.dtype == np.float64 and given.spread.tolist() == [1.0, 2.0]
+    assert given.centroids.dtype == np.float64 and given.centroids[1].tolist() == [1.0, -1.0]
+    member.set_spread([[0.3, 0.01]])
+    assert member.spread.shape == (2,) and member.spread.tolist() == [0.3, MIN_SPREAD]
+    with pytest.raises(MERError, match=r"^constant-av member: spread must be finite, got \[nan +1\.\]$"):
+        member.set_spread([np.nan, 1.0])
+
+
+def test_metadata_refusals_name_the_member_and_the_field():
+    from trompa_mer.regression import SGDAVMember
+
+    good = {"spread": [0.3, 0.2], "centroids": [[0.5, 0.5], [0.5, -0.5], [-0.5, -0.5], [-0.5, 0.5]]}
+    member = SGDAVMember._from_meta({"params": dict(good)})
+    assert member.spread.tolist() == [0.3, 0.2]
+    where = "sgd-av member metadata: field"
+    with pytest.raises(MERError, match=rf"^{where} 'spread' is None, expected positive finite numbers of shape \(2,\)$"):
+        SGDAVMember._from_meta({})
+    with pytest.raises(MERError, match=rf"^{where} 'spread' is \[0\.0, 0\.2\], expected positive finite"):
+        SGDAVMember._from_meta({"params": {**good, "spread": [0.0, 0.2]}})
+    with pytest.raises(MERError, match=rf"^{where} 'centroids' is None, expected finite numbers of shape \(4, 2\)$"):
+        SGDAVMember._from_meta({"params": {"spread": [0.3, 0.2]}})
