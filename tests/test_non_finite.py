@@ -321,3 +321,31 @@ def test_predict_emotion_refuses_an_audio_member_with_nan_probabilities(tmp_path
     one_error(result, "song.wav: member encoder_0 gives non-finite probabilities")
     assert "nan" not in result.stdout.lower()
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "nan", ""])
+def test_feature_csvs_with_non_finite_cells(tmp_path, script_env, cell):
+    """The pool leaves such a CSV out with a warning naming it; predict_emotion refuses it."""
+    from trompa_mer import pool as P
+    from trompa_mer.errors import MERWarning
+    from trompa_mer.features import FEATURE_NAMES, write_feature_csv
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "feats"
+    folder.mkdir()
+    for song in ("good", "bad"):
+        table = pd.DataFrame(rng.normal(size=(3, len(FEATURE_NAMES))), columns=FEATURE_NAMES)
+        table.insert(0, "frameTime", np.arange(3) * 0.5)
+        write_feature_csv(table, folder / f"{song}.csv")
+    lines = (folder / "bad.csv").read_text().splitlines()
+    cells = lines[2].split(";")
+    cells[5] = cell
+    lines[2] = ";".join(cells)
+    (folder / "bad.csv").write_text("\n".join(lines) + "\n")
+    with pytest.warns(MERWarning, match=rf"bad.csv: skipped, not a readable feature CSV \(column '{FEATURE_NAMES[4]}' holds empty or non-finite values\)"):
+        pool = P.load_pool(folder, cache=False)
+    assert pool.song_ids.tolist() == ["good"]
+    result = script("predict_emotion.py", ["-i", folder / "bad.csv", "-o", tmp_path / "out.json"],
+                    env=script_env, cwd=tmp_path)
+    one_error(result, "bad.csv: column", "holds empty or non-finite values")
+    assert not (tmp_path / "out.json").exists()
