@@ -208,3 +208,25 @@ def test_check_corpus_by_hand(tmp_path):
     pd.DataFrame({"song_id": ["a"], "quadrant": ["Q1"]}).to_csv(labels, index=False)
     assert scale_hint(paths) == "" and scale_hint({}) == ""
     check_corpus(_data([0, 1, 2, 3]), "generic", paths, needs_av=True)    # quadrant labels: pretrain says so
+
+
+def test_check_corpus_edges(tmp_path):
+    from types import SimpleNamespace
+
+    from trompa_mer.datasets.checks import check_corpus, scale_hint
+
+    with pytest.raises(MERError, match=r"^x corpus: its labels give 0 of the 4 quadrants \(windows: none; none in Q1, "
+                                       r"Q2, Q3, Q4\)"):
+        check_corpus(SimpleNamespace(y=[]), "x", {})
+    check_corpus(SimpleNamespace(y=[0, 1, 2, 3]), "generic", {}, needs_av=True)   # a loader's object without av
+    labels = tmp_path / "labels.csv"
+    paths = {"labels": str(labels)}
+    pd.DataFrame({"song_id": ["a", "b", "c"], "arousal": [0.2, 1.5, "high"], "valence": [0.1, 0.3, 1.0]}).to_csv(
+        labels, index=False)
+    assert scale_hint(paths).endswith("(largest 1.5), which looks like a 1..9 scale read as -1..1: "
+                                      "--scale 1..9 was probably missed")
+    with pytest.raises(MERError, match=r"^.*labels.csv: regression members need arousal/valence targets; this labels "
+                                       r"file has 'arousal' and 'valence' columns but was read as quadrant labels only "
+                                       r"because no scale was given: --scale \(0..1, 1..9 or -1..1, the scale of its "
+                                       r"values\) was probably missed$"):
+        check_corpus(_data([0, 1, 2, 3]), "generic", paths, needs_av=True)

@@ -349,3 +349,71 @@ def test_feature_csvs_with_non_finite_cells(tmp_path, script_env, cell):
                     env=script_env, cwd=tmp_path)
     one_error(result, "bad.csv: column", "holds empty or non-finite values")
     assert not (tmp_path / "out.json").exists()
+
+
+# --- the checks' exact messages and edges (mutation target "finite") -------------------------
+def test_check_messages_in_full(tmp_path):
+    with pytest.raises(MERError, match=r"^cnn member: the training loss became nan; training stopped and nothing "
+                                       r"was saved \(non-finite input or a diverging learning rate\)$"):
+        finite.check_loss(float("nan"), "cnn member")
+    proba = np.full((2, 1, 4), 0.25)
+    proba[1, 0, 2] = np.inf
+    with pytest.raises(MERError, match=r"^x.wav: member b gives non-finite probabilities \(NaN\); its weights are "
+                                       r"not finite \(rebuild the committee or the member\)$"):
+        finite.check_proba(proba, ["a", "b"], "x.wav")
+    with pytest.raises(MERError, match=r"^x.wav: non-finite probabilities \(NaN\)$"):
+        finite.check_proba(proba, ["a"], "x.wav")            # a row no name covers
+    with pytest.raises(MERError, match=r"^m.pt: weights 'w' hold non-finite values \(NaN or infinity\); "
+                                       r"refusing to save or use them$"):
+        finite.check_tensors({"n": torch.tensor([1, 2]), "extra": "text", "e": torch.zeros(0),
+                              "w": torch.tensor([0.0, float("-inf")])}, "m.pt")
+    state = {"n": torch.tensor([1, 2]), "extra": None, "e": torch.zeros(0), "w": torch.ones(2)}
+    assert finite.check_tensors(state, "m.pt") is state
+    with pytest.raises(MERError, match=r"^m: weights 'array' hold non-finite values \(NaN or infinity\); "
+                                       r"refusing to save or use them$"):
+        finite.check_arrays(np.array([1.0, np.nan]), "m")
+    with pytest.raises(MERError, match=r"^a.wav: audio holds non-finite samples \(first: inf at sample 2 of 4\); "
+                                       r"expected finite audio \(re-export or remove the file\)$"):
+        finite.check_samples(np.array([0.0, 0.1, np.inf, np.nan], dtype=np.float32), "a.wav")
+    samples = np.zeros(3, np.float32)
+    assert finite.check_samples(samples, "a.wav") is samples
+
+
+def test_first_non_finite_edges():
+    assert finite.first_non_finite(np.array(["a", "b"])) is None        # not numbers: nothing to check
+    assert finite.first_non_finite(np.array([None, 1.0], dtype=object)) is None
+    assert finite.first_non_finite(np.zeros(0)) is None
+    assert finite.first_non_finite([np.nan]) == 0
+    assert finite.first_non_finite(np.array([1 + 1j, complex(np.inf, 0)])) == 1
+
+
+def test_check_arrays_walks_lists_floats_and_fitted_attributes():
+    from sklearn.naive_bayes import GaussianNB
+
+    model = GaussianNB().fit(np.eye(4), [0, 1, 2, 3])
+    finite.check_arrays([model, np.ones(2), 1.5, "text", None], "m")
+    model.epsilon_ = float("nan")                                       # a float attribute
+    with pytest.raises(MERError, match=r"m: weights '\[0\].epsilon_' hold"):
+        finite.check_arrays([model], "m")
+    with pytest.raises(MERError, match=r"m: weights '\[1\]\[0\]' hold"):
+        finite.check_arrays([1.0, (np.float64(np.inf),)], "m")
+    model = GaussianNB().fit(np.eye(4), [0, 1, 2, 3])
+    model.not_fitted = np.array([np.nan])                               # not a fitted attribute: ignored
+    finite.check_arrays(model, "m")
+
+
+def test_decoding_checks_samples_and_the_cache_reads(tmp_path):
+    """In process: decode_resampled and AudioCache refuse non-finite samples, naming the file."""
+    from trompa_mer.audio_cache import AudioCache, decode_resampled
+
+    folder = write_folder(tmp_path / "audio", 2)
+    assert np.isfinite(decode_resampled(folder / "utt00.wav")).all()
+    poison_wav(folder / "utt01.wav", np.inf, at=7)
+    with pytest.raises(MERError, match=r"utt01.wav: audio holds non-finite samples \(first: inf at sample 7 of"):
+        decode_resampled(folder / "utt01.wav")
+    cache = AudioCache.from_folder(folder, tmp_path / "cache")
+    samples = np.asarray(cache["utt00"])
+    np.save(cache.cache_path("utt00"), np.concatenate([samples[:3], [np.nan]]).astype(np.float32))
+    with pytest.raises(MERError, match=r"utt00.npy \(16 kHz cache of .*utt00.wav\): audio holds non-finite samples "
+                                       r"\(first: nan at sample 3 of 4\)"):
+        cache["utt00"]

@@ -20,14 +20,13 @@ from .errors import MERError
 
 
 def first_non_finite(values) -> int | None:
-    """Flat index of the first NaN or infinity in `values`, or None when all are finite."""
+    """Flat index of the first NaN or infinity in `values`, or None when all are finite (or
+    the values are not floating point: integers are always finite)."""
     values = np.asarray(values)
-    if values.dtype.kind not in "fc" or values.size == 0:
+    if values.dtype.kind not in "fc":
         return None
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return None
-    return int(np.flatnonzero(bad.ravel())[0])
+    bad = np.flatnonzero(~np.isfinite(values.ravel()))
+    return int(bad[0]) if bad.size else None
 
 
 def check_samples(samples, where) -> np.ndarray:
@@ -49,47 +48,40 @@ def check_loss(loss: float, where: str) -> float:
 
 
 def check_tensors(state: dict, where) -> dict:
-    """A torch state dict unchanged, or MERError naming the first tensor with a NaN/infinity."""
-    for name, tensor in state.items():
-        if getattr(tensor, "is_floating_point", lambda: False)() and tensor.numel():
-            import torch
+    """A torch state dict unchanged, or MERError naming the first floating-point tensor that
+    holds a NaN or an infinity."""
+    import torch
 
-            if not bool(torch.isfinite(tensor).all()):
-                raise MERError(f"{where}: weights {name!r} hold non-finite values (NaN or infinity); "
-                               "refusing to save or use them")
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise MERError(f"{where}: weights {name!r} hold non-finite values (NaN or infinity); "
+                           "refusing to save or use them")
     return state
 
 
-def _arrays(obj, prefix: str, seen: set, depth: int = 0):
-    """(name, float array) pairs of a scikit-learn-style object's fitted attributes."""
-    if id(obj) in seen or depth > 4:
-        return
-    seen.add(id(obj))
+def _arrays(obj, prefix: str):
+    """(name, float array) pairs: an array, the items of a list or tuple, a float, or the
+    fitted attributes (names ending in "_") of a scikit-learn estimator, recursively (a
+    MultiOutputRegressor's `estimators_`)."""
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind in "fc":
             yield prefix, obj
-        elif obj.dtype == object:
-            for i, item in enumerate(obj.ravel()):
-                yield from _arrays(item, f"{prefix}[{i}]", seen, depth + 1)
-        return
-    if isinstance(obj, (list, tuple)):
+    elif isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            yield from _arrays(item, f"{prefix}[{i}]", seen, depth + 1)
-        return
-    if isinstance(obj, (float, np.floating)):
+            yield from _arrays(item, f"{prefix}[{i}]")
+    elif isinstance(obj, (float, np.floating)):
         yield prefix, np.asarray(obj)
-        return
-    if hasattr(obj, "get_params") and hasattr(obj, "__dict__"):  # an estimator: its fitted attributes
+    elif hasattr(obj, "get_params"):
         for key, value in vars(obj).items():
-            if key.endswith("_") or key in ("estimator", "estimators_"):
-                yield from _arrays(value, f"{prefix}.{key}" if prefix else key, seen, depth + 1)
+            if key.endswith("_"):
+                yield from _arrays(value, f"{prefix}.{key}" if prefix else key)
 
 
 def check_arrays(obj, where) -> None:
     """MERError when a fitted estimator (or array, or list of them) holds a NaN or infinity
     in a float attribute (coef_, intercept_, theta_, var_, a MultiOutputRegressor's
-    estimators_, ...). Infinite class log-priors are not fitted attributes and are allowed."""
-    for name, array in _arrays(obj, "", set()):
+    estimators_, ...)."""
+    for name, array in _arrays(obj, ""):
         if first_non_finite(array) is not None:
             raise MERError(f"{where}: weights {name or 'array'!r} hold non-finite values (NaN or "
                            "infinity); refusing to save or use them")
