@@ -221,7 +221,7 @@ def test_check_corpus_edges(tmp_path):
     check_corpus(SimpleNamespace(y=[0, 1, 2, 3]), "generic", {}, needs_av=True)   # a loader's object without av
     labels = tmp_path / "labels.csv"
     paths = {"labels": str(labels)}
-    pd.DataFrame({"song_id": ["a", "b", "c"], "arousal": [0.2, 1.5, "high"], "valence": [0.1, 0.3, 1.0]}).to_csv(
+    pd.DataFrame({"song_id": ["a", "b", "c"], "arousal": [0.2, 1.5, "high"], "valence": [0.1, 0.3, "?"]}).to_csv(
         labels, index=False)
     assert scale_hint(paths).endswith("(largest 1.5), which looks like a 1..9 scale read as -1..1: "
                                       "--scale 1..9 was probably missed")
