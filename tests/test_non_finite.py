@@ -416,4 +416,10 @@ def test_decoding_checks_samples_and_the_cache_reads(tmp_path):
     np.save(cache.cache_path("utt00"), np.concatenate([samples[:3], [np.nan]]).astype(np.float32))
     with pytest.raises(MERError, match=r"utt00.npy \(16 kHz cache of .*utt00.wav\): audio holds non-finite samples "
                                        r"\(first: nan at sample 3 of 4\)"):
-        cache["utt00"]
+        AudioCache.from_folder(folder, tmp_path / "cache")["utt00"]     # another process, say
+    # checked once per cache file: a second read of an unchanged file does not scan it again
+    good = AudioCache.from_folder(folder, tmp_path / "cache2")
+    good["utt00"]
+    assert len(good._checked) == 1
+    good["utt00"]
+    assert len(good._checked) == 1

@@ -386,10 +386,10 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
         for b in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress):
             optimizer.zero_grad(set_to_none=True)
             loss = model.loss(_batch(method, train, b, device), noise)
-            check_loss(float(loss.detach()), f"{out_dir}: pre-training epoch {epoch}")
+            value = check_loss(float(loss.detach()), f"{out_dir}: pre-training epoch {epoch}")
             loss.backward()
             optimizer.step()
-            total, count = total + float(loss.detach()) * len(b), count + len(b)
+            total, count = total + value * len(b), count + len(b)
         train_loss = total / max(count, 1)
         held = evaluate(model, method, heldout, batch_size, device) if heldout.shape[1] else math.nan
         check_tensors(model.state_dict(), f"{out_dir}: pre-training epoch {epoch}")
