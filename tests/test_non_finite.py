@@ -423,3 +423,23 @@ def test_decoding_checks_samples_and_the_cache_reads(tmp_path):
     assert len(good._checked) == 1
     good["utt00"]
     assert len(good._checked) == 1
+
+
+def test_encoder_member_fine_tuning_and_cnn_diverging_stop():
+    """The other two training loops: an encoder member's fine-tuning and the CNN (adam lr 1e30)."""
+    from test_encoder import tone
+    from trompa_mer.cnn import CNNMember
+    from trompa_mer.transfer import EncoderMember
+
+    frames = stream(12.0)
+    mean, std = E.logmel.band_stats(frames)
+    member = EncoderMember(E.PatchEncoder("scae", 1, mean, std).eval(), transfer="full", epochs=1, full_epochs=2,
+                           full_lr=1e30, batch_size=4, patches_per_song=4, device="cpu")
+    patches = [E.logmel.take_patches(frames, E.patch_grid(frames.shape[1])[i::4]) for i in range(4)]
+    with pytest.raises(MERError, match=r"encoder member \(fine-tuning\): the training loss became"):
+        member.fit_patches(patches, np.arange(4))
+    audio = {f"s{i}": tone(4.0, 200.0 + 300 * i, seed=i) for i in range(4)}
+    cnn = CNNMember(n_channels=2, epochs=3, batch_size=2, adam_lr=1e30, chunks_per_song=2, val_fraction=0.0,
+                    device="cpu", progress=False)
+    with pytest.raises(MERError, match=r"^cnn member: the training loss became"):
+        cnn.fit_songs(list(audio), np.arange(4), audio)
