@@ -326,3 +326,23 @@ def test_metadata_refusals_name_the_member_and_the_field():
         SGDAVMember._from_meta({"params": {**good, "spread": [0.0, 0.2]}})
     with pytest.raises(MERError, match=rf"^{where} 'centroids' is None, expected finite numbers of shape \(4, 2\)$"):
         SGDAVMember._from_meta({"params": {"spread": [0.3, 0.2]}})
+
+
+def test_labels_refusals_in_full():
+    """quadrants.Labels (mutation target "quadrants"): each refusal and its message."""
+    for bad in (np.zeros((2, 2), dtype=int), [4], [0.0, 1.0], [-1]):
+        with pytest.raises(MERError, match=r"^labels: expected quadrant indices 0..3 \(one per row\), got "):
+            Labels(bad)
+    with pytest.raises(MERError, match=r"got array\(\[0, 1, 2, 3, 4\]\)$"):
+        Labels([0, 1, 2, 3, 4, 5])
+    with pytest.raises(MERError, match=r"^labels: 2 rows but arousal/valence of shape \(1, 2\)$"):
+        Labels([0, 1], [[0.5, 0.5]])
+    with pytest.raises(MERError, match=r"^labels: arousal and valence must be given together as finite numbers$"):
+        Labels([0], [[0.5, np.nan]])
+    with pytest.raises(MERError, match=r"^labels: arousal/valence targets contain NaN or infinite values$"):
+        Labels.from_av([[0.5, np.inf]])
+    labels = Labels([0, 3], [[1, 0], [np.nan, np.nan]])
+    assert labels.av.dtype == np.float64 and labels.has_av.tolist() == [True, False]
+    assert repr(labels) == "Labels(2 rows, 1 with arousal/valence)"
+    edge = Labels.from_av([[1 + 1e-9, -1 - 1e-9]])          # the rounding tolerance itself is accepted
+    assert edge.quadrant.tolist() == [1]
