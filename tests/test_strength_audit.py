@@ -344,5 +344,6 @@ def test_labels_refusals_in_full():
     labels = Labels([0, 3], [[1, 0], [np.nan, np.nan]])
     assert labels.av.dtype == np.float64 and labels.has_av.tolist() == [True, False]
     assert repr(labels) == "Labels(2 rows, 1 with arousal/valence)"
+    assert Labels([0], [[1, 0]]).av.dtype == np.float64      # integers given: stored as float64
     edge = Labels.from_av([[1 + 1e-9, -1 - 1e-9]])          # the rounding tolerance itself is accepted
     assert edge.quadrant.tolist() == [1]
