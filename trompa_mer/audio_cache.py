@@ -17,6 +17,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MERError
+from .finite import check_samples
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff")
@@ -35,6 +36,7 @@ def decode_resampled(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise MERError(f"{path}: cannot decode audio ({err})") from None
     if samples.shape[0] == 0:
         raise MERError(f"{path}: audio has no samples, expected at least one")
+    check_samples(samples, path)
     mono = samples.mean(axis=1, dtype=np.float32)
     if native_rate != sample_rate:
         # soxr's default "HQ" quality; resampling is never hand-written here.
@@ -57,6 +59,7 @@ class AudioCache(Mapping):
         self.files = {str(k).lower(): Path(v) for k, v in files.items()}
         self.cache_dir = Path(cache_dir)
         self.sample_rate = int(sample_rate)
+        self._checked: set = set()   # (song, cache file mtime) whose samples were found finite
 
     @classmethod
     def from_folder(cls, audio_dir, cache_dir=None, sample_rate: int = SAMPLE_RATE,
@@ -95,7 +98,14 @@ class AudioCache(Mapping):
         cached = self.cache_path(key)
         if not self._fresh(cached, source):
             self._build(cached, source)
-        return np.load(cached, mmap_mode="r")
+        samples = np.load(cached, mmap_mode="r")
+        # every sample is checked once per cache file and process (a cache written before the
+        # check may hold NaN); later reads stay a few hundred kilobytes of a memory map
+        stamp = (key, cached.stat().st_mtime_ns)
+        if stamp not in self._checked:
+            check_samples(samples, f"{cached} (16 kHz cache of {source})")
+            self._checked.add(stamp)
+        return samples
 
     def __iter__(self):
         return iter(sorted(self.files))

@@ -32,6 +32,7 @@ from scipy.special import log_expit, logsumexp
 
 from . import atomic
 from .errors import MERError
+from .finite import check_arrays
 from .quadrants import CLASSES, N_CLASSES
 
 # One source of defaults, shared with settings.py; the scripts pass settings' values explicitly.
@@ -238,7 +239,13 @@ class Member:
         return _copy.deepcopy(self)
 
     def proba_from_log(self, log_p) -> np.ndarray:
-        """Log-probabilities (any row offset) -> this member's tempered probabilities."""
+        """Log-probabilities (any row offset) -> this member's tempered probabilities.
+
+        A NaN is refused: inputs are finite, so it can only come from non-finite weights, and
+        normalising would hide it as a uniform row."""
+        if np.isnan(log_p).any():
+            raise MERError(f"{self.algorithm} member: non-finite output (NaN); its weights are not "
+                           "finite (rebuild the committee or the member)")
         return _normalize_log(log_p, self.temperature)
 
     # The committee scores many windows with several members at once through these two hooks.
@@ -261,6 +268,9 @@ class Member:
         base = Path(path_without_suffix)
         model_path = base.with_name(base.name + self.model_suffix)
         meta_path = base.with_name(base.name + ".json")
+        # no non-finite weights on disk: the model's fitted arrays and the member's own arrays
+        check_arrays([getattr(self, "model", None)]
+                     + [v for v in vars(self).values() if isinstance(v, np.ndarray)], model_path)
         self._save_model(model_path)
         atomic.write_json(meta_path, {
             "algorithm": self.algorithm,

@@ -9,6 +9,7 @@ import numpy as np
 
 from .committee import Committee, Songs
 from .errors import MERError
+from .finite import check_proba
 from .quadrants import N_CLASSES, QUADRANTS, quadrant_name
 
 
@@ -99,6 +100,7 @@ def input_window_proba(committee, X, input_path, kind, member_index=None):
             proba[row] = np.broadcast_to(song, (X.shape[0], N_CLASSES))
         else:
             proba[row] = windows[sub.of_kind("features").index(row)]
+    check_proba(proba, [committee.members[i][0] for i in used], input_path)
     return proba, used, skipped
 
 
@@ -117,6 +119,9 @@ def av_keys(committee, X, member_index=None) -> dict:
         return {}
     regressors_only = chosen.subset(regressors)
     windows = regressors_only.window_av(X).mean(axis=0)  # (windows, 2)
+    if not np.isfinite(windows).all():
+        raise MERError(f"arousal/valence: members {', '.join(regressors_only.names())} give non-finite "
+                       "values (NaN); their weights are not finite (rebuild the committee)")
     song = windows.mean(axis=0)
     return {"arousal": float(song[0]), "valence": float(song[1]),
             "output_arousal": windows[:, 0].tolist(), "output_valence": windows[:, 1].tolist(),

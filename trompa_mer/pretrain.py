@@ -28,7 +28,7 @@ from .errors import MERError
 from .members import (COMPARISON_TYPES, MEMBER_TYPES, SONG_CLASSIFIERS, WINDOW_CLASSIFIERS, ComparisonModel,
                       make_member)
 from .quadrants import N_CLASSES, QUADRANTS, Labels
-from .regression import MIN_SPREAD, REGRESSION_TYPES, make_regressor, quadrant_log_proba
+from .regression import REGRESSION_TYPES, make_regressor, quadrant_log_proba, residual_spread
 
 # Committee member algorithms: the quadrant classifiers and the arousal/valence regressors.
 COMMITTEE_TYPES = (*MEMBER_TYPES, *REGRESSION_TYPES)
@@ -138,10 +138,7 @@ def _dynamic_summary(rows: list[dict]) -> dict:
 
 def _spread(residuals: list[np.ndarray]) -> np.ndarray:
     """Root mean square of song residuals per axis (the predictive spread), floored."""
-    pooled = np.concatenate(residuals) if residuals else np.zeros((0, 2))
-    if not len(pooled):
-        return np.full(2, 0.5)
-    return np.maximum(np.sqrt(np.mean(pooled ** 2, axis=0)), MIN_SPREAD)
+    return residual_spread(np.concatenate(residuals) if residuals else np.zeros((0, 2)))
 
 
 def _best_temperature(proba, truth) -> float:
@@ -633,6 +630,9 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
         raise MERError(f"--encoder: needs --dataset emotify (encoder members read the clips' audio), "
                        f"got --dataset {dataset}")
     data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress, targets=targets)
+    from .datasets.checks import check_corpus
+
+    check_corpus(data, dataset, paths, needs_av=any(a in REGRESSION_TYPES for a in algorithm_list))
     report, committee = pretrain(data, algorithm_list, cv=cv, test_size=test_size, seed=seed,
                                  balance=balance, calibrate=calibrate, member_params=member_params,
                                  build_committee=out_dir is not None, progress=progress,
