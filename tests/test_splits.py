@@ -83,3 +83,53 @@ def test_kfold_stratifies_quadrants():
 def test_bad_protocols_are_refused(kwargs, message):
     with pytest.raises(MERError, match=message):
         make_splits(_data(n_songs=60), **kwargs)
+
+
+def test_descriptions_and_seeds_exactly():
+    """What the report and the manifest record, and which seeds and splitters make the splits
+    (each repeat is the library splitter with seed + r; kills the mutation survivors)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    data = _data(n_songs=60, windows=2)
+    songs, first, song_index = np.unique(data.groups, return_index=True, return_inverse=True)
+    song_y, song_group = data.y[first], data.split_groups[first]
+    splits, info = make_splits(data, "kfold", cv=3, seed=11, repeats=2)
+    assert info == {"protocol": "kfold", "n_splits": 6, "grouped_by": "artist", "seed": 11,
+                    "method": "StratifiedGroupKFold", "folds": 3, "repeats": 2, "test_size": 0.3333}
+    for r in range(2):
+        folds = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=11 + r).split(
+            np.zeros(len(songs)), song_y, song_group)
+        for k, (_, test_songs) in enumerate(folds):
+            np.testing.assert_array_equal(splits[3 * r + k][1], np.flatnonzero(np.isin(song_index, test_songs)))
+    splits, info = make_splits(data, "paper", cv=4, seed=11, repeats=2)
+    assert info == {"protocol": "paper", "n_splits": 8, "grouped_by": "song", "seed": 11,
+                    "method": "StratifiedKFold", "folds": 4, "repeats": 2, "test_size": 0.25}
+    for r in range(2):
+        folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=11 + r).split(np.zeros(len(songs)), song_y)
+        for k, (_, test_songs) in enumerate(folds):
+            np.testing.assert_array_equal(splits[4 * r + k][1], np.flatnonzero(np.isin(song_index, test_songs)))
+    splits, info = make_splits(data, "shuffle", cv=3, test_size=0.3, seed=11)
+    assert info == {"protocol": "shuffle", "n_splits": 3, "grouped_by": "artist", "seed": 11,
+                    "method": "GroupShuffleSplit", "test_size": 0.3}
+    assert len(splits) == 3
+    expected = GroupShuffleSplit(n_splits=3, test_size=0.3, random_state=11).split(data.X, data.y, data.split_groups)
+    for (_, test), (_, test2) in zip(splits, expected):
+        np.testing.assert_array_equal(test, test2)
+
+
+def test_smallest_corpora():
+    """Two groups are enough, and as many folds as groups; one group is refused."""
+    data = _data(n_songs=8, artists=False)
+    splits, _ = make_splits(data, "kfold", cv=2, seed=0)
+    assert len(splits) == 2
+    with pytest.raises(MERError, match=r"^-cv 8: n_splits=8 cannot be greater than the number of members in each "
+                                       r"class\. \(quadrants per song: \[\d, \d, \d, \d\]\)$"):
+        make_splits(data, "kfold", cv=8, seed=0)
+    two = LabeledWindows(np.zeros((4, 1), np.float32), np.array([0, 0, 0, 0]), np.array(["a", "a", "b", "b"]), ["f"])
+    assert len(make_splits(two, "kfold", cv=2)[0]) == 2
+    one = LabeledWindows(np.zeros((2, 1), np.float32), np.array([0, 0]), np.array(["a", "a"]), ["f"])
+    with pytest.raises(MERError, match=r"^corpus: cross-validation needs at least 2 songs, got 1$"):
+        make_splits(one, "kfold", cv=2)
+    with pytest.raises(MERError, match=r"^--repeats: only with --protocol kfold or paper \(shuffle draws -cv "
+                                       r"random splits\)$"):
+        make_splits(data, "shuffle", repeats=2)

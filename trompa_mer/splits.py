@@ -73,6 +73,11 @@ def make_splits(data, protocol: str = "shuffle", cv: int = 5, test_size: float =
         else:
             splitter = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed + r)
             folds = splitter.split(np.zeros(len(song_ids)), song_y)
+        try:
+            folds = list(folds)
+        except ValueError as err:  # e.g. more folds than songs of every quadrant
+            raise MERError(f"-cv {cv}: {err} (quadrants per song: "
+                           f"{np.bincount(song_y, minlength=4).tolist()})") from None
         for train_songs, test_songs in folds:
             held = np.zeros(len(song_ids), dtype=bool)
             held[test_songs] = True
