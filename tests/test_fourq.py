@@ -188,3 +188,38 @@ def test_read_quadrants_and_artists_values(tmp_path):
     meta.write_text("Song,Artist\nMT01,A\n")
     with pytest.raises(MERError, match=r"metadata.csv: no row for annotated song 'mt02' \(and 1 more\)"):
         fourq.read_artists(meta, {"mt01": 0, "mt02": 1, "mt03": 2})
+
+
+def test_reader_messages_word_for_word(tmp_path):
+    """Every refusal of the 4Q readers in full (which file, which field, what was expected)."""
+    import re
+
+    ann, meta = tmp_path / "annotations.csv", tmp_path / "metadata.csv"
+    cases = [
+        (lambda: fourq.read_quadrants(ann),
+         f"{ann}: annotations file not found (expected 4Q annotations.csv with columns Song, Quadrant)"),
+        (lambda: fourq.read_artists(meta, {"a": 0}),
+         f"{meta}: metadata file not found (expected 4Q metadata.csv with columns Song, Artist)"),
+    ]
+    for call, message in cases:
+        with pytest.raises(MERError, match=f"^{re.escape(message)}$"):
+            call()
+    ann.write_text("Song,Mood\nMT01,x\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(ann))}: missing column 'Quadrant' \\(expected 4Q "
+                                       r"annotations.csv with columns Song, Quadrant\)$"):
+        fourq.read_quadrants(ann)
+    ann.write_text("Name,Quadrant\nMT01,Q1\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(ann))}: missing column 'Song'"):
+        fourq.read_quadrants(ann)
+    meta.write_text("Name,Artist\nMT01,A\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: missing column 'Song' \\(expected 4Q "
+                                       r"metadata.csv with columns Song, Artist\)$"):
+        fourq.read_artists(meta, {"mt01": 0})
+    meta.write_text("Song,Title\nMT01,A\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: missing column 'Artist' \\(expected 4Q "
+                                       r"metadata.csv with columns Song, Artist\)$"):
+        fourq.read_artists(meta, {"mt01": 0})
+    meta.write_text("Song,Artist\nMT01,A\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: no row for annotated song 'mt02' \\(every "
+                                       r"annotated song needs its artist\)$"):
+        fourq.read_artists(meta, {"mt01": 0, "mt02": 1})

@@ -122,3 +122,45 @@ def test_pretrain_fits_song_members_on_training_songs_only():
                                    atol=1e-9)
     assert report["song"]["song-sgd"]["f1_macro"][0] > 0.5
     assert "song-sgd" not in report["window"]  # song members are scored on songs only
+
+
+def test_song_statistics_precision_and_dtype():
+    """float32 windows far from zero: the statistics are computed in float64 (float32 sums lose
+    the spread), returned as float32."""
+    rng = np.random.default_rng(3)
+    sow = np.repeat(np.arange(3), 200)
+    Z = (3000 + 0.01 * rng.normal(size=(600, 4))).astype(np.float32)
+    out = song_statistics(Z, sow, 3)
+    assert out.dtype == np.float32
+    expected_sd = np.array([Z[sow == s].astype(np.float64).std(axis=0) for s in range(3)])
+    np.testing.assert_allclose(out[:, 4:], expected_sd, rtol=1e-4)
+
+
+def test_song_member_standardizes_with_its_training_songs():
+    """The song rows are centred and scaled by the training songs' mean and deviation (a
+    constant column is left unscaled), and sample weights reach the model."""
+    X, y, sow = _windows()
+    _, member, rows = _committee(X, y, sow, "song-sgd")
+    rows = rows.copy()
+    rows[:, 3] = 7.0  # a constant column
+    member = M.make_member("song-sgd").fit(rows, y)
+    Z = member._standardized(rows)
+    np.testing.assert_allclose(Z[:, np.arange(8) != 3].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(Z[:, np.arange(8) != 3].std(axis=0), 1, rtol=1e-4)
+    assert member.scale[3] == 1.0 and np.all(Z[:, 3] == 0)
+    weights = np.where(y == 2, 5.0, 0.2)
+    weighted = M.make_member("song-sgd").fit(rows, y, sample_weight=weights)
+    plain = M.SGDMember(params=M.make_member("song-sgd").sgd_params).fit(Z, y, sample_weight=weights)
+    np.testing.assert_allclose(weighted.predict_proba(rows), plain.predict_proba(Z), atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [["a"] * 8, 5, None, [True] * 8])
+def test_a_standardization_of_the_wrong_type_is_refused(tmp_path, value):
+    X, y, sow = _windows()
+    _, member, _ = _committee(X, y, sow)
+    member.save(tmp_path / "m0")
+    meta = json.loads((tmp_path / "m0.json").read_text())
+    meta["song_scale"] = value
+    (tmp_path / "m0.json").write_text(json.dumps(meta))
+    with pytest.raises(MERError, match=r"m0.json: field 'song_scale': expected 8 finite numbers$"):
+        M.SongSGDMember.load(tmp_path / "m0")
