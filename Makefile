@@ -37,7 +37,7 @@ bench: setup
 
 # Rebuild the shipped committee from ../shared/data/4q (the command in its model card).
 pretrain: setup
-	$(VPY) deam_classifier.py --dataset 4q -m sgd,xgb,song-xgb --window-stride 2 -o models/pretrained
+	$(VPY) deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained
 
 # The offline TROMPA-MER benchmark (docs/experiments.md).
 simulate-benchmark: setup

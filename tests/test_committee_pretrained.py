@@ -22,7 +22,7 @@ def _committed():
     return Committee.load(PRETRAINED, feature_names=FEATURE_NAMES)
 
 
-SHIPPED_ALGORITHMS = ("sgd", "xgb", "song-xgb")
+SHIPPED_ALGORITHMS = ("sgd", "xgb")
 
 
 def test_default_committee_loads_and_is_small():
