@@ -2,7 +2,9 @@
 """Pre-train and cross-validate committee members on a corpus; save the committee.
 
   python deam_classifier.py -cv 5 -m xgb                      # Emotify, report only
-  python deam_classifier.py -m all -o models/pretrained       # the default committee
+  python deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained  # the default committee
+  python deam_classifier.py --dataset 4q --protocol paper -cv 10 -m sgd,xgb   # comparable with Panda et al. 2018
+  python deam_classifier.py -m all -o DIR                                     # the Emotify committee
   python deam_classifier.py --dataset deam --deam-features DIR -m gnb,sgd,rf
   python deam_classifier.py --task regression -cv 5                  # arousal/valence, Emotify
   python deam_classifier.py --task regression -m all,all-av          # regressors beside classifiers
@@ -19,7 +21,8 @@ def parse_args(argv=None):
     shared = settings.SHARED_DATA_DIR
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-cv", type=positive_int, default=settings.CV_SPLITS,
-                   help="number of grouped train/test splits = members per algorithm (default %(default)s)")
+                   help="splits (shuffle) or folds per repeat (kfold, paper) = members per algorithm in the "
+                        "saved committee (default %(default)s)")
     p.add_argument("-m", default=None,
                    help="algorithms, comma-separated: quadrant classifiers on windows gnb, sgd, xgb ('all' = "
                         "the three) and on songs' window statistics song-sgd, song-gnb, song-xgb ('all-song'), "
@@ -75,7 +78,7 @@ def parse_args(argv=None):
                         "arousal_cont_average.csv / valence_cont_average.csv")
     p.add_argument("--seed", type=int, default=settings.SEED, help="split seed (default %(default)s)")
     p.add_argument("--test-size", type=float, default=settings.TEST_SIZE,
-                   help="share of songs held out per split (default %(default)s)")
+                   help="--protocol shuffle: share of songs held out per split (default %(default)s)")
     p.add_argument("--balance", choices=("weights", "none"), default="weights",
                    help="class imbalance: balanced sample weights or none (default %(default)s)")
     p.add_argument("--window-stride", type=positive_int, default=1,
