@@ -298,10 +298,27 @@ def test_script_end_to_end_on_csv(tmp_path, repo_root, script_env):
     assert not (tmp_path / "o2").exists()
 
 
+MC_CONFIG = dict(min_annotations=100, modes=["mc"], queries=[10], iterations=[3], updates=["cumulative"],
+                 repeats=1, users=["me"])
+
+
+def _simulated_committee_curve(tmp_path, annotations, features, members, scaler):
+    """Save `members` as a committee, simulate listener "me" in mc mode (3 rounds of 10) and
+    return (the committee as simulated, its F1 curve)."""
+    from trompa_mer.committee import Committee
+
+    Committee(members, scaler, features.feature_names).save(tmp_path / "committee")
+    committee = simulate.simulatable(Committee.load(tmp_path / "committee"))
+    result = run_experiment(annotations, features, ExperimentConfig(**MC_CONFIG), tmp_path / "run",
+                            committee=committee, progress=False, plots=False)
+    assert result["complete"]
+    table = pd.read_csv(tmp_path / "run" / "results.csv")
+    return committee, table[(table["mode"] == "mc") & (table["algorithm"] == "committee")].sort_values("iteration")
+
+
 def test_a_saved_pretrained_committee_can_be_simulated(tmp_path):
     from sklearn.preprocessing import StandardScaler
 
-    from trompa_mer.committee import Committee
     from trompa_mer.members import make_member
 
     annotations, features = deviant_population(seed=8)
@@ -310,19 +327,12 @@ def test_a_saved_pretrained_committee_can_be_simulated(tmp_path):
     crowd_q = quadrant_of(features.X[:, 0], features.X[:, 1])
     # small pre-training sets, so that 30 answers can move a Gaussian NB
     members = [(f"gnb_{k}", make_member("gnb").fit(Xs[k:40:2], crowd_q[k:40:2])) for k in range(2)]
-    Committee(members, scaler, features.feature_names).save(tmp_path / "committee")
-    committee = simulate.simulatable(Committee.load(tmp_path / "committee"))
-    config = ExperimentConfig(min_annotations=100, modes=["mc"], queries=[10], iterations=[3], updates=["cumulative"],
-                              repeats=1, users=["me"])
-    result = run_experiment(annotations, features, config, tmp_path / "run", committee=committee, progress=False,
-                            plots=False)
-    assert result["complete"]
-    table = pd.read_csv(tmp_path / "run" / "results.csv")
-    curve = table[(table["mode"] == "mc") & (table["algorithm"] == "committee")].sort_values("iteration")
+    committee, curve = _simulated_committee_curve(tmp_path, annotations, features, members, scaler)
     assert len(curve) == 4 and curve["f1_weighted"].iloc[-1] > curve["f1_weighted"].iloc[0]
     narrow = FeatureTable(features.song_ids, features.X[:, :2], features.offsets, ["f0", "f1"])
     with pytest.raises(MERError, match="columns"):
-        run_experiment(annotations, narrow, config, tmp_path / "bad", committee=committee, progress=False)
+        run_experiment(annotations, narrow, ExperimentConfig(**MC_CONFIG), tmp_path / "bad", committee=committee,
+                       progress=False)
 
 
 def test_a_committee_with_song_members_can_be_simulated(tmp_path):
@@ -330,7 +340,7 @@ def test_a_committee_with_song_members_can_be_simulated(tmp_path):
     from the listener's standardized windows, and answers update them (the curve moves)."""
     from sklearn.preprocessing import StandardScaler
 
-    from trompa_mer.committee import Committee, song_statistics
+    from trompa_mer.committee import song_statistics
     from trompa_mer.members import make_member
 
     annotations, features = deviant_population(seed=8)
@@ -340,13 +350,5 @@ def test_a_committee_with_song_members_can_be_simulated(tmp_path):
     rows = song_statistics(Xs, sow, len(features.song_ids))
     song_q = quadrant_of(*(features.X[features.offsets[:-1], :2].T))
     members = [(f"song-gnb_{k}", make_member("song-gnb").fit(rows[k:40:2], song_q[k:40:2])) for k in range(2)]
-    Committee(members, scaler, features.feature_names).save(tmp_path / "committee")
-    committee = simulate.simulatable(Committee.load(tmp_path / "committee"))
-    config = ExperimentConfig(min_annotations=100, modes=["mc"], queries=[10], iterations=[3], updates=["cumulative"],
-                              repeats=1, users=["me"])
-    result = run_experiment(annotations, features, config, tmp_path / "run", committee=committee, progress=False,
-                            plots=False)
-    assert result["complete"]
-    table = pd.read_csv(tmp_path / "run" / "results.csv")
-    curve = table[(table["mode"] == "mc") & (table["algorithm"] == "committee")].sort_values("iteration")
+    _, curve = _simulated_committee_curve(tmp_path, annotations, features, members, scaler)
     assert len(curve) == 4 and curve["f1_weighted"].iloc[-1] > curve["f1_weighted"].iloc[0]
