@@ -221,3 +221,136 @@ def test_song_ids_with_line_breaks_stay_on_one_line():
         with pytest.raises(MERError) as info:
             users.parse_answers(raw, state, "answers.json")
         assert "\n" not in str(info.value) and "\r" not in str(info.value)
+
+
+# --- issue 23: links, case twins, abandoned creates, long numbers (fast; test_links.py drives the
+# same through the scripts) -------------------------------------------------------------------
+def test_the_store_field_is_computed_from_the_names_not_through_links(tmp_path):
+    from trompa_mer.checksummed import BlobStore, store_field
+
+    users_dir = tmp_path / "users"
+    (tmp_path / "disk2" / ".shared").mkdir(parents=True)
+    (tmp_path / "disk2" / "bob" / "committee-0001").mkdir(parents=True)
+    users_dir.mkdir()
+    (users_dir / ".shared").symlink_to(tmp_path / "disk2" / ".shared")
+    (users_dir / "bob").symlink_to(tmp_path / "disk2" / "bob")
+    store = BlobStore(users_dir / ".shared")
+    assert store_field(store, users_dir / "bob" / "committee-0001") == "../../.shared"
+    assert store_field(store, users_dir / "bob" / ".committee-0001.x.tmp") == "../../.shared"
+    with pytest.raises(MERError, match="cannot refer to the shared store|field 'store'"):
+        store_field(BlobStore(tmp_path / "disk2" / "nested" / ".shared"), users_dir / "bob" / "committee-0001")
+
+
+def test_a_user_folder_linked_inside_the_users_folder_is_refused_elsewhere_accepted(tmp_path):
+    store = UserStore(tmp_path / "users")
+    committee = _committee_dir(tmp_path)
+    store.create("bob", committee, "mc")
+    (tmp_path / "users" / "mallory").symlink_to("bob")
+    with pytest.raises(MERError, match="mallory: is a link to bob, inside the users folder"):
+        store.read_state("mallory")
+    (tmp_path / "users" / "mallory").unlink()
+    (tmp_path / "users" / "mallory").symlink_to(tmp_path / "users" / "bob")  # absolute: the same
+    with pytest.raises(MERError, match="inside the users folder"):
+        store.check_user_folder("mallory")
+    # a folder of another user elsewhere (a copy): its state names its owner
+    shutil.copytree(tmp_path / "users" / "bob", tmp_path / "disk2" / "bob")
+    (tmp_path / "users" / "mallory").unlink()
+    (tmp_path / "users" / "mallory").symlink_to(tmp_path / "disk2" / "bob")
+    with pytest.raises(MERError, match="belongs to user 'bob', not 'mallory'.*is a link to"):
+        store.read_state("mallory")
+    # bob moved to another disk and linked back: bob's
+    shutil.rmtree(tmp_path / "users" / "bob")
+    (tmp_path / "users" / "bob").symlink_to(tmp_path / "disk2" / "bob")
+    assert store.read_state("bob")["user_id"] == "bob"
+
+
+@pytest.mark.parametrize("entry", ["state.json", "committee-0000", "base-committee", "consensus.csv",
+                                   "committee-0005", "crowd-0000", "base-crowd", "crowd_features.csv"])
+def test_a_link_among_the_user_folders_own_entries_is_refused(tmp_path, entry):
+    store = UserStore(tmp_path / "users")
+    committee = _committee_dir(tmp_path)
+    consensus = pd.DataFrame({"Q1": [1.0], "Q2": [0.0], "Q3": [0.0], "Q4": [0.0], "n_listeners": [1]},
+                             index=pd.Index(["s"], name="song"))
+    for user in ("bob", "carol"):
+        store.create(user, committee, "hc", consensus=consensus)
+    target = tmp_path / "users" / "carol" / entry
+    if not target.exists():
+        target.mkdir()
+    link = tmp_path / "users" / "bob" / entry
+    if link.is_dir():
+        shutil.move(str(link), str(tmp_path / "aside"))
+    elif link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    before = _snapshot(tmp_path / "users")
+    with pytest.raises(MERError, match=f"bob/{entry}: is a link .*never another user's"):
+        store.read_state("bob")
+    assert _snapshot(tmp_path / "users") == before
+    store.read_state("carol")
+
+
+def test_abandoned_create_folders_go_only_when_their_lock_is_free(tmp_path):
+    store = UserStore(tmp_path / "users")
+    users_dir = tmp_path / "users"
+    names = {"abandoned": ".tmp-dan-0123abcd", "own": ".tmp-BOB-89abcdef", "busy": ".tmp-eve-x-00ff00ff",
+             "not_ours": ".tmp-notes", "bad_id": ".tmp--x-0123abcd", "file": ".tmp-fay-0123abcd"}
+    for key, name in names.items():
+        if key == "file":
+            (users_dir / name).write_text("x")
+        else:
+            (users_dir / name / "committee-0000").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (users_dir / ".tmp-gus-0123abcd").symlink_to(tmp_path / "elsewhere")
+    with store.lock("eve-x"):
+        with store.lock("bob"):
+            store.remove_abandoned_creates("bob")
+    left = sorted(p.name for p in users_dir.iterdir() if p.name != ".locks")
+    assert left == sorted([names["busy"], names["not_ours"], names["bad_id"], names["file"], ".tmp-gus-0123abcd"])
+    assert (tmp_path / "elsewhere").is_dir()
+    with store.lock("dan", timeout=0):  # the lock taken to remove it was released
+        pass
+
+
+def test_ids_differing_in_case_share_a_lock_file(tmp_path):
+    store = UserStore(tmp_path)
+    assert store.lock_path("CaseN") == store.lock_path("casen") == tmp_path / ".locks" / "casen.lock"
+    assert store.lock_path("CaseN") != store.lock_path("CaseM")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('{"s1": 1%s}' % ("0" * 5000), "s1=<a 5001-digit integer>"),
+    ('{"s1": {"arousal": -1%s, "valence": 0}}' % ("0" * 5000), "arousal <a 5001-digit negative integer> is outside -1..1"),
+    ('{"s1": {"arousal": 0, "valence": 2}}', "valence 2 is outside -1..1"),
+])
+def test_an_answer_too_long_to_read_is_described_naming_the_file_and_the_song(text, needle):
+    raw = users.decode_answers_json(text, "answers.json")
+    state = dict(_state(), pending=["s1", "s2"])
+    with pytest.raises(MERError) as err:
+        users.parse_answer_labels(raw, state, "answers.json")
+    message = str(err.value)
+    assert message.startswith("answers.json: ") and needle in message and len(message) < 400, message
+    assert users.decode_answers_json('{"s1": 4}', "a")["s1"] == 4
+
+
+def test_a_saved_committee_is_read_back_before_it_is_named(tmp_path, monkeypatch):
+    from trompa_mer.committee import Committee
+
+    store = UserStore(tmp_path / "users")
+
+    class Part:
+        from trompa_mer.committee import COMMITTEE_LAYOUT as layout
+
+        def save(self, folder, store=None):
+            folder.mkdir()
+            (folder / "committee.json").write_text("{}")
+
+    class Saved:
+        parts = [Part()]
+
+    (tmp_path / "users" / "bob").mkdir(parents=True)
+    with pytest.raises(MERError, match=r"bob/committee-0001: the committee just saved does not load back .*"
+                                       r"nothing was changed"):
+        store.save_committee("bob", Saved(), 1)
+    assert not (tmp_path / "users" / "bob" / "committee-0001").exists()
+    monkeypatch.setattr(Committee, "load", classmethod(lambda cls, folder, **kw: None))
+    assert store.save_committee("bob", Saved(), 1) == {"committee": "committee-0001"}
