@@ -16,8 +16,14 @@ Layout of `<users_dir>/<user_id>/`:
                           The crowd folders use committee.CROWD_LAYOUT; load_committee joins
                           them with committee-NNNN into the user's one committee
 This module is the only one that knows these names.
-Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
-be taken before the user folder exists (create) and deleting a user folder forgets the user.
+Lock files live beside the user folders in `<users_dir>/.locks/<user_id in lower case>.lock`, so
+a lock can be taken before the user folder exists (create), ids differing only in letter case
+exclude each other, and deleting a user folder forgets the user.
+
+Links: a user folder or `.shared` may be a link (moved to another disk): paths recorded in the
+manifests are computed from the names, never resolved through links. One folder is one user: a
+user folder linked inside the users folder, a state of another user id, and a link among the
+user folder's own entries (OWN_ENTRIES, round folders) are refused before anything is read.
 
 Shared files: `<users_dir>/.shared/<sha256>` (checksummed.BlobStore) holds the pre-trained
 committee's files once for every user. create adds them (a blob is written atomically and never
@@ -26,12 +32,13 @@ manifests referring to them; a retrain's committee keeps in the user folder only
 differ: changed GaussianNB/SGD members whole, an XGBoost member's appended rounds (its leading
 bytes are the shared pre-trained booster's). Every load verifies each file, shared or not,
 against the checksums as before. User folders written before the store (full copies) are read
-as they are; their next rounds are stored whole, as then. Deleting a user folder forgets the
+as they are (not migrated); their next rounds are saved like anyone's, referring to the blobs
+`.shared` holds (whole only where it holds none). Deleting a user folder forgets the
 user; a blob no user manifest names any longer is garbage (collecting it needs every
 manifest's "stored" entries and a store-wide lock against a create in progress; not built).
 
-Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, then
-rewrites state.json atomically to point at it, then removes the previous folder. A process
+Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, loads it
+back, then rewrites state.json atomically to point at it, then removes the previous folder. A process
 killed at any moment leaves state.json naming a complete committee; stray folders and temporary
 files from an interrupted change are removed under the lock by the next writer (`tidy`).
 
