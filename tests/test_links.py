@@ -377,3 +377,36 @@ def test_a_full_copy_users_next_round_is_deduplicated_into_the_shared_store(loop
         assert manifest["store"] == "../../.shared" and manifest["stored"], update
         assert any("part" in spec for spec in manifest["stored"].values()), update  # an XGBoost member's rounds
     assert "stored" not in json.loads((env["users"] / TEST_USER / "base-committee" / "committee.json").read_text())
+
+
+def test_a_library_writer_failing_on_a_full_disk_is_a_disk_full_error_naming_the_file(tmp_path, monkeypatch):
+    """In-process, the class behind 9a: a writer that fails its own way (XGBoost: a C++ check with
+    a stack trace) while the disk is (nearly) full becomes OSError ENOSPC naming the file asked for;
+    an OSError without a file name gets it; otherwise the error stays what it was; no temporary
+    file is left in any case."""
+    import errno
+
+    from trompa_mer import atomic
+    from trompa_mer.errors import MERError
+
+    target = tmp_path / "xgb_0.ubj"
+
+    def fail_with(exc):
+        with atomic.atomic_path(target) as tmp:
+            Path(tmp).write_bytes(b"half")
+            raise exc
+
+    monkeypatch.setattr(atomic, "disk_nearly_full", lambda folder: True)
+    with pytest.raises(OSError) as err:
+        fail_with(ValueError("Check failed: FileStream.Write incomplete Stack trace: [bt] (0) ..."))
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    with pytest.raises(MERError, match="its own refusal"):  # a refusal is never taken for a full disk
+        fail_with(MERError("its own refusal"))
+    monkeypatch.setattr(atomic, "disk_nearly_full", lambda folder: False)
+    with pytest.raises(ValueError, match="FileStream"):
+        fail_with(ValueError("Check failed: FileStream.Write incomplete"))
+    with pytest.raises(OSError) as err:
+        fail_with(OSError(errno.ENOSPC, "No space left on device"))
+    assert err.value.filename == str(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert atomic.disk_nearly_full(tmp_path / "nosuch") is False

@@ -61,7 +61,7 @@ def _renamed_into_place(path: Path, prefix: str, suffix: str):
     except Exception as err:
         # a library writing by file name (XGBoost, torch, skops) reports a full disk its own way
         # (XGBoost: a C++ check failure with a stack trace); judged before the partial file goes
-        full = disk_nearly_full(path.parent)
+        full = not isinstance(err, MERError) and disk_nearly_full(path.parent)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if full:
