@@ -1,6 +1,7 @@
 """The per-user folder and the state machine, without the committee."""
 import json
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -258,6 +259,11 @@ def test_a_user_folder_linked_inside_the_users_folder_is_refused_elsewhere_accep
     (tmp_path / "users" / "mallory").symlink_to(tmp_path / "disk2" / "bob")
     with pytest.raises(MERError, match="belongs to user 'bob', not 'mallory'.*is a link to"):
         store.read_state("mallory")
+    # a copy of bob's folder under another name, no link: refused without speaking of links
+    shutil.copytree(tmp_path / "disk2" / "bob", tmp_path / "users" / "trudy")
+    with pytest.raises(MERError, match=r"trudy/state.json: belongs to user 'bob', not 'trudy'; one folder") as err:
+        store.read_state("trudy")
+    assert "is a link" not in str(err.value)
     # bob moved to another disk and linked back: bob's
     shutil.rmtree(tmp_path / "users" / "bob")
     (tmp_path / "users" / "bob").symlink_to(tmp_path / "disk2" / "bob")
@@ -283,7 +289,9 @@ def test_a_link_among_the_user_folders_own_entries_is_refused(tmp_path, entry):
         link.unlink()
     link.symlink_to(target)
     before = _snapshot(tmp_path / "users")
-    with pytest.raises(MERError, match=f"bob/{entry}: is a link .*never another user's"):
+    kind = "folder" if target.is_dir() else "file"
+    with pytest.raises(MERError, match=f"bob/{entry}: is a link .*never another user's: replace the link "
+                                       f"by the {kind} itself"):
         store.read_state("bob")
     assert _snapshot(tmp_path / "users") == before
     store.read_state("carol")
@@ -301,9 +309,12 @@ def test_abandoned_create_folders_go_only_when_their_lock_is_free(tmp_path):
             (users_dir / name / "committee-0000").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     (users_dir / ".tmp-gus-0123abcd").symlink_to(tmp_path / "elsewhere")
+    (users_dir / ".tmp-bob-00000000").mkdir()  # sorts first: the ones after it are still looked at
     with store.lock("eve-x"):
         with store.lock("bob"):
+            started = time.monotonic()
             store.remove_abandoned_creates("bob")
+            assert time.monotonic() - started < 0.8  # a busy lock is not waited for
     left = sorted(p.name for p in users_dir.iterdir() if p.name != ".locks")
     assert left == sorted([names["busy"], names["not_ours"], names["bad_id"], names["file"], ".tmp-gus-0123abcd"])
     assert (tmp_path / "elsewhere").is_dir()
@@ -333,24 +344,52 @@ def test_an_answer_too_long_to_read_is_described_naming_the_file_and_the_song(te
 
 
 def test_a_saved_committee_is_read_back_before_it_is_named(tmp_path, monkeypatch):
-    from trompa_mer.committee import Committee
+    from trompa_mer.committee import COMMITTEE_LAYOUT, CROWD_LAYOUT, Committee
 
     store = UserStore(tmp_path / "users")
+    stores = []
 
     class Part:
-        from trompa_mer.committee import COMMITTEE_LAYOUT as layout
+        def __init__(self, layout):
+            self.layout = layout
 
         def save(self, folder, store=None):
+            stores.append(store)
             folder.mkdir()
-            (folder / "committee.json").write_text("{}")
+            (folder / self.layout.manifest).write_text("{}")
 
     class Saved:
-        parts = [Part()]
+        parts = [Part(COMMITTEE_LAYOUT), Part(CROWD_LAYOUT)]
 
     (tmp_path / "users" / "bob").mkdir(parents=True)
     with pytest.raises(MERError, match=r"bob/committee-0001: the committee just saved does not load back .*"
                                        r"nothing was changed"):
         store.save_committee("bob", Saved(), 1)
-    assert not (tmp_path / "users" / "bob" / "committee-0001").exists()
-    monkeypatch.setattr(Committee, "load", classmethod(lambda cls, folder, **kw: None))
-    assert store.save_committee("bob", Saved(), 1) == {"committee": "committee-0001"}
+    assert sorted(p.name for p in (tmp_path / "users" / "bob").iterdir()) == []  # both removed
+    loaded = []
+    monkeypatch.setattr(Committee, "load", classmethod(lambda cls, folder, **kw: loaded.append((folder.name, kw))))
+    assert store.save_committee("bob", Saved(), 3) == {"committee": "committee-0003", "crowd": "crowd-0003"}
+    assert loaded == [("committee-0003", {"layout": COMMITTEE_LAYOUT}), ("crowd-0003", {"layout": CROWD_LAYOUT})]
+    assert all(s is store.blobs for s in stores)
+
+
+def test_read_state_refusals_say_what_is_missing(tmp_path):
+    store = UserStore(tmp_path / "users")
+    with pytest.raises(MERError, match=r"user 'bob': no such user \(.*state.json not found\); create it"):
+        store.read_state("bob")
+    store.create("bob", _committee_dir(tmp_path), "mc")
+    path = tmp_path / "users" / "bob" / "state.json"
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "format": 7}))
+    with pytest.raises(MERError, match="field 'format': expected 1, got 7"):
+        store.read_state("bob")
+    path.write_text(json.dumps({k: v for k, v in state.items() if k not in ("pending", "asked")}))
+    with pytest.raises(MERError, match=r"state.json: missing field\(s\) pending, asked$"):
+        store.read_state("bob")
+
+
+def test_answers_that_are_not_json_name_the_file():
+    with pytest.raises(MERError, match=r"^a.json: not valid JSON \(.* at line 1 column 2\); expected a JSON object"):
+        users.decode_answers_json("{", "a.json")
+    with pytest.raises(MERError, match=r"^a.json: JSON nested too deeply \(expected a JSON object"):
+        users.decode_answers_json("[" * 200000 + "]" * 200000, "a.json")

@@ -427,8 +427,8 @@ class UserStore:
         if not self.users_dir.is_dir():
             return
         with os.scandir(self.users_dir) as entries:
-            found = [(e.name, m.group(1)) for e in entries
-                     if (m := CREATE_TMP.fullmatch(e.name)) and e.is_dir(follow_symlinks=False)]
+            found = sorted((e.name, m.group(1)) for e in entries
+                           if (m := CREATE_TMP.fullmatch(e.name)) and e.is_dir(follow_symlinks=False))
         for name, owner in found:
             if owner.lower() == user_id.lower():  # ours: this process holds the lock
                 shutil.rmtree(self.users_dir / name, ignore_errors=True)
