@@ -310,6 +310,7 @@ def test_abandoned_create_folders_go_only_when_their_lock_is_free(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (users_dir / ".tmp-gus-0123abcd").symlink_to(tmp_path / "elsewhere")
     (users_dir / ".tmp-bob-00000000").mkdir()  # sorts first: the ones after it are still looked at
+    (users_dir / ".tmp-zed-0123abcd").mkdir()  # sorts after the busy one: still looked at
     with store.lock("eve-x"):
         with store.lock("bob"):
             started = time.monotonic()
@@ -372,6 +373,16 @@ def test_a_saved_committee_is_read_back_before_it_is_named(tmp_path, monkeypatch
     assert loaded == [("committee-0003", {"layout": COMMITTEE_LAYOUT}), ("crowd-0003", {"layout": CROWD_LAYOUT})]
     assert all(s is store.blobs for s in stores)
 
+    class Full(Part):
+        def save(self, folder, store=None):
+            raise OSError(28, "No space left on device", str(folder))
+
+    class Failing:
+        parts = [Full(COMMITTEE_LAYOUT)]
+
+    with pytest.raises(OSError, match="No space left"):  # not hidden by the clean-up of what is not there
+        store.save_committee("bob", Failing(), 4)
+
 
 def test_read_state_refusals_say_what_is_missing(tmp_path):
     store = UserStore(tmp_path / "users")
@@ -389,6 +400,9 @@ def test_read_state_refusals_say_what_is_missing(tmp_path):
 
 
 def test_answers_that_are_not_json_name_the_file():
+    with pytest.raises(MERError, match="not valid JSON"):
+        users.decode_answers_json('X{"s1": "Q1"}', "a.json")
+    assert users.decode_answers_json('\ufeff{"s1": "Q1"}', "a.json") == {"s1": "Q1"}
     with pytest.raises(MERError, match=r"^a.json: not valid JSON \(.* at line 1 column 2\); expected a JSON object"):
         users.decode_answers_json("{", "a.json")
     with pytest.raises(MERError, match=r"^a.json: JSON nested too deeply \(expected a JSON object"):
