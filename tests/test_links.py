@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -50,8 +49,9 @@ def tree_hashes(*roots) -> dict:
     return out
 
 
-def refused_unchanged(env, result, *needles, roots=()):
-    """Exit status 1, one `error:` line naming `needles`; `roots` hashed before by the caller."""
+def refused_unchanged(env, result, *needles):
+    """Exit status 1, one `error:` line naming `needles`, no traceback (the caller compares the
+    models tree hashed before and after)."""
     line = assert_refused(result, *needles)
     assert "Traceback" not in result.stderr
     return line

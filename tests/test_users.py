@@ -331,7 +331,8 @@ def test_ids_differing_in_case_share_a_lock_file(tmp_path):
 
 @pytest.mark.parametrize("text,needle", [
     ('{"s1": 1%s}' % ("0" * 5000), "s1=<a 5001-digit integer>"),
-    ('{"s1": {"arousal": -1%s, "valence": 0}}' % ("0" * 5000), "arousal <a 5001-digit negative integer> is outside -1..1"),
+    ('{"s1": {"arousal": -1%s, "valence": 0}}' % ("0" * 5000),
+     "arousal <a 5001-digit negative integer> is outside -1..1"),
     ('{"s1": {"arousal": 0, "valence": 2}}', "valence 2 is outside -1..1"),
 ])
 def test_an_answer_too_long_to_read_is_described_naming_the_file_and_the_song(text, needle):
