@@ -410,3 +410,30 @@ def test_a_library_writer_failing_on_a_full_disk_is_a_disk_full_error_naming_the
     assert err.value.filename == str(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert atomic.disk_nearly_full(tmp_path / "nosuch") is False
+
+
+def test_a_full_disk_while_a_folder_is_saved_names_the_file_where_it_was_going(tmp_path):
+    """save_new_folder writes into a temporary folder that is gone when the error is shown: the
+    error names the file as it would have been saved; an error about another file is kept."""
+    import errno
+
+    from trompa_mer.checksummed import save_new_folder
+
+    destination = tmp_path / "bob" / "committee-0001"
+
+    def full(tmp):
+        (Path(tmp) / "gnb_0.skops").write_bytes(b"x")
+        raise OSError(errno.ENOSPC, "No space left on device", str(Path(tmp) / "xgb_0.ubj"))
+
+    with pytest.raises(OSError) as err:
+        save_new_folder(destination, full)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(destination / "xgb_0.ubj")
+    elsewhere = str(tmp_path / "other.json")
+
+    def other(tmp):
+        raise OSError(errno.EACCES, "Permission denied", elsewhere)
+
+    with pytest.raises(OSError) as err:
+        save_new_folder(destination, other)
+    assert err.value.errno == errno.EACCES and err.value.filename == elsewhere
+    assert sorted(p.name for p in (tmp_path / "bob").iterdir()) == []  # no temporary folder left
