@@ -437,3 +437,31 @@ def test_a_full_disk_while_a_folder_is_saved_names_the_file_where_it_was_going(t
         save_new_folder(destination, other)
     assert err.value.errno == errno.EACCES and err.value.filename == elsewhere
     assert sorted(p.name for p in (tmp_path / "bob").iterdir()) == []  # no temporary folder left
+
+
+def test_a_create_killed_half_way_leaves_a_folder_the_next_create_removes(loop_env):
+    """The real thing behind test_abandoned_create_folders_...: create_user.py SIGKILLed while its
+    temporary folder exists; a create of another id removes it."""
+    import signal
+
+    env = loop_env
+    users = env["users"]
+    users.mkdir(parents=True)
+    for attempt in range(8):
+        proc = subprocess.Popen([sys.executable, str(ROOT / "create_user.py"), "-i", f"k{attempt}", "-m", "mc"],
+                                env=env["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        caught = False
+        while proc.poll() is None:
+            if any(p.name.startswith(f".tmp-k{attempt}-") for p in users.iterdir()):
+                proc.send_signal(signal.SIGKILL)
+                caught = True
+                break
+            time.sleep(0.002)
+        proc.wait()
+        if caught and any(p.name.startswith(f".tmp-k{attempt}-") for p in users.iterdir()):
+            break
+    else:
+        pytest.skip("every create finished before its temporary folder could be caught")
+    result = run(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in users.iterdir() if p.name.startswith(".tmp-")] == []
