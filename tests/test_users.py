@@ -408,3 +408,17 @@ def test_answers_that_are_not_json_name_the_file():
         users.decode_answers_json("{", "a.json")
     with pytest.raises(MERError, match=r"^a.json: JSON nested too deeply \(expected a JSON object"):
         users.decode_answers_json("[" * 200000 + "]" * 200000, "a.json")
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"valence": 5}', "missing 'arousal'; valence 5 is outside -1..1"),
+    ('{}', "missing 'arousal' and 'valence'"),
+    ('{"arousal": 0, "valence": 0, "x": 1, "y": 2}', "unexpected 'x', 'y'"),
+    ('{"arousal": 0, "valence": 0, "arousal": 1, "valence": 1}', "'arousal' and 'valence' given twice"),
+    ('{"arousal": -1.5, "valence": 0}', "arousal -1.5 is outside -1..1"),
+])
+def test_what_is_wrong_with_a_values_answer_word_for_word(text, message):
+    value = users.decode_answers_json(text, "a.json")
+    with pytest.raises(MERError) as err:
+        users.parse_answer_value(value)
+    assert str(err.value) == message
