@@ -465,3 +465,18 @@ def test_a_create_killed_half_way_leaves_a_folder_the_next_create_removes(loop_e
     result = run(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
     assert result.returncode == 0, result.stderr
     assert [p.name for p in users.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_an_os_error_without_an_errno_is_passed_on_as_it_is(tmp_path):
+    from trompa_mer import atomic
+    from trompa_mer.checksummed import save_new_folder
+
+    with pytest.raises(OSError, match="^disk full \\(simulated\\)$"):
+        with atomic.atomic_open(tmp_path / "a.json"):
+            raise OSError("disk full (simulated)")
+
+    def fail(tmp):
+        raise OSError("disk full (simulated)")
+
+    with pytest.raises(OSError, match="^disk full \\(simulated\\)$"):
+        save_new_folder(tmp_path / "committee-0001", fail)

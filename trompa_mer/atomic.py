@@ -55,7 +55,7 @@ def _renamed_into_place(path: Path, prefix: str, suffix: str):
     except OSError as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if err.filename is None or str(err.filename) == str(tmp):  # a write says no file: name ours
+        if err.errno is not None and (err.filename is None or str(err.filename) == str(tmp)):  # name ours
             raise OSError(err.errno, err.strerror, str(path)) from err
         raise
     except Exception as err:

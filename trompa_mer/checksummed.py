@@ -67,7 +67,7 @@ def save_new_folder(directory, write) -> Path:
         atomic.replace_dir(tmp, directory)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        inside = err.filename is not None and str(err.filename).startswith(str(tmp))
+        inside = err.errno is not None and err.filename is not None and str(err.filename).startswith(str(tmp))
         if not inside:
             raise
         # name the file as it would have been saved, not the temporary folder (gone now)
