@@ -419,15 +419,29 @@ def test_a_full_disk_while_a_folder_is_saved_names_the_file_where_it_was_going(t
 
     from trompa_mer.checksummed import save_new_folder
 
-    destination = tmp_path / "bob" / "committee-0001"
+    import re
+
+    from trompa_mer.users import TEMPORARY
+
+    destination = tmp_path / "users" / "bob" / "committee-0001"  # its parents are made
 
     def full(tmp):
+        # a name the next writer's tidy recognizes as a leftover
+        assert re.fullmatch(r"\.committee-0001\.[^/]+\.tmp", Path(tmp).name) and TEMPORARY.fullmatch(Path(tmp).name)
         (Path(tmp) / "gnb_0.skops").write_bytes(b"x")
         raise OSError(errno.ENOSPC, "No space left on device", str(Path(tmp) / "xgb_0.ubj"))
 
     with pytest.raises(OSError) as err:
         save_new_folder(destination, full)
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(destination / "xgb_0.ubj")
+    assert err.value.strerror == "No space left on device"
+
+    def broken(tmp):
+        (Path(tmp) / "gnb_0.skops").write_bytes(b"x")
+        raise ValueError("not an OSError")
+
+    with pytest.raises(ValueError):
+        save_new_folder(destination, broken)
     elsewhere = str(tmp_path / "other.json")
 
     def other(tmp):
@@ -436,7 +450,31 @@ def test_a_full_disk_while_a_folder_is_saved_names_the_file_where_it_was_going(t
     with pytest.raises(OSError) as err:
         save_new_folder(destination, other)
     assert err.value.errno == errno.EACCES and err.value.filename == elsewhere
-    assert sorted(p.name for p in (tmp_path / "bob").iterdir()) == []  # no temporary folder left
+    assert sorted(p.name for p in (tmp_path / "users" / "bob").iterdir()) == []  # no temporary folder left
+
+
+def test_write_manifest_on_its_own_shares_what_the_store_holds_and_drops_stale_fields(tmp_path):
+    """write_manifest called without files shared beforehand (as encoder.py calls it): the files
+    are checksummed, those the store holds become references with the store's path, and a
+    store/stored field of the manifest given is never carried over."""
+    import hashlib
+
+    from trompa_mer.checksummed import BlobStore, write_manifest
+
+    store = BlobStore(tmp_path / "users" / ".shared")
+    digest = store.add(b"shared bytes")
+    folder = tmp_path / "users" / "bob" / "committee-0001"
+    folder.mkdir(parents=True)
+    (folder / "a.bin").write_bytes(b"shared bytes")
+    (folder / "b.bin").write_bytes(b"own bytes")
+    stale = {"name": "x", "store": "../../old", "stored": {"z": {"blob": "0" * 64}}}
+    plain = write_manifest(folder, "m.json", stale, ["b.bin"])
+    assert "store" not in plain and "stored" not in plain
+    assert plain["checksums"] == {"b.bin": hashlib.sha256(b"own bytes").hexdigest()}
+    manifest = write_manifest(folder, "m.json", stale, ["a.bin", "b.bin"], store)
+    assert manifest["store"] == "../../.shared" and manifest["stored"] == {"a.bin": {"blob": digest}}
+    assert not (folder / "a.bin").exists() and (folder / "b.bin").is_file()
+    assert json.loads((folder / "m.json").read_text()) == manifest
 
 
 def test_a_create_killed_half_way_leaves_a_folder_the_next_create_removes(loop_env):

@@ -238,7 +238,7 @@ def test_the_store_field_is_computed_from_the_names_not_through_links(tmp_path):
     store = BlobStore(users_dir / ".shared")
     assert store_field(store, users_dir / "bob" / "committee-0001") == "../../.shared"
     assert store_field(store, users_dir / "bob" / ".committee-0001.x.tmp") == "../../.shared"
-    with pytest.raises(MERError, match="cannot refer to the shared store|field 'store'"):
+    with pytest.raises(MERError, match=r"bob/committee-0001/manifest: field 'store' is '\.\./\.\./\.\./disk2/"):
         store_field(BlobStore(tmp_path / "disk2" / "nested" / ".shared"), users_dir / "bob" / "committee-0001")
 
 
