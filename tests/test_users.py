@@ -1,6 +1,7 @@
 """The per-user folder and the state machine, without the committee."""
 import json
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -221,3 +222,203 @@ def test_song_ids_with_line_breaks_stay_on_one_line():
         with pytest.raises(MERError) as info:
             users.parse_answers(raw, state, "answers.json")
         assert "\n" not in str(info.value) and "\r" not in str(info.value)
+
+
+# --- issue 23: links, case twins, abandoned creates, long numbers (fast; test_links.py drives the
+# same through the scripts) -------------------------------------------------------------------
+def test_the_store_field_is_computed_from_the_names_not_through_links(tmp_path):
+    from trompa_mer.checksummed import BlobStore, store_field
+
+    users_dir = tmp_path / "users"
+    (tmp_path / "disk2" / ".shared").mkdir(parents=True)
+    (tmp_path / "disk2" / "bob" / "committee-0001").mkdir(parents=True)
+    users_dir.mkdir()
+    (users_dir / ".shared").symlink_to(tmp_path / "disk2" / ".shared")
+    (users_dir / "bob").symlink_to(tmp_path / "disk2" / "bob")
+    store = BlobStore(users_dir / ".shared")
+    assert store_field(store, users_dir / "bob" / "committee-0001") == "../../.shared"
+    assert store_field(store, users_dir / "bob" / ".committee-0001.x.tmp") == "../../.shared"
+    with pytest.raises(MERError, match=r"bob/committee-0001/manifest: field 'store' is '\.\./\.\./\.\./disk2/"):
+        store_field(BlobStore(tmp_path / "disk2" / "nested" / ".shared"), users_dir / "bob" / "committee-0001")
+
+
+def test_a_user_folder_linked_inside_the_users_folder_is_refused_elsewhere_accepted(tmp_path):
+    store = UserStore(tmp_path / "users")
+    committee = _committee_dir(tmp_path)
+    store.create("bob", committee, "mc")
+    (tmp_path / "users" / "mallory").symlink_to("bob")
+    with pytest.raises(MERError, match="mallory: is a link to bob, inside the users folder"):
+        store.read_state("mallory")
+    (tmp_path / "users" / "mallory").unlink()
+    (tmp_path / "users" / "mallory").symlink_to(tmp_path / "users" / "bob")  # absolute: the same
+    with pytest.raises(MERError, match="inside the users folder"):
+        store.check_user_folder("mallory")
+    # a folder of another user elsewhere (a copy): its state names its owner
+    shutil.copytree(tmp_path / "users" / "bob", tmp_path / "disk2" / "bob")
+    (tmp_path / "users" / "mallory").unlink()
+    (tmp_path / "users" / "mallory").symlink_to(tmp_path / "disk2" / "bob")
+    with pytest.raises(MERError, match="belongs to user 'bob', not 'mallory'.*is a link to"):
+        store.read_state("mallory")
+    # a copy of bob's folder under another name, no link: refused without speaking of links
+    shutil.copytree(tmp_path / "disk2" / "bob", tmp_path / "users" / "trudy")
+    with pytest.raises(MERError, match=r"trudy/state.json: belongs to user 'bob', not 'trudy'; one folder") as err:
+        store.read_state("trudy")
+    assert "is a link" not in str(err.value)
+    # bob moved to another disk and linked back: bob's
+    shutil.rmtree(tmp_path / "users" / "bob")
+    (tmp_path / "users" / "bob").symlink_to(tmp_path / "disk2" / "bob")
+    assert store.read_state("bob")["user_id"] == "bob"
+
+
+@pytest.mark.parametrize("entry", ["state.json", "committee-0000", "base-committee", "consensus.csv",
+                                   "committee-0005", "crowd-0000", "base-crowd", "crowd_features.csv"])
+def test_a_link_among_the_user_folders_own_entries_is_refused(tmp_path, entry):
+    store = UserStore(tmp_path / "users")
+    committee = _committee_dir(tmp_path)
+    consensus = pd.DataFrame({"Q1": [1.0], "Q2": [0.0], "Q3": [0.0], "Q4": [0.0], "n_listeners": [1]},
+                             index=pd.Index(["s"], name="song"))
+    for user in ("bob", "carol"):
+        store.create(user, committee, "hc", consensus=consensus)
+    target = tmp_path / "users" / "carol" / entry
+    if not target.exists():
+        target.mkdir()
+    link = tmp_path / "users" / "bob" / entry
+    if link.is_dir():
+        shutil.move(str(link), str(tmp_path / "aside"))
+    elif link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    before = _snapshot(tmp_path / "users")
+    kind = "folder" if target.is_dir() else "file"
+    with pytest.raises(MERError, match=f"bob/{entry}: is a link .*never another user's: replace the link "
+                                       f"by the {kind} itself"):
+        store.read_state("bob")
+    assert _snapshot(tmp_path / "users") == before
+    store.read_state("carol")
+
+
+def test_abandoned_create_folders_go_only_when_their_lock_is_free(tmp_path):
+    store = UserStore(tmp_path / "users")
+    users_dir = tmp_path / "users"
+    names = {"abandoned": ".tmp-dan-0123abcd", "own": ".tmp-BOB-89abcdef", "busy": ".tmp-eve-x-00ff00ff",
+             "not_ours": ".tmp-notes", "bad_id": ".tmp--x-0123abcd", "file": ".tmp-fay-0123abcd"}
+    for key, name in names.items():
+        if key == "file":
+            (users_dir / name).write_text("x")
+        else:
+            (users_dir / name / "committee-0000").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (users_dir / ".tmp-gus-0123abcd").symlink_to(tmp_path / "elsewhere")
+    (users_dir / ".tmp-bob-00000000").mkdir()  # sorts first: the ones after it are still looked at
+    (users_dir / ".tmp-zed-0123abcd").mkdir()  # sorts after the busy one: still looked at
+    with store.lock("eve-x"):
+        with store.lock("bob"):
+            started = time.monotonic()
+            store.remove_abandoned_creates("bob")
+            assert time.monotonic() - started < 0.8  # a busy lock is not waited for
+    left = sorted(p.name for p in users_dir.iterdir() if p.name != ".locks")
+    assert left == sorted([names["busy"], names["not_ours"], names["bad_id"], names["file"], ".tmp-gus-0123abcd"])
+    assert (tmp_path / "elsewhere").is_dir()
+    with store.lock("dan", timeout=0):  # the lock taken to remove it was released
+        pass
+
+
+def test_ids_differing_in_case_share_a_lock_file(tmp_path):
+    store = UserStore(tmp_path)
+    assert store.lock_path("CaseN") == store.lock_path("casen") == tmp_path / ".locks" / "casen.lock"
+    assert store.lock_path("CaseN") != store.lock_path("CaseM")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('{"s1": 1%s}' % ("0" * 5000), "s1=<a 5001-digit integer>"),
+    ('{"s1": {"arousal": -1%s, "valence": 0}}' % ("0" * 5000),
+     "arousal <a 5001-digit negative integer> is outside -1..1"),
+    ('{"s1": {"arousal": 0, "valence": 2}}', "valence 2 is outside -1..1"),
+])
+def test_an_answer_too_long_to_read_is_described_naming_the_file_and_the_song(text, needle):
+    raw = users.decode_answers_json(text, "answers.json")
+    state = dict(_state(), pending=["s1", "s2"])
+    with pytest.raises(MERError) as err:
+        users.parse_answer_labels(raw, state, "answers.json")
+    message = str(err.value)
+    assert message.startswith("answers.json: ") and needle in message and len(message) < 400, message
+    assert users.decode_answers_json('{"s1": 4}', "a")["s1"] == 4
+
+
+def test_a_saved_committee_is_read_back_before_it_is_named(tmp_path, monkeypatch):
+    from trompa_mer.committee import COMMITTEE_LAYOUT, CROWD_LAYOUT, Committee
+
+    store = UserStore(tmp_path / "users")
+    stores = []
+
+    class Part:
+        def __init__(self, layout):
+            self.layout = layout
+
+        def save(self, folder, store=None):
+            stores.append(store)
+            folder.mkdir()
+            (folder / self.layout.manifest).write_text("{}")
+
+    class Saved:
+        parts = [Part(COMMITTEE_LAYOUT), Part(CROWD_LAYOUT)]
+
+    (tmp_path / "users" / "bob").mkdir(parents=True)
+    with pytest.raises(MERError, match=r"bob/committee-0001: the committee just saved does not load back .*"
+                                       r"nothing was changed"):
+        store.save_committee("bob", Saved(), 1)
+    assert sorted(p.name for p in (tmp_path / "users" / "bob").iterdir()) == []  # both removed
+    loaded = []
+    monkeypatch.setattr(Committee, "load", classmethod(lambda cls, folder, **kw: loaded.append((folder.name, kw))))
+    assert store.save_committee("bob", Saved(), 3) == {"committee": "committee-0003", "crowd": "crowd-0003"}
+    assert loaded == [("committee-0003", {"layout": COMMITTEE_LAYOUT}), ("crowd-0003", {"layout": CROWD_LAYOUT})]
+    assert all(s is store.blobs for s in stores)
+
+    class Full(Part):
+        def save(self, folder, store=None):
+            raise OSError(28, "No space left on device", str(folder))
+
+    class Failing:
+        parts = [Full(COMMITTEE_LAYOUT)]
+
+    with pytest.raises(OSError, match="No space left"):  # not hidden by the clean-up of what is not there
+        store.save_committee("bob", Failing(), 4)
+
+
+def test_read_state_refusals_say_what_is_missing(tmp_path):
+    store = UserStore(tmp_path / "users")
+    with pytest.raises(MERError, match=r"user 'bob': no such user \(.*state.json not found\); create it"):
+        store.read_state("bob")
+    store.create("bob", _committee_dir(tmp_path), "mc")
+    path = tmp_path / "users" / "bob" / "state.json"
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "format": 7}))
+    with pytest.raises(MERError, match="field 'format': expected 1, got 7"):
+        store.read_state("bob")
+    path.write_text(json.dumps({k: v for k, v in state.items() if k not in ("pending", "asked")}))
+    with pytest.raises(MERError, match=r"state.json: missing field\(s\) pending, asked$"):
+        store.read_state("bob")
+
+
+def test_answers_that_are_not_json_name_the_file():
+    with pytest.raises(MERError, match="not valid JSON"):
+        users.decode_answers_json('X{"s1": "Q1"}', "a.json")
+    assert users.decode_answers_json('\ufeff{"s1": "Q1"}', "a.json") == {"s1": "Q1"}
+    with pytest.raises(MERError, match=r"^a.json: not valid JSON \(.* at line 1 column 2\); expected a JSON object"):
+        users.decode_answers_json("{", "a.json")
+    with pytest.raises(MERError, match=r"^a.json: JSON nested too deeply \(expected a JSON object"):
+        users.decode_answers_json("[" * 200000 + "]" * 200000, "a.json")
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"valence": 5}', "missing 'arousal'; valence 5 is outside -1..1"),
+    ('{}', "missing 'arousal' and 'valence'"),
+    ('{"arousal": 0, "valence": 0, "x": 1, "y": 2}', "unexpected 'x', 'y'"),
+    ('{"arousal": 0, "valence": 0, "arousal": 1, "valence": 1}', "'arousal' and 'valence' given twice"),
+    ('{"arousal": -1.5, "valence": 0}', "arousal -1.5 is outside -1..1"),
+])
+def test_what_is_wrong_with_a_values_answer_word_for_word(text, message):
+    value = users.decode_answers_json(text, "a.json")
+    with pytest.raises(MERError) as err:
+        users.parse_answer_value(value)
+    assert str(err.value) == message

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -51,10 +52,38 @@ def _renamed_into_place(path: Path, prefix: str, suffix: str):
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if err.errno is not None and (err.filename is None or str(err.filename) == str(tmp)):  # name ours
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+    except Exception as err:
+        # a library writing by file name (XGBoost, torch, skops) reports a full disk its own way
+        # (XGBoost: a C++ check failure with a stack trace); judged before the partial file goes
+        full = not isinstance(err, MERError) and disk_nearly_full(path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# a writer that fails with less than this left on its file system is taken to have run out
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def disk_nearly_full(folder) -> bool:
+    """Whether the file system holding `folder` has less than NEARLY_FULL_BYTES available."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return stats.f_bavail * stats.f_frsize < NEARLY_FULL_BYTES
 
 
 @contextlib.contextmanager

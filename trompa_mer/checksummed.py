@@ -65,6 +65,14 @@ def save_new_folder(directory, write) -> Path:
     try:
         write(tmp)
         atomic.replace_dir(tmp, directory)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        inside = err.errno is not None and err.filename is not None and str(err.filename).startswith(str(tmp))
+        if not inside:
+            raise
+        # name the file as it would have been saved, not the temporary folder (gone now)
+        named = directory / os.path.relpath(err.filename, tmp)
+        raise OSError(err.errno, err.strerror, str(named)) from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -158,28 +166,56 @@ def _share(folder: Path, manifest: dict, store: BlobStore, candidates: dict) -> 
             continue
         blob_digest, (at, start, length) = best
         # the user's own bytes (an XGBoost member's new rounds) compress about 3x: zlib level
-        # 1 keeps a save fast (~10 ms a member) and a user after 10 batch rounds under 2 MB
+        # 1 keeps a save fast (~10 ms a member) and a user after 10 batch rounds under 2 MB.
+        # The whole file (in memory now, in a folder not yet in place) goes before the part is
+        # written, so the two never take space on the disk together.
+        path.unlink()
         atomic.write_bytes(folder / part, zlib.compress(data[:at] + data[at + length:], 1))
         stored[name] = {"blob": blob_digest, "part": part, "at": at, "start": start, "length": length,
                         "compression": "zlib"}
-        path.unlink()
     return stored
 
 
+def store_field(store: BlobStore, folder) -> str:
+    """The manifest's "store" field of a folder written at `folder`: the store's path relative
+    to it, computed from the paths as they are named (never resolved through links, so a user
+    folder or the store moved to another disk and linked back keeps the field the reader
+    expects). Refused before anything refers to it when the reader would not accept it or would
+    find another folder by it."""
+    field = PurePosixPath(os.path.relpath(os.path.abspath(store.path), os.path.abspath(folder))).as_posix()
+    where = Path(folder) / "manifest"
+    found = _store_dir(Path(os.path.abspath(folder)), {"store": field}, where)
+    if found != Path(os.path.abspath(store.path)):
+        raise MERError(f"{folder}: cannot refer to the shared store {store.path} from here ({field!r})")
+    return field
+
+
+def share_files(folder, files, store: BlobStore | None = None, candidates: dict | None = None):
+    """Checksum `files` (just written into `folder`) and, with a `store`, replace those the store
+    holds by references at once (see `_share`): (checksums, stored). Called per member while a
+    committee is written, so the folder never holds more than one member's whole files."""
+    folder = Path(folder)
+    checksums = {f: sha256_file(folder / f) for f in files}
+    stored = {} if store is None else _share(folder, {"checksums": checksums}, store, candidates or {})
+    return checksums, stored
+
+
 def write_manifest(folder, manifest_name: str, manifest: dict, files, store: BlobStore | None = None,
-                   candidates: dict | None = None) -> dict:
+                   candidates: dict | None = None, shared=None) -> dict:
     """Write `manifest` plus the checksums of `files` (already in `folder`) as its manifest.
 
     With a `store`, files the store holds are replaced by references (see the module's
-    docstring); nothing is added to the store."""
+    docstring); nothing is added to the store. `shared`: (checksums, stored) of files already
+    handled by `share_files`, listed first."""
     folder = Path(folder)
     manifest = {k: v for k, v in manifest.items() if k not in ("store", "stored")}
-    manifest["checksums"] = {f: sha256_file(folder / f) for f in files}
-    if store is not None:
-        stored = _share(folder, manifest, store, candidates or {})
-        if stored:
-            manifest["store"] = PurePosixPath(os.path.relpath(store.path.resolve(), folder.resolve())).as_posix()
-            manifest["stored"] = stored
+    done_checksums, done_stored = shared if shared is not None else ({}, {})
+    checksums, stored = share_files(folder, [f for f in files if f not in done_checksums], store, candidates)
+    manifest["checksums"] = {**done_checksums, **checksums}
+    stored = {**done_stored, **stored}
+    if stored:
+        manifest["store"] = store_field(store, folder)
+        manifest["stored"] = stored
     atomic.write_json(folder / manifest_name, manifest)
     return manifest
 
@@ -193,6 +229,7 @@ def share_folder(source, destination, manifest_name: str, store: BlobStore) -> d
     manifest = atomic.read_json_object(source / manifest_name)
     checksums = manifest.get("checksums")
     listed = set(checksums) if isinstance(checksums, dict) else set()
+    field = store_field(store, destination) if listed else None  # refused before anything is written
     destination.mkdir()
     for entry in sorted(source.iterdir()):
         if entry.name in listed or entry.name == manifest_name or entry.name.endswith(PART_SUFFIX):
@@ -211,7 +248,7 @@ def share_folder(source, destination, manifest_name: str, store: BlobStore) -> d
         store.add(contents[name] if name in contents else (source / name).read_bytes(), digest)  # add re-checks
         stored[name] = {"blob": digest}
     manifest = {k: v for k, v in manifest.items() if k not in ("store", "stored")}
-    manifest["store"] = PurePosixPath(os.path.relpath(store.path.resolve(), destination.resolve())).as_posix()
+    manifest["store"] = field
     manifest["stored"] = stored
     atomic.write_json(destination / manifest_name, manifest)
     return manifest

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .checksummed import BlobStore, materialized, read_manifest, save_new_folder, write_manifest
+from .checksummed import BlobStore, materialized, read_manifest, save_new_folder, share_files, write_manifest
 from .errors import MERError
 from .members import INPUT_KINDS, TARGET_KINDS, SongAudio, skops_dump, skops_load
 from .registry import member_class
@@ -637,12 +637,31 @@ class Committee:
         store itself is never written here."""
         folder = Path(folder)
         layout = self.layout
+        candidates = {}
+        if store is not None:  # what each file was saved from before: its checksum, its blob
+            for name, digest in (self.manifest.get("checksums") or {}).items():
+                candidates.setdefault(name, []).append(digest)
+            for name, spec in (self.manifest.get("stored") or {}).items():
+                if isinstance(spec, dict):
+                    candidates.setdefault(name, []).append(spec.get("blob"))
+        # each file is checksummed (and, with a store, replaced by its reference or part) as soon
+        # as it is written: the folder never holds more than one member's whole files, so a
+        # retrain needs about one member's size of temporary space, not the whole committee's
+        checksums, stored = {}, {}
+
+        def shared(written):
+            sums, refs = share_files(folder, written, store, candidates)
+            checksums.update(sums)
+            stored.update(refs)
+
         files = [layout.scaler_file]
         _save_scaler(self.scaler, folder / layout.scaler_file)
+        shared(files)
         member_entries = []
         previous = {m.get("name"): m for m in self.manifest.get("members", [])}
         for name, member in self.members:
             written = member.save(folder / name)
+            shared(written)
             files.extend(written)
             entry = dict(previous.get(name, {}))
             entry.update(name=name, algorithm=member.algorithm, input_kind=member.input_kind,
@@ -656,14 +675,8 @@ class Committee:
             from .crowd import CROWD_COLUMNS
 
             manifest["crowd_columns"] = list(CROWD_COLUMNS)
-        candidates = {}
-        if store is not None:  # what each file was saved from before: its checksum, its blob
-            for name, digest in (self.manifest.get("checksums") or {}).items():
-                candidates.setdefault(name, []).append(digest)
-            for name, spec in (self.manifest.get("stored") or {}).items():
-                if isinstance(spec, dict):
-                    candidates.setdefault(name, []).append(spec.get("blob"))
-        manifest = write_manifest(folder, layout.manifest, manifest, files, store, candidates)
+        manifest = write_manifest(folder, layout.manifest, manifest, files, store, candidates,
+                                  shared=(checksums, stored))
         for name, text in (extra_files or {}).items():
             if Path(name).name != name or name in files or name == layout.manifest:
                 raise MERError(f"committee: extra file name {name!r} is not a free plain name")

@@ -105,8 +105,9 @@ def create_user(user_id: str, mode: str, users_dir, committee_dir, balanced: boo
         if store.user_dir(user_id).exists():
             raise MERError(f"{store.user_dir(user_id)}: exists but holds no {store.state_path(user_id).name}; "
                            f"remove the folder to recreate the user")
-        state = store.create(user_id, Path(committee_dir).resolve(), mode, balanced, human,
-                             None if human is None and crowd is None else Path(annotations_path).resolve(),
+        # provenance as the paths are named (absolute, not resolved through links)
+        state = store.create(user_id, Path(committee_dir).absolute(), mode, balanced, human,
+                             None if human is None and crowd is None else Path(annotations_path).absolute(),
                              crowd=None if crowd is None else crowd[:2])
     return {"user_id": user_id, "created": True, "mode": state["mode"], "balanced": state["balanced"],
             "folder": str(store.user_dir(user_id)),

@@ -16,8 +16,14 @@ Layout of `<users_dir>/<user_id>/`:
                           The crowd folders use committee.CROWD_LAYOUT; load_committee joins
                           them with committee-NNNN into the user's one committee
 This module is the only one that knows these names.
-Lock files live beside the user folders in `<users_dir>/.locks/<user_id>.lock`, so a lock can
-be taken before the user folder exists (create) and deleting a user folder forgets the user.
+Lock files live beside the user folders in `<users_dir>/.locks/<user_id in lower case>.lock`, so
+a lock can be taken before the user folder exists (create), ids differing only in letter case
+exclude each other, and deleting a user folder forgets the user.
+
+Links: a user folder or `.shared` may be a link (moved to another disk): paths recorded in the
+manifests are computed from the names, never resolved through links. One folder is one user: a
+user folder linked inside the users folder, a state of another user id, and a link among the
+user folder's own entries (OWN_ENTRIES, round folders) are refused before anything is read.
 
 Shared files: `<users_dir>/.shared/<sha256>` (checksummed.BlobStore) holds the pre-trained
 committee's files once for every user. create adds them (a blob is written atomically and never
@@ -26,12 +32,13 @@ manifests referring to them; a retrain's committee keeps in the user folder only
 differ: changed GaussianNB/SGD members whole, an XGBoost member's appended rounds (its leading
 bytes are the shared pre-trained booster's). Every load verifies each file, shared or not,
 against the checksums as before. User folders written before the store (full copies) are read
-as they are; their next rounds are stored whole, as then. Deleting a user folder forgets the
+as they are (not migrated); their next rounds are saved like anyone's, referring to the blobs
+`.shared` holds (whole only where it holds none). Deleting a user folder forgets the
 user; a blob no user manifest names any longer is garbage (collecting it needs every
 manifest's "stored" entries and a store-wide lock against a create in progress; not built).
 
-Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, then
-rewrites state.json atomically to point at it, then removes the previous folder. A process
+Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, loads it
+back, then rewrites state.json atomically to point at it, then removes the previous folder. A process
 killed at any moment leaves state.json naming a complete committee; stray folders and temporary
 files from an interrupted change are removed under the lock by the next writer (`tidy`).
 
@@ -90,6 +97,10 @@ UPDATE_STRATEGIES = ("batch", "cumulative")
 # what tidy may remove: round folders (and a folder swap's '.old'), and the temporaries of
 # atomic / checksummed ('.<name>.<random>.tmp', '.<stem>.<random>.tmp<suffix>')
 ROUND_FOLDER = re.compile(r"(committee-|crowd-)(\d{4,})(\.old)?")
+# the entries of a user folder that commands read or replace (never links: check_own_entries)
+OWN_ENTRIES = (STATE_FILE, BASE_COMMITTEE, BASE_CROWD, CONSENSUS_FILE, CROWD_FEATURES_FILE)
+# the temporary folder of a create of user <id> (UserStore.create), removed when abandoned
+CREATE_TMP = re.compile(r"\.tmp-([A-Za-z0-9_][A-Za-z0-9_-]{0,127})-[0-9a-f]{8}")
 TEMPORARY = re.compile(r"\.[^/]+\.tmp(\.[A-Za-z0-9]+)?")
 
 
@@ -128,7 +139,10 @@ class UserStore:
         return self.user_dir(user_id) / STATE_FILE
 
     def lock_path(self, user_id) -> Path:
-        return self.users_dir / LOCKS_DIR / f"{validate_user_id(user_id)}.lock"
+        """The lock file of `user_id`, named by the id in lower case: ids that differ only in
+        letter case (one folder on a case-insensitive file system, refused as twins) exclude
+        each other, so two creates of `CaseN` and `caseN` at once cannot both pass the check."""
+        return self.users_dir / LOCKS_DIR / f"{validate_user_id(user_id).lower()}.lock"
 
     def exists(self, user_id) -> bool:
         return self.state_path(user_id).is_file()
@@ -192,13 +206,37 @@ class UserStore:
         state naming them is written."""
         from .committee import CROWD_LAYOUT
 
-        fields = {}
-        for part in committee.parts:
-            crowd = part.layout is CROWD_LAYOUT
-            name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
-            part.save(self.user_dir(user_id) / name, store=self.blobs)
-            fields["crowd" if crowd else "committee"] = name
+        fields, saved = {}, []
+        try:
+            for part in committee.parts:
+                crowd = part.layout is CROWD_LAYOUT
+                name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
+                folder = self.user_dir(user_id) / name
+                saved.append(folder)
+                part.save(folder, store=self.blobs)
+                fields["crowd" if crowd else "committee"] = name
+            # read back as every later command will, before a state names them (and so before
+            # the previous round's folders are removed): a folder that does not load is never
+            # committed, whatever made it unreadable
+            for folder, part in zip(saved, committee.parts):
+                self._loads_back(folder, part.layout, folder)
+        except BaseException:
+            for folder in saved:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         return fields
+
+    @staticmethod
+    def _loads_back(folder, layout, named) -> None:
+        """Load the folder just written as the next command will (checksums, shared store,
+        members); MERError naming it (`named`: where it goes) when it does not."""
+        from .committee import Committee
+
+        try:
+            Committee.load(folder, layout=layout)
+        except MERError as err:
+            raise MERError(f"{named}: the {layout.what} just saved does not load back ({err}); it was "
+                           f"removed and nothing was changed") from None
 
     def read_crowd_table(self, user_id):
         from .crowd_loop import read_crowd_table
@@ -242,7 +280,16 @@ class UserStore:
         path = self.state_path(user_id)
         if not path.is_file():
             raise MERError(f"user {user_id!r}: no such user ({path} not found); create it with create_user.py")
+        self.check_user_folder(user_id)
+        self.check_own_entries(user_id)  # before state.json is read: it may be the link
         state = atomic.read_json_object(path)
+        owner = state.get("user_id", user_id)
+        if owner != user_id:
+            user_dir = self.user_dir(user_id)
+            how = f" ({user_dir} is a link to {os.readlink(user_dir)})" if user_dir.is_symlink() else ""
+            raise MERError(f"{path}: belongs to user {owner!r}, not {user_id!r}{how}; one folder is one "
+                           f"user (an id never acts as another): remove {user_dir} or recreate the user; "
+                           f"nothing was changed")
         if state.get("format") != STATE_FORMAT:
             raise MERError(f"{path}: field 'format': expected {STATE_FORMAT}, got {state.get('format')!r}")
         missing = [k for k in ("mode", "committee", "iteration", "pending", "asked") if k not in state]
@@ -250,6 +297,38 @@ class UserStore:
             raise MERError(f"{path}: missing field(s) {', '.join(missing)}")
         self.check_state_folders(user_id, state)
         return state
+
+    def check_user_folder(self, user_id) -> None:
+        """Refuse a user folder that is a link to another folder of the users folder (another
+        user's: `ln -s bob mallory` would let mallory act as bob under a lock of its own). A
+        link to a folder elsewhere (the user moved to another disk) is the user's folder."""
+        user_dir = self.user_dir(user_id)
+        if not user_dir.is_symlink():
+            return
+        target = Path(os.path.realpath(user_dir))
+        users = Path(os.path.realpath(self.users_dir))
+        if target == users or users in target.parents:
+            raise MERError(f"{user_dir}: is a link to {os.readlink(user_dir)}, inside the users folder "
+                           f"{self.users_dir} (another user's folder); one folder is one user (an id never "
+                           f"acts as another): remove the link; nothing was changed")
+
+    def check_own_entries(self, user_id) -> None:
+        """Refuse a link among the entries of the user folder that commands read or replace
+        (the state, the committee and crowd folders, the consensus and crowd tables): each is
+        the user's own, never another user's (a `base-committee` linked into bob's folder would
+        train mallory from bob's). The user folder itself may be a link (another disk)."""
+        user_dir = self.user_dir(user_id)
+        if not user_dir.is_dir():
+            return
+        with os.scandir(user_dir) as entries:
+            for entry in entries:
+                own = (entry.name in OWN_ENTRIES or ROUND_FOLDER.fullmatch(entry.name) is not None)
+                if own and entry.is_symlink():
+                    path = user_dir / entry.name
+                    raise MERError(f"{path}: is a link (to {os.readlink(path)}); a user's files are in the "
+                                   f"user's own folder, never another user's: replace the link by the "
+                                   f"{'folder' if path.is_dir() else 'file'} itself, or delete {user_dir} and "
+                                   f"recreate the user; nothing was changed")
 
     def check_state_folders(self, user_id, state: dict) -> None:
         """Refuse a state whose folder fields do not name this round's folders inside the user
@@ -259,6 +338,7 @@ class UserStore:
         damaged or hand-edited state never makes a command delete or read another folder."""
         path = self.state_path(user_id)
         user_dir = self.user_dir(user_id)
+        self.check_own_entries(user_id)
         iteration = state.get("iteration")
         if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
             raise MERError(f"{path}: field 'iteration' is {iteration!r}, expected a whole number >= 0; "
@@ -305,6 +385,7 @@ class UserStore:
         if user_dir.exists():
             raise MERError(f"user {user_id!r} already exists ({user_dir})")
         self.users_dir.mkdir(parents=True, exist_ok=True)
+        self.remove_abandoned_creates(user_id)
         tmp = self.users_dir / f".tmp-{user_id}-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir()
@@ -312,7 +393,9 @@ class UserStore:
             # the committee's files once in the shared store; both folders refer to them
             from .committee import COMMITTEE_LAYOUT
 
-            share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.blobs)
+            written = share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.blobs)
+            if written.get("stored"):  # its files are found through the store: read back as later
+                self._loads_back(tmp / committee_name, COMMITTEE_LAYOUT, user_dir / committee_name)
             shutil.copytree(tmp / committee_name, tmp / BASE_COMMITTEE)
             if consensus is not None:
                 write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
@@ -334,6 +417,27 @@ class UserStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return state
+
+    def remove_abandoned_creates(self, user_id) -> None:
+        """Remove the temporary folders (`.tmp-<id>-<8 hex>`) of creates that were killed before
+        they renamed their folder into place (call under `user_id`'s exclusive lock). A create
+        writes its folder only while it holds its id's lock, so a folder whose id's lock is free
+        has no writer left: taken without waiting, and held while the folder goes; one whose
+        lock is held (a create in progress, any command of that user) is left alone."""
+        if not self.users_dir.is_dir():
+            return
+        with os.scandir(self.users_dir) as entries:
+            found = sorted((e.name, m.group(1)) for e in entries
+                           if (m := CREATE_TMP.fullmatch(e.name)) and e.is_dir(follow_symlinks=False))
+        for name, owner in found:
+            if owner.lower() == user_id.lower():  # ours: this process holds the lock
+                shutil.rmtree(self.users_dir / name, ignore_errors=True)
+                continue
+            try:
+                with self.lock(owner, timeout=0):
+                    shutil.rmtree(self.users_dir / name, ignore_errors=True)
+            except MERError:  # busy: its writer may be alive
+                continue
 
     def tidy(self, user_id, state: dict) -> None:
         """Remove what an interrupted change left behind (call under the exclusive lock).
@@ -429,10 +533,30 @@ class AnswerPairs(dict):
         self.pairs = list(pairs)
 
 
+class LongNumber:
+    """An integer of the answers too long for Python to convert (more than 4300 digits: int()
+    refuses it, and json.loads with it): kept as its length, so the refusal names the file and
+    the song and describes the number instead of printing it."""
+
+    def __init__(self, text: str):
+        self.negative = text.startswith("-")
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<a {self.digits}-digit {'negative ' if self.negative else ''}integer>"
+
+
+def _parse_int(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return LongNumber(text)
+
+
 def decode_answers_json(text: str, source: str):
     """JSON text (a UTF-8 byte-order mark allowed) -> value whose objects are AnswerPairs."""
     try:
-        return json.loads(text.lstrip("\ufeff"), object_pairs_hook=AnswerPairs)
+        return json.loads(text.lstrip("\ufeff"), object_pairs_hook=AnswerPairs, parse_int=_parse_int)
     except json.JSONDecodeError as err:
         raise MERError(f"{source}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
                        f"expected a JSON object {{song_id: \"Q1\"..\"Q4\"}}") from None
@@ -496,7 +620,9 @@ def parse_answer_value(value) -> tuple[int, tuple | None]:
         if key not in keys:
             continue
         number = dict(pairs)[key]
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
+        if isinstance(number, LongNumber):
+            problems.append(f"{key} {number!r} is outside -1..1")
+        elif isinstance(number, bool) or not isinstance(number, (int, float)):
             problems.append(f"{key} {number!r} is not a number")
         elif isinstance(number, float) and not math.isfinite(number):
             problems.append(f"{key} {number!r} is not finite")
