@@ -133,3 +133,17 @@ def test_smallest_corpora():
     with pytest.raises(MERError, match=r"^--repeats: only with --protocol kfold or paper \(shuffle draws -cv "
                                        r"random splits\)$"):
         make_splits(data, "shuffle", repeats=2)
+
+
+def test_any_corpus_object_without_split_groups_is_grouped_by_song():
+    """A corpus object of another kind (no split_groups attribute at all) splits by song; the
+    too-many-folds message lists all four quadrants, empty ones included."""
+    from types import SimpleNamespace
+
+    from trompa_mer.splits import split_groups
+
+    data = SimpleNamespace(X=np.zeros((6, 1)), y=np.array([0, 0, 1, 1, 0, 0]), groups=np.array(list("aabbcc")))
+    groups, unit = split_groups(data)
+    assert unit == "song" and groups.tolist() == list("aabbcc")
+    with pytest.raises(MERError, match=r"\(quadrants per song: \[2, 1, 0, 0\]\)$"):
+        make_splits(data, "kfold", cv=3)
