@@ -278,9 +278,10 @@ def _write_torch(path: Path, obj) -> None:
         torch.save(obj, tmp)
 
 
-def _load_torch(path: Path, what: str):
+def _load_torch(path: Path, what: str, data: bytes | None = None):
+    """torch.load(weights_only=True) of `path`, or of `data` (the file's verified bytes) when given."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except (RuntimeError, KeyError, TypeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise MERError(f"{path}: cannot load {what} ({first[:160]}); expected a file written by "
@@ -444,9 +445,10 @@ def load_encoder(folder, device="cpu") -> tuple[PatchEncoder, dict]:
     checksums = manifest["checksums"]
     if not isinstance(checksums, dict) or WEIGHTS not in checksums:
         raise MERError(f"{path}: field 'checksums': expected an entry for {WEIGHTS}")
-    checksummed.read_files(folder, manifest, path, "encoder")
+    contents: dict = {}  # each file read once: the weights are built from the bytes verified
+    checksummed.read_files(folder, manifest, path, "encoder", contents)
     encoder = PatchEncoder(manifest["method"], manifest["width"])
-    state = _load_torch(folder / WEIGHTS, "encoder weights")
+    state = _load_torch(folder / WEIGHTS, "encoder weights", contents[WEIGHTS])
     try:
         encoder.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
