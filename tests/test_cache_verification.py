@@ -1,0 +1,183 @@
+"""Issue 23 item 6: nothing read from a cache in the pool folder is used unverified.
+
+The pool folder holds three caches: the consolidated pool (.pool_cache/), the song
+probabilities of saved committees (.song_proba_cache/) and the margins of XGBoost members'
+leading rounds (.tree_margin_cache/). Each of them used to be read as found: editing one
+changed every new or retrained listener's ranking, exit 0, no warning. Now every cache file
+is checked against a checksum written with it (in its name, or in the cache's meta.json);
+a file that does not match is one `warning:` line naming it, and the answer is computed
+again: the tests run the scripts as a platform would and compare with the answer of an
+untouched copy."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from test_loop_support import TEST_USER, env_for, loop_assets, loop_env, ok, run  # noqa: F401
+
+
+def _one_warning(result, *needles):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert len(warnings) == 1, result.stderr
+    for needle in needles:
+        assert needle in warnings[0], (needle, warnings[0])
+    assert not [line for line in lines if line.startswith("error: ")], result.stderr
+    return warnings[0]
+
+
+def _twin(env, tmp_path, *drop):
+    """A copy of the whole environment (data, committee, users) without the caches in `drop`."""
+    base = tmp_path / "twin"
+    for name in ("data", "pretrained", "models"):
+        if (env["dir"] / name).exists():
+            shutil.copytree(env["dir"] / name, base / name)
+    for cache in drop:
+        shutil.rmtree(base / "data" / "feats" / cache, ignore_errors=True)
+    return env_for(base)
+
+
+def _hard_tracks(env, user):
+    result = run(env, "get_hard_tracks.py", "-i", user, "-q", "4", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result
+
+
+def test_an_edited_song_probability_cache_is_a_warning_and_a_recompute(loop_env):
+    env = loop_env
+    for user in ("first", "second"):
+        ok(env, "create_user.py", "-i", user, "-m", "mc")
+    first, _ = _hard_tracks(env, "first")
+    (cached,) = (env["feats"] / ".song_proba_cache").glob("*.npy")
+    proba = np.load(cached)
+    proba[:] = np.array([0.97, 0.01, 0.01, 0.01])  # every song certain: no informative song left
+    proba[:, -3:] = 0.25                           # but the last three: most uncertain
+    np.save(cached, proba)
+    second, result = _hard_tracks(env, "second")
+    assert second == first  # the committee's real ranking, not the edited one
+    _one_warning(result, ".song_proba_cache", "recomputed")
+    # the recomputed entry is cached again and served quietly
+    ok(env, "create_user.py", "-i", "third", "-m", "mc")
+    third, result = _hard_tracks(env, "third")
+    assert third == first and "warning" not in result.stderr
+
+
+def test_an_edited_tree_margin_cache_is_a_warning_and_a_recompute(loop_env, tmp_path):
+    env = loop_env
+    ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    asked, _ = _hard_tracks(env, TEST_USER)
+    ok(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps({s: "Q1" for s in asked}))
+    margins = sorted((env["feats"] / ".tree_margin_cache").glob("r*.npy"))
+    assert margins, "the pre-trained XGBoost member's margins were cached"
+    twin = _twin(env, tmp_path, ".tree_margin_cache", ".song_proba_cache")
+    expected, quiet = _hard_tracks(twin, TEST_USER)
+    assert "warning" not in quiet.stderr
+    for path in margins:
+        values = np.load(path)
+        values[:, 0] += 50.0  # every window's Q1 margin
+        np.save(path, values)
+    got, result = _hard_tracks(env, TEST_USER)
+    assert got == expected
+    _one_warning(result, ".tree_margin_cache", "recomputed")
+
+
+def test_an_edited_pool_cache_is_a_warning_and_a_rebuild(loop_env, tmp_path):
+    env = loop_env
+    for user in ("first", "second"):
+        ok(env, "create_user.py", "-i", user, "-m", "mc")
+    first, _ = _hard_tracks(env, "first")
+    shutil.rmtree(env["feats"] / ".song_proba_cache")  # so the pool's windows are scored again
+    X = np.load(env["feats"] / ".pool_cache" / "X.npy")
+    X[:] = 0.0
+    np.save(env["feats"] / ".pool_cache" / "X.npy", X)
+    second, result = _hard_tracks(env, "second")
+    assert second == first
+    _one_warning(result, ".pool_cache", "X.npy", "rebuilt")
+    # the rebuilt cache is served quietly afterwards
+    ok(env, "create_user.py", "-i", "third", "-m", "mc")
+    third, result = _hard_tracks(env, "third")
+    assert third == first and "warning" not in result.stderr
+
+
+# --- the pool cache's checks, one at a time -----------------------------------------------
+@pytest.fixture
+def small_pool(tmp_path):
+    from test_loop_support import write_pool
+
+    folder = tmp_path / "feats"
+    write_pool(folder, n_songs=6, n_windows=3)
+    return folder
+
+
+def _count_csv_reads(monkeypatch):
+    from trompa_mer import pool as P
+
+    reads = []
+    real = P._read_song
+    monkeypatch.setattr(P, "_read_song", lambda path: reads.append(path.name) or real(path))
+    return reads
+
+
+def test_pool_cache_edited_in_place_with_its_old_times_is_caught(small_pool, monkeypatch):
+    """An in-place write with the modification time set back: the ctime still moved."""
+    import os
+
+    from trompa_mer import pool as P
+
+    expected = np.asarray(P.load_pool(small_pool).X).copy()
+    path = small_pool / P.CACHE_NAME / "X.npy"
+    st = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(-4, os.SEEK_END)
+        handle.write(np.float32(1234.5).tobytes())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    reads = _count_csv_reads(monkeypatch)
+    with pytest.warns(UserWarning, match=r"X\.npy: pool cache file does not match its checksum"):
+        pool = P.load_pool(small_pool)
+    np.testing.assert_array_equal(pool.X, expected)
+    assert len(reads) == 6  # rebuilt from the CSVs
+
+
+def test_pool_cache_copied_elsewhere_is_hashed_once_and_served(small_pool, tmp_path, monkeypatch):
+    """A copied folder (new inodes and times): the content is hashed, matches, is served, and
+    the new identities are recorded so the next load takes the fast path."""
+    import warnings
+
+    from trompa_mer import pool as P
+
+    expected = np.asarray(P.load_pool(small_pool).X).copy()
+    copy = tmp_path / "copied"
+    shutil.copytree(small_pool, copy)  # copy2 keeps the CSVs' times: same listing
+    reads = _count_csv_reads(monkeypatch)
+    hashed = []
+    real = P._open_array
+    monkeypatch.setattr(P, "_open_array", lambda *a: (lambda r: hashed.append(r[1] is not None) or r)(real(*a)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pool = P.load_pool(copy)
+        np.testing.assert_array_equal(pool.X, expected)
+        assert reads == [] and hashed == [True] * 4
+        hashed.clear()
+        P.load_pool(copy)
+        assert hashed == [False] * 4 and reads == []
+
+
+@pytest.mark.parametrize("damage", ["missing checksum", "file removed"])
+def test_pool_cache_without_a_checksum_or_a_file_is_rebuilt(small_pool, monkeypatch, damage):
+    from trompa_mer import pool as P
+
+    expected = np.asarray(P.load_pool(small_pool).X).copy()
+    meta_path = small_pool / P.CACHE_NAME / "meta.json"
+    if damage == "missing checksum":
+        meta = json.loads(meta_path.read_text())
+        del meta["files"]["offsets"]
+        meta_path.write_text(json.dumps(meta))
+    else:
+        (small_pool / P.CACHE_NAME / "frame_times.npy").unlink()
+    reads = _count_csv_reads(monkeypatch)
+    with pytest.warns(UserWarning, match="pool cache file"):
+        pool = P.load_pool(small_pool)
+    np.testing.assert_array_equal(pool.X, expected)
+    assert len(reads) == 6
