@@ -152,8 +152,10 @@ def test_pool_cache_copied_elsewhere_is_hashed_once_and_served(small_pool, tmp_p
     shutil.copytree(small_pool, copy)  # copy2 keeps the CSVs' times: same listing
     reads = _count_csv_reads(monkeypatch)
     hashed = []
-    real = P._open_array
-    monkeypatch.setattr(P, "_open_array", lambda *a: (lambda r: hashed.append(r[1] is not None) or r)(real(*a)))
+    from trompa_mer import cache_files
+
+    real = cache_files.open_npy
+    monkeypatch.setattr(cache_files, "open_npy", lambda *a: (lambda r: hashed.append(r[1] is not None) or r)(real(*a)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pool = P.load_pool(copy)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 import fcntl
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from . import atomic, cache_files
 from .errors import MERError, warn
 from .features import FEATURE_NAMES, read_feature_csv
 
@@ -107,57 +105,6 @@ def listing_signature(listing: dict) -> str:
     return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
 
 
-def _identity(st) -> list:
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
-class _Unverified(Exception):
-    """A cache file that does not match meta.json (the message says how)."""
-
-
-def _open_array(path: Path, record, mmap: bool):
-    """(array, identity to record or None) of one cache file, checked against its meta.json
-    `record` ({"sha256", "stat"}): the file is opened once; unless its identity is the one
-    recorded, its bytes are hashed through that same handle before they are used (and the
-    memory map is of that handle's file, not of whatever the name points to later)."""
-    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
-        raise _Unverified("has no checksum in meta.json")
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise _Unverified("is missing") from None
-    with handle:
-        identity = _identity(os.fstat(handle.fileno()))
-        refreshed = None
-        data = None
-        if identity != record.get("stat"):
-            digest = hashlib.sha256()
-            if mmap:
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    digest.update(block)
-            else:
-                data = handle.read()
-                digest.update(data)
-            if digest.hexdigest() != record["sha256"]:
-                raise _Unverified("does not match its checksum in meta.json (changed or damaged after "
-                                  "the cache was written)")
-            refreshed = identity
-        if data is None and not mmap:
-            data = handle.read()
-        try:
-            if not mmap:
-                return np.load(io.BytesIO(data), allow_pickle=False), refreshed
-            handle.seek(0)
-            version = np.lib.format.read_magic(handle)
-            shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                     else np.lib.format.read_array_header_2_0)(handle)
-            array = np.memmap(handle, dtype=dtype, mode="r", shape=shape, offset=handle.tell(),
-                              order="F" if fortran else "C")
-            return array, refreshed
-        except (OSError, ValueError) as err:
-            raise _Unverified(f"is not a readable array ({err})") from None
-
-
 def _read_cache(cache: Path, mmap: bool, reported: set | None = None):
     """(meta, Pool) of the cache, or None: quietly when there is none (or of another version
     or layout), with one warning per file (`reported` collects them) when an array file does
@@ -176,9 +123,9 @@ def _read_cache(cache: Path, mmap: bool, reported: set | None = None):
     for name in CACHE_ARRAYS:
         path = cache / f"{name}.npy"
         try:
-            arrays[name], identity = _open_array(path, records.get(name), mmap and name == "X")
-        except (_Unverified, OSError) as err:
-            reason = str(err) if isinstance(err, _Unverified) else f"cannot be read ({err})"
+            arrays[name], identity = cache_files.open_npy(path, records.get(name), mmap and name == "X")
+        except (cache_files.Unverified, OSError) as err:
+            reason = str(err) if isinstance(err, cache_files.Unverified) else f"cannot be read ({err})"
             if reported is None or str(path) not in reported:
                 warn(f"{path}: pool cache file {reason}; not used, the pool is rebuilt from the CSVs")
                 if reported is not None:
@@ -314,14 +261,7 @@ def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) ->
         np.save(tmp / "offsets.npy", pool.offsets)
         np.save(tmp / "frame_times.npy", pool.frame_times)
         np.save(tmp / "song_ids.npy", pool.song_ids.astype(str))
-        files = {}
-        for name in CACHE_ARRAYS:
-            path = tmp / f"{name}.npy"
-            with open(path, "rb") as handle:
-                digest = hashlib.sha256()
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    digest.update(block)
-                files[name] = {"sha256": digest.hexdigest(), "stat": _identity(os.fstat(handle.fileno()))}
+        files = {name: cache_files.record_of(tmp / f"{name}.npy") for name in CACHE_ARRAYS}
         atomic.write_json(tmp / "meta.json", {"version": CACHE_VERSION, "listing": listing,
                                               "feature_names": FEATURE_NAMES, "skipped": pool.skipped,
                                               "files": files},
