@@ -43,6 +43,10 @@ BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 PART_SUFFIX = ".part"
 # a shared range shorter than this is not worth a reference: the file is kept whole
 MIN_SHARED_RANGE = 1 << 14
+# a compressed part expands to at most this many times its size + 1 MiB, and never beyond
+# MAX_PART_BYTES (what the writer produces: ~3x; more is a doctored or damaged part)
+PART_EXPANSION = 64
+MAX_PART_BYTES = 1 << 30
 
 
 def sha256_bytes(data) -> str:
@@ -264,11 +268,21 @@ def _stored_bytes(directory: Path, store_dir: Path, name: str, spec, manifest_pa
         raise MERError(f"{manifest_path}: field 'stored' entry for {name}: compression {compression!r}, "
                        f"expected 'zlib' or none")
     if compression == "zlib":
+        # bounded before it is allocated: a part is the user's own bytes of one member file,
+        # which zlib level 1 shrinks about 3x; a few doctored kilobytes could expand to gigabytes
+        limit = min(MAX_PART_BYTES, PART_EXPANSION * len(data) + (1 << 20))
+        decompressor = zlib.decompressobj()
         try:
-            data = zlib.decompress(data)
+            expanded = decompressor.decompress(data, limit)
+            complete = decompressor.eof and not decompressor.unconsumed_tail
         except zlib.error:
             raise MERError(f"{part_path}: not a readable compressed part (the file was changed or damaged "
                            f"after the folder was saved)") from None
+        if not complete:
+            raise MERError(f"{part_path}: field 'stored' entry for {name} in {manifest_path.name}: the part "
+                           f"decompresses to more than {limit} bytes, expected at most {PART_EXPANSION} times its "
+                           f"{len(data)} bytes + 1 MiB (the file was changed or damaged after the folder was saved)")
+        data = expanded
     at, start, length = numbers
     if at > len(data):
         raise MERError(f"{part_path}: shorter than {manifest_path.name} says (the file was changed or "

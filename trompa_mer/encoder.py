@@ -34,6 +34,7 @@ from torch import nn
 
 from . import atomic, checksummed, logmel
 from .errors import MERError
+from .net_bounds import MAX_WIDTH, check_weights_fit
 
 METHODS = ("scae", "cpc")
 FORMAT_VERSION = 1
@@ -67,8 +68,9 @@ def resolve_device(device: str | None = "auto") -> torch.device:
 
 
 def check_width(width) -> int:
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise MERError(f"width: expected a whole number >= 1 (filters of the first block), got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= MAX_WIDTH:
+        raise MERError(f"width: expected a whole number from 1 to {MAX_WIDTH} (filters of the first "
+                       f"block), got {width!r}")
     return int(width)
 
 
@@ -447,6 +449,8 @@ def load_encoder(folder, device="cpu") -> tuple[PatchEncoder, dict]:
         raise MERError(f"{path}: field 'checksums': expected an entry for {WEIGHTS}")
     contents: dict = {}  # each file read once: the weights are built from the bytes verified
     checksummed.read_files(folder, manifest, path, "encoder", contents)
+    check_weights_fit(lambda: PatchEncoder(manifest["method"], manifest["width"]), len(contents[WEIGHTS]),
+                      path, "width", manifest["width"], WEIGHTS)
     encoder = PatchEncoder(manifest["method"], manifest["width"])
     state = _load_torch(folder / WEIGHTS, "encoder weights", contents[WEIGHTS])
     try:
