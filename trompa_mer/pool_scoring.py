@@ -110,7 +110,7 @@ def _read_checked(path: Path, what: str):
             return np.load(io.BytesIO(data), allow_pickle=False)
         except (OSError, ValueError) as err:
             problem = f"is not a readable array ({err})"
-    warn(f"{path}: {what} {problem}; not used, recomputed")
+    warn(f"{path}: cache file of {what} {problem}; not used, recomputed")
     with contextlib.suppress(OSError):
         path.unlink()
     return None
