@@ -105,7 +105,6 @@ SR = 16000
 def _every_kind_committee(folder: Path, seed: int):
     """gnb, sgd, xgb, sgd-av, xgb-av and a tiny CNN (torch state dict) in one saved committee."""
     import torch
-    from sklearn.preprocessing import StandardScaler
 
     from trompa_mer.cnn import CNNMember
     from trompa_mer.committee import Committee
