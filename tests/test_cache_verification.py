@@ -166,20 +166,50 @@ def test_pool_cache_copied_elsewhere_is_hashed_once_and_served(small_pool, tmp_p
         assert hashed == [False] * 4 and reads == []
 
 
-@pytest.mark.parametrize("damage", ["missing checksum", "file removed"])
-def test_pool_cache_without_a_checksum_or_a_file_is_rebuilt(small_pool, monkeypatch, damage):
+@pytest.mark.parametrize("damage, message", [("missing checksum", r"offsets\.npy: pool cache file has no checksum"),
+                                             ("file removed", r"frame_times\.npy: pool cache file is missing"),
+                                             ("not an array", r"song_ids\.npy: pool cache file is not a readable array")])
+def test_pool_cache_without_a_checksum_or_a_file_is_rebuilt(small_pool, monkeypatch, damage, message):
+    import hashlib
+
     from trompa_mer import pool as P
 
     expected = np.asarray(P.load_pool(small_pool).X).copy()
     meta_path = small_pool / P.CACHE_NAME / "meta.json"
+    meta = json.loads(meta_path.read_text())
     if damage == "missing checksum":
-        meta = json.loads(meta_path.read_text())
         del meta["files"]["offsets"]
-        meta_path.write_text(json.dumps(meta))
-    else:
+    elif damage == "file removed":
         (small_pool / P.CACHE_NAME / "frame_times.npy").unlink()
+    else:  # bytes that match their checksum but are no array (a writer's bug, not an edit)
+        (small_pool / P.CACHE_NAME / "song_ids.npy").write_bytes(b"not an array")
+        meta["files"]["song_ids"] = {"sha256": hashlib.sha256(b"not an array").hexdigest(), "stat": None}
+    meta_path.write_text(json.dumps(meta))
     reads = _count_csv_reads(monkeypatch)
-    with pytest.warns(UserWarning, match="pool cache file"):
+    with pytest.warns(UserWarning, match=message):
         pool = P.load_pool(small_pool)
     np.testing.assert_array_equal(pool.X, expected)
     assert len(reads) == 6
+
+
+def test_a_freshly_written_pool_cache_is_served_without_hashing(small_pool, monkeypatch):
+    """The identity recorded when the cache was written is the file's: no hashing on a hit."""
+    import hashlib
+
+    from trompa_mer import pool as P
+
+    P.load_pool(small_pool)
+    meta = json.loads((small_pool / P.CACHE_NAME / "meta.json").read_text())
+    assert set(meta["files"]) == set(P.CACHE_ARRAYS)
+    for name, record in meta["files"].items():
+        path = small_pool / P.CACHE_NAME / f"{name}.npy"
+        assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        st = path.stat()
+        assert record["stat"] == [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    from trompa_mer import cache_files
+
+    refreshed = []
+    real = cache_files.open_npy
+    monkeypatch.setattr(cache_files, "open_npy", lambda *a: (lambda r: refreshed.append(r[1]) or r)(real(*a)))
+    P.load_pool(small_pool)
+    assert refreshed == [None] * 4  # every file served on its recorded identity, none hashed
