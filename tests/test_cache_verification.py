@@ -134,8 +134,13 @@ def test_pool_cache_edited_in_place_with_its_old_times_is_caught(small_pool, mon
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
     reads = _count_csv_reads(monkeypatch)
-    with pytest.warns(UserWarning, match=r"X\.npy: pool cache file does not match its checksum"):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # a repeated warning would show (no de-duplication)
         pool = P.load_pool(small_pool)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "X.npy: pool cache file does not match its checksum" in messages[0], messages
     np.testing.assert_array_equal(pool.X, expected)
     assert len(reads) == 6  # rebuilt from the CSVs
 
@@ -213,3 +218,24 @@ def test_a_freshly_written_pool_cache_is_served_without_hashing(small_pool, monk
     monkeypatch.setattr(cache_files, "open_npy", lambda *a: (lambda r: refreshed.append(r[1]) or r)(real(*a)))
     P.load_pool(small_pool)
     assert refreshed == [None] * 4  # every file served on its recorded identity, none hashed
+
+
+def test_pool_cache_one_file_touched_is_hashed_and_the_others_keep_their_identity(small_pool, monkeypatch):
+    """Only the file whose identity changed is hashed; the refreshed meta.json keeps the other
+    files' recorded identities, so the next load hashes nothing."""
+    import os
+
+    from trompa_mer import cache_files, pool as P
+
+    P.load_pool(small_pool)
+    path = small_pool / P.CACHE_NAME / "offsets.npy"
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # a touch: same bytes, new identity
+    refreshed = []
+    real = cache_files.open_npy
+    monkeypatch.setattr(cache_files, "open_npy", lambda *a: (lambda r: refreshed.append(r[1]) or r)(real(*a)))
+    P.load_pool(small_pool)
+    assert [r is not None for r in refreshed] == [name == "offsets" for name in P.CACHE_ARRAYS]
+    refreshed.clear()
+    P.load_pool(small_pool)
+    assert refreshed == [None] * 4
