@@ -239,3 +239,45 @@ def test_pool_cache_one_file_touched_is_hashed_and_the_others_keep_their_identit
     refreshed.clear()
     P.load_pool(small_pool)
     assert refreshed == [None] * 4
+
+
+# --- the two prediction caches' warnings, in-process ----------------------------------------
+def test_each_prediction_cache_says_which_file_failed_and_how(tmp_path):
+    import warnings
+
+    from trompa_mer.pool_scoring import TREE_MARGIN_CACHE, TreeMarginCache, cached_song_proba
+    from test_cache_keys import SCALER, FakeTrees
+
+    class Saved:  # a committee as saved on disk: 2 members
+        members = [("a", None), ("b", None)]
+
+        def content_digest(self):
+            return "d" * 64
+
+    proba = np.full((2, 3, 4), 0.25)
+    cached_song_proba(Saved(), tmp_path, ["s0", "s1", "s2"], lambda: proba)
+    (entry,) = (tmp_path / ".song_proba_cache").glob("*.npy")
+    entry.write_bytes(entry.read_bytes()[:-8] + np.float64(0.5).tobytes())  # one value edited
+    margins = TreeMarginCache(tmp_path, SCALER, "pool-a")
+    margins.store(FakeTrees(5), np.zeros((7, 4), np.float32))
+    (margin_file,) = (tmp_path / TREE_MARGIN_CACHE).glob("r00005-*.npy")
+    margin_file.write_bytes(b"\x93NUMPY not an array")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = cached_song_proba(Saved(), tmp_path, ["s0", "s1", "s2"], lambda: proba)
+        assert margins.lookup(FakeTrees(5), 7) is None
+    np.testing.assert_array_equal(again, proba)
+    messages = [str(w.message) for w in caught]
+    assert messages == [
+        f"{entry}: cache file of song probabilities does not match the checksum in its name (changed or "
+        f"damaged after it was written); not used, recomputed",
+        f"{margin_file}: cache file of tree margins does not match the checksum in its name (changed or "
+        f"damaged after it was written); not used, recomputed"], messages
+    assert not margin_file.exists() and entry.exists()  # the damaged file removed, the good one rewritten
+    # bytes that match their name but are no array: named as such
+    bad = tmp_path / TREE_MARGIN_CACHE / ("r00005-x-" + __import__("hashlib").sha256(b"junk").hexdigest() + ".npy")
+    bad.write_bytes(b"junk")
+    from trompa_mer.pool_scoring import _read_checked
+
+    with pytest.warns(UserWarning, match=r"cache file of tree margins is not a readable array"):
+        assert _read_checked(bad, "tree margins") is None

@@ -150,7 +150,7 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
     cache_dir = feats_dir / SONG_PROBA_CACHE
     expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
     for path in _candidates(cache_dir, key):
-        cached = _read_checked(path, "cached song probabilities")
+        cached = _read_checked(path, "song probabilities")
         if cached is not None and cached.shape == expected_shape and cached.dtype == np.float64 \
                 and np.all(np.isfinite(cached)):
             return cached
@@ -209,7 +209,7 @@ class TreeMarginCache:
             return None
         for rounds in sorted((r for r in cached_rounds if 0 < r <= total), reverse=True):
             for path in _candidates(self.dir, self._stem(member, rounds)):
-                margins = _read_checked(path, "cached tree margins")
+                margins = _read_checked(path, "tree margins")
                 if margins is not None and margins.shape == (n_windows, N_CLASSES) and margins.dtype == np.float32:
                     with contextlib.suppress(OSError):
                         os.utime(path)  # recently used: kept longest
