@@ -35,9 +35,9 @@ bench: setup
 	$(VPY) benchmarks/bench_cnn.py
 	$(VPY) benchmarks/bench_simulate.py
 
-# Rebuild the shipped committee from ../shared/data/emotify (the command in its model card).
+# Rebuild the shipped committee from ../shared/data/4q (the command in its model card).
 pretrain: setup
-	$(VPY) deam_classifier.py -cv 5 -m all --window-stride 2 -o models/pretrained
+	$(VPY) deam_classifier.py --dataset 4q -m sgd,xgb,song-xgb --window-stride 2 -o models/pretrained
 
 # The offline TROMPA-MER benchmark (docs/experiments.md).
 simulate-benchmark: setup

@@ -21,7 +21,8 @@ def parse_args(argv=None):
     p.add_argument("-cv", type=positive_int, default=settings.CV_SPLITS,
                    help="number of grouped train/test splits = members per algorithm (default %(default)s)")
     p.add_argument("-m", default=None,
-                   help="algorithms, comma-separated: quadrant classifiers gnb, sgd, xgb ('all' = the three), "
+                   help="algorithms, comma-separated: quadrant classifiers on windows gnb, sgd, xgb ('all' = "
+                        "the three) and on songs' window statistics song-sgd, song-gnb, song-xgb ('all-song'), "
                         "arousal/valence regressors sgd-av, xgb-av ('all-av' = the two) (committee members), "
                         "and knn, rf, svc, gbc, gpc (comparison reports only) "
                         "(default: all; with --task regression: all-av)")
@@ -33,10 +34,24 @@ def parse_args(argv=None):
                    help="regression targets: static (every window carries its song's mean arousal/valence) "
                         "or dynamic (each window the annotation at its own time; DEAM, PMEmo, 1000 Songs); "
                         "dynamic also reports the metrics per song over its time series (default %(default)s)")
-    p.add_argument("--dataset", choices=("emotify", "deam", "generic", "pmemo", "emomusic"), default="emotify",
-                   help="training corpus (default %(default)s)")
+    p.add_argument("--dataset", choices=("emotify", "4q", "deam", "generic", "pmemo", "emomusic"), default="emotify",
+                   help="training corpus (default %(default)s); 4q: commercial clips with perceived-emotion "
+                        "quadrants, split by artist (docs/pretraining.md)")
+    p.add_argument("--protocol", choices=("shuffle", "kfold", "paper"), default=None,
+                   help="splits: shuffle = -cv random splits holding out --test-size of the songs "
+                        "(GroupShuffleSplit); kfold = -cv stratified folds grouped by artist where the corpus "
+                        "has artists (4q), else by song, repeated --repeats times; paper = -cv stratified folds "
+                        "over songs, not grouped (comparable with published 4Q figures, not with ours) "
+                        "(default: kfold for 4q, shuffle otherwise)")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help="with --protocol kfold or paper: repeat the folds with seeds seed, seed+1, ...; every "
+                        "split is scored, the committee keeps the first repeat's members "
+                        "(default: 3 for 4q with kfold, else 1)")
     p.add_argument("-o", "--output", default=None,
                    help="committee folder to write (replaced atomically); omitted: report only")
+    p.add_argument("--fourq", default=str(shared / "4q"),
+                   help="4Q folder with audio/, annotations.csv (Song, Quadrant) and metadata.csv (Song, Artist) "
+                        "(default %(default)s)")
     p.add_argument("--emotify", default=str(shared / "emotify"),
                    help="Emotify folder with audio/ and annotations.csv (default %(default)s)")
     p.add_argument("--label-scheme", choices=("av-median", "av-zero", "argmax"), default="av-median",
@@ -92,6 +107,12 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.m is None:
         args.m = "all-av" if args.task == "regression" else "all"
+    if args.protocol is None:
+        args.protocol = "kfold" if args.dataset == "4q" else "shuffle"
+    if args.repeats is None:
+        args.repeats = 3 if args.dataset == "4q" and args.protocol == "kfold" else 1
+    elif args.protocol == "shuffle" and args.repeats != 1:
+        p.error("--repeats: only with --protocol kfold or paper (shuffle draws -cv random splits)")
     if not 0 < args.test_size < 1:
         p.error(f"--test-size: expected a number between 0 and 1, got {args.test_size}")
     return args
@@ -110,11 +131,9 @@ def recorded_command(argv) -> str:
     return "python deam_classifier.py " + shlex.join(kept)
 
 
-def main():
-    args = parse_args()
-    from trompa_mer import pretrain
-
-    member_params = {
+def member_parameters(args) -> dict:
+    """Each member algorithm's hyperparameters, from settings (and --gnb-variance)."""
+    return {
         "xgb": {"params": settings.XGB_PARAMS, "rounds": settings.XGB_ROUNDS,
                 "update_rounds": settings.XGB_UPDATE_ROUNDS},
         "sgd": {"params": settings.SGD_PARAMS, "seed": settings.SEED},
@@ -122,8 +141,19 @@ def main():
         "xgb-av": {"params": settings.XGB_AV_PARAMS, "rounds": settings.XGB_ROUNDS,
                    "update_rounds": settings.XGB_UPDATE_ROUNDS},
         "sgd-av": {"params": settings.SGD_AV_PARAMS, "seed": settings.SEED},
+        "song-sgd": {"params": settings.SONG_SGD_PARAMS, "seed": settings.SEED},
+        "song-gnb": {"variance": args.gnb_variance},
+        "song-xgb": {"params": settings.SONG_XGB_PARAMS, "rounds": settings.SONG_XGB_ROUNDS,
+                     "update_rounds": settings.XGB_UPDATE_ROUNDS},
     }
-    paths = {"emotify": args.emotify, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
+
+
+def main():
+    args = parse_args()
+    from trompa_mer import pretrain
+
+    member_params = member_parameters(args)
+    paths = {"emotify": args.emotify, "fourq": args.fourq, "cache_dir": args.cache_dir, "deam_features": args.deam_features,
              "deam_arousal": args.deam_arousal, "deam_valence": args.deam_valence,
              "features": args.features, "labels": args.labels, "id_column": args.id_column,
              "scale": args.scale, "pmemo": args.pmemo, "emomusic_features": args.emomusic_features,
@@ -138,7 +168,7 @@ def main():
                  test_size=args.test_size, balance=args.balance, calibrate=not args.no_calibrate,
                  label_scheme=args.label_scheme, jobs=args.jobs, progress=not args.quiet,
                  member_params=member_params, report_path=args.report, window_stride=args.window_stride,
-                 task=args.task, targets=args.targets,
+                 task=args.task, targets=args.targets, protocol=args.protocol, repeats=args.repeats,
                  command=recorded_command(sys.argv[1:]), encoder_members=encoder_members)
 
 

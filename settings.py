@@ -101,3 +101,6 @@ XGB_UPDATE_ROUNDS = _int("MER_XGB_UPDATE_ROUNDS", _hp.XGB_UPDATE_ROUNDS, minimum
 SGD_PARAMS = dict(_hp.SGD_PARAMS)
 XGB_AV_PARAMS = {**_hp.XGB_AV_PARAMS, "seed": SEED}  # arousal/valence regression members
 SGD_AV_PARAMS = dict(_hp.SGD_AV_PARAMS)
+SONG_SGD_PARAMS = dict(_hp.SONG_SGD_PARAMS)  # song members (one row per song)
+SONG_XGB_PARAMS = {**_hp.SONG_XGB_PARAMS, "seed": SEED}
+SONG_XGB_ROUNDS = _int("MER_SONG_XGB_ROUNDS", _hp.SONG_XGB_ROUNDS, minimum=1)

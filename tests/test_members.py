@@ -19,7 +19,7 @@ def _data(n=400, d=12, seed=0):
 
 
 def _member(algorithm):
-    kwargs = {"rounds": 10, "update_rounds": 3} if algorithm == "xgb" else {}
+    kwargs = {"rounds": 10, "update_rounds": 3} if algorithm in ("xgb", "song-xgb") else {}
     return M.make_member(algorithm, **kwargs)
 
 
@@ -68,7 +68,8 @@ def test_save_load_round_trip_identical(tmp_path, algorithm):
     files = member.save(tmp_path / "m0")
     assert all((tmp_path / f).is_file() for f in files)
     loaded = member_class(algorithm).load(tmp_path / "m0")
-    assert loaded.algorithm == algorithm and loaded.input_kind == "features"
+    assert loaded.algorithm == algorithm
+    assert loaded.input_kind == ("song-stats" if algorithm.startswith("song-") else "features")
     assert loaded.temperature == 2.5
     np.testing.assert_array_equal(loaded.predict_proba(X), member.predict_proba(X))
     # updates continue identically after a round trip

@@ -323,3 +323,30 @@ def test_a_saved_pretrained_committee_can_be_simulated(tmp_path):
     narrow = FeatureTable(features.song_ids, features.X[:, :2], features.offsets, ["f0", "f1"])
     with pytest.raises(MERError, match="columns"):
         run_experiment(annotations, narrow, config, tmp_path / "bad", committee=committee, progress=False)
+
+
+def test_a_committee_with_song_members_can_be_simulated(tmp_path):
+    """Song members (input kind song-stats) take part in the simulator: their song rows come
+    from the listener's standardized windows, and answers update them (the curve moves)."""
+    from sklearn.preprocessing import StandardScaler
+
+    from trompa_mer.committee import Committee, song_statistics
+    from trompa_mer.members import make_member
+
+    annotations, features = deviant_population(seed=8)
+    scaler = StandardScaler().fit(features.X)
+    Xs = scaler.transform(features.X).astype(np.float32)
+    sow = np.repeat(np.arange(len(features.song_ids)), np.diff(features.offsets))
+    rows = song_statistics(Xs, sow, len(features.song_ids))
+    song_q = quadrant_of(*(features.X[features.offsets[:-1], :2].T))
+    members = [(f"song-gnb_{k}", make_member("song-gnb").fit(rows[k:40:2], song_q[k:40:2])) for k in range(2)]
+    Committee(members, scaler, features.feature_names).save(tmp_path / "committee")
+    committee = simulate.simulatable(Committee.load(tmp_path / "committee"))
+    config = ExperimentConfig(min_annotations=100, modes=["mc"], queries=[10], iterations=[3], updates=["cumulative"],
+                              repeats=1, users=["me"])
+    result = run_experiment(annotations, features, config, tmp_path / "run", committee=committee, progress=False,
+                            plots=False)
+    assert result["complete"]
+    table = pd.read_csv(tmp_path / "run" / "results.csv")
+    curve = table[(table["mode"] == "mc") & (table["algorithm"] == "committee")].sort_values("iteration")
+    assert len(curve) == 4 and curve["f1_weighted"].iloc[-1] > curve["f1_weighted"].iloc[0]

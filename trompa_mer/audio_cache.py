@@ -32,6 +32,7 @@ import numpy as np
 from . import atomic, cache_files
 from .atomic import atomic_path
 from .errors import MERError, warn
+from .finite import check_samples
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff")
@@ -51,6 +52,7 @@ def decode_resampled(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise MERError(f"{path}: cannot decode audio ({err})") from None
     if samples.shape[0] == 0:
         raise MERError(f"{path}: audio has no samples, expected at least one")
+    check_samples(samples, path)
     mono = samples.mean(axis=1, dtype=np.float32)
     if native_rate != sample_rate:
         # soxr's default "HQ" quality; resampling is never hand-written here.
@@ -75,6 +77,7 @@ class AudioCache(Mapping):
         self.files = {str(k).lower(): Path(v) for k, v in files.items()}
         self.cache_dir = Path(cache_dir)
         self.sample_rate = int(sample_rate)
+        self._checked: set = set()   # (song, cache file mtime) whose samples were found finite
 
     @classmethod
     def from_folder(cls, audio_dir, cache_dir=None, sample_rate: int = SAMPLE_RATE,
@@ -115,7 +118,14 @@ class AudioCache(Mapping):
             self._build(key, source)
             samples = self._cached(key, source)
             if samples is None:  # the source changed while it was decoded: use a fresh decode
-                return decode_resampled(source, self.sample_rate)
+                return decode_resampled(source, self.sample_rate)  # (checked finite there)
+        # every sample is checked once per cache entry and process (an entry written before the
+        # check may hold NaN); later reads stay a few hundred kilobytes of a memory map
+        cached = self.cache_path(key)
+        stamp = (key, cached.stat().st_mtime_ns)
+        if stamp not in self._checked:
+            check_samples(samples, f"{cached} (16 kHz cache of {source})")
+            self._checked.add(stamp)
         return samples
 
     def __iter__(self):

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import atomic
 from .audio_cache import SAMPLE_RATE, get_audio
 from .errors import MERError
+from .finite import check_loss, check_tensors
 from .net_bounds import check_weights_fit, check_width_field
 from .members import SongAudio
 from .quadrants import N_CLASSES, QUADRANTS
@@ -297,6 +298,7 @@ class CNNMember:
             target = _one_hot(labels[batch]).to(self.device)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x.to(self.device)), target)
+            check_loss(float(loss.detach()), "cnn member")
             loss.backward()
             optimizer.step()
             total += float(loss.detach())
@@ -476,7 +478,7 @@ class CNNMember:
         model = self._require_model()
         base = Path(path_without_suffix)
         weights, meta = base.with_name(base.name + ".pt"), base.with_name(base.name + ".json")
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        state = check_tensors({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
         with atomic.atomic_path(weights) as tmp:
             torch.save(state, tmp)
         atomic.write_json(meta, {

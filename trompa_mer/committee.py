@@ -207,6 +207,8 @@ def _member_width(input_kind: str, n_features: int) -> int | None:
         from .crowd import N_CROWD
 
         return N_CROWD + n_features
+    if input_kind == "song-stats":
+        return 2 * n_features
     return None
 
 
@@ -219,6 +221,32 @@ def song_means(X, offsets) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.int64)
     sums = np.add.reduceat(np.asarray(X), offsets[:-1], axis=0, dtype=np.float64)
     return (sums / np.diff(offsets)[:, None]).astype(np.float32)
+
+
+def song_statistics(Z, song_of_window, n_songs: int) -> np.ndarray:
+    """(songs, 2 * features) float32: per song the mean, then the standard deviation (population,
+    two-pass, in float64), of its windows' standardized features; a song without windows gets
+    zeros. Windows may come in any order (`song_of_window` maps each to its song).
+
+    One song at a time: memory stays bounded by a song (a float64 copy of a 10,000-song pool
+    would be 1.2 GB), and on 10,000 songs x 60 windows this measured faster than blocked
+    reductions (np.add.reduceat over blocks of 16-256 songs: 1.5-5 s against 0.7-1.9 s, under load)."""
+    song_of_window = np.asarray(song_of_window, dtype=np.int64)
+    out = np.zeros((n_songs, 2 * np.shape(Z)[1]), dtype=np.float32)
+    if not len(song_of_window):
+        return out
+    order = None if np.all(np.diff(song_of_window) >= 0) else np.argsort(song_of_window, kind="stable")
+    if order is not None:
+        song_of_window = song_of_window[order]
+    songs, starts, counts = np.unique(song_of_window, return_index=True, return_counts=True)
+    for song, start, count in zip(songs, starts, counts):
+        rows = order[start:start + count] if order is not None else slice(start, start + count)
+        window = np.array(Z[rows], dtype=np.float64)  # a copy: centred in place below
+        mean = window.mean(axis=0)
+        window -= mean
+        out[song, :len(mean)] = mean
+        out[song, len(mean):] = np.sqrt((window * window).mean(axis=0))
+    return out
 
 
 @dataclass
@@ -477,6 +505,9 @@ class Committee:
                                f"{[self.members[i][0] for i in self.of_kind('audio')]} need song ids "
                                "and an audio source")
             return SongAudio(list(songs.song_ids), songs.audio)
+        if kind == "song-stats":
+            Z = songs.prepared["features"] if "features" in songs.prepared else self.transform(songs.X)
+            return song_statistics(Z, songs.song_of_window, len(songs))
         if kind == "crowd+features":
             if songs.crowd is None:
                 raise MERError("committee: crowd-aware members need the songs' crowd rows")

@@ -34,6 +34,7 @@ from torch import nn
 
 from . import atomic, checksummed, logmel
 from .errors import MERError
+from .finite import check_loss, check_tensors, first_non_finite
 from .net_bounds import MAX_WIDTH, check_weights_fit
 
 METHODS = ("scae", "cpc")
@@ -328,6 +329,11 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
                        "frames (about 4 s) for two 6-patch sequences")
     if train.shape[1] == 0:
         raise MERError("pre-training: no training frames, expected audio")
+    for part, frames in (("training", train), ("held-out", heldout)):
+        bad = first_non_finite(frames)
+        if bad is not None:
+            raise MERError(f"pre-training: the {part} log-mel frames hold non-finite values (frame "
+                           f"{bad % max(frames.shape[1], 1)}); expected finite audio")
     device = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -383,11 +389,13 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
         for b in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress):
             optimizer.zero_grad(set_to_none=True)
             loss = model.loss(_batch(method, train, b, device), noise)
+            value = check_loss(float(loss.detach()), f"{out_dir}: pre-training epoch {epoch}")
             loss.backward()
             optimizer.step()
-            total, count = total + float(loss.detach()) * len(b), count + len(b)
+            total, count = total + value * len(b), count + len(b)
         train_loss = total / max(count, 1)
         held = evaluate(model, method, heldout, batch_size, device) if heldout.shape[1] else math.nan
+        check_tensors(model.state_dict(), f"{out_dir}: pre-training epoch {epoch}")
         history.append({"epoch": epoch, "train_loss": round(train_loss, 6),
                         "heldout_loss": "" if math.isnan(held) else round(held, 6),
                         "seconds": round(time.perf_counter() - started, 3)})
@@ -401,6 +409,7 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
 
     encoder = model.encoder.cpu().eval()
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    check_tensors(state, out_dir / WEIGHTS)
     _write_torch(out_dir / WEIGHTS, state)
     last = history[-1] if history else {}
     manifest = {
@@ -453,6 +462,8 @@ def load_encoder(folder, device="cpu") -> tuple[PatchEncoder, dict]:
                       path, "width", manifest["width"], WEIGHTS)
     encoder = PatchEncoder(manifest["method"], manifest["width"])
     state = _load_torch(folder / WEIGHTS, "encoder weights", contents[WEIGHTS])
+    if isinstance(state, dict):
+        check_tensors(state, folder / WEIGHTS)
     try:
         encoder.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
@@ -480,6 +491,11 @@ def pretraining_data(folders, cache_dir, hours_per_folder: float | None = None,
     train_parts, held_parts, summary = [], [], {"folders": []}
     for folder in folders:
         stream = logmel.folder_stream(folder, cache_dir, progress=progress)
+        for i, name in enumerate(stream.names):
+            if first_non_finite(stream.file_frames(i)) is not None:
+                raise MERError(f"{folder}: song {name!r}: its log-mel frames hold non-finite values "
+                               f"(cached in {cache_dir}); expected finite audio (delete the cache "
+                               "and check the file)")
         lengths = np.diff(stream.offsets)
         order = np.random.default_rng(seed).permutation(len(stream.names))
         if max_files_per_folder is not None:

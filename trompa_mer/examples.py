@@ -10,7 +10,7 @@ import numpy as np
 from .committee import Committee
 from .errors import MERError
 from .quadrants import Labels
-from .regression import REGRESSION_TYPES, make_regressor
+from .regression import REGRESSION_TYPES, make_regressor, residual_spread
 
 
 def train_committee(X_raw, y, directory, algorithms=("gnb", "sgd", "xgb"), per_algorithm: int = 1,
@@ -53,7 +53,7 @@ def train_committee(X_raw, y, directory, algorithms=("gnb", "sgd", "xgb"), per_a
                 member.fit(X[rows], targets[rows])
                 unseen = np.setdiff1d(np.arange(len(y)), rows)
                 if len(unseen) > 1:
-                    member.set_spread((member.predict_av(X[unseen]) - targets.av[unseen]).std(axis=0))
+                    member.set_spread(residual_spread(targets.av[unseen] - member.predict_av(X[unseen])))
                 members.append((f"{algorithm}_{k}", member))
                 continue
             if algorithm == "xgb":

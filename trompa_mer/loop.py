@@ -251,7 +251,7 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         # a quadrant per song, and the listener's own (arousal, valence) where they gave them:
         # each member reads what its target kind needs (Committee.update)
         labels = Labels([training[s] for s in songs],
-                        [training_values.get(s, (np.nan, np.nan)) for s in songs])
+                        [training_values.get(s, (np.nan, np.nan)) for s in songs], where=source, names=songs)
         committee.update(batch, labels)
         folders = store.save_committee(user_id, committee, int(state["iteration"]) + 1)
         new_state = record_answers(state, answers, update, folders["committee"], n_windows=int(offsets[-1]),

@@ -32,6 +32,7 @@ from scipy.special import log_expit, logsumexp
 
 from . import atomic
 from .errors import MERError
+from .finite import check_arrays
 from .quadrants import CLASSES, N_CLASSES
 
 # One source of defaults, shared with settings.py; the scripts pass settings' values explicitly.
@@ -44,6 +45,8 @@ INPUT_KINDS = {
     "audio": "SongAudio: song ids and an audio source (song id -> 16 kHz samples); one row per song",
     "crowd+features": "per song: the other listeners' crowd columns (trompa_mer.crowd) followed "
                       "by the song's standardized mean window features",
+    "song-stats": "per song: the mean, then the standard deviation, over its windows of the "
+                  "standardized window features (songs x 2*features, float32; committee.song_statistics)",
 }
 
 # What a member's y is, by target kind (fit and update):
@@ -236,7 +239,13 @@ class Member:
         return _copy.deepcopy(self)
 
     def proba_from_log(self, log_p) -> np.ndarray:
-        """Log-probabilities (any row offset) -> this member's tempered probabilities."""
+        """Log-probabilities (any row offset) -> this member's tempered probabilities.
+
+        A NaN is refused: inputs are finite, so it can only come from non-finite weights, and
+        normalising would hide it as a uniform row."""
+        if np.isnan(log_p).any():
+            raise MERError(f"{self.algorithm} member: non-finite output (NaN); its weights are not "
+                           "finite (rebuild the committee or the member)")
         return _normalize_log(log_p, self.temperature)
 
     # The committee scores many windows with several members at once through these two hooks.
@@ -259,6 +268,9 @@ class Member:
         base = Path(path_without_suffix)
         model_path = base.with_name(base.name + self.model_suffix)
         meta_path = base.with_name(base.name + ".json")
+        # no non-finite weights on disk: the model's fitted arrays and the member's own arrays
+        check_arrays([getattr(self, "model", None)]
+                     + [v for v in vars(self).values() if isinstance(v, np.ndarray)], model_path)
         self._save_model(model_path)
         atomic.write_json(meta_path, {
             "algorithm": self.algorithm,
@@ -267,6 +279,7 @@ class Member:
             "temperature": self.temperature,
             "params": self.params(),
             "model_file": model_path.name,
+            **self._extra_meta(),
         })
         return [model_path.name, meta_path.name]
 
@@ -290,12 +303,20 @@ class Member:
                                        or n_features < 1):
             raise MERError(f"{meta_path}: field 'n_features' is {n_features!r}, expected a positive whole number")
         member.n_features = n_features
+        member._read_extra_meta(meta, meta_path)
         member._load_model(base.with_name(base.name + cls.model_suffix))
         return member
 
     @classmethod
     def _from_meta(cls, meta):
         return cls()
+
+    def _extra_meta(self) -> dict:
+        """Fields a kind adds to its metadata sidecar (beside algorithm, params, ...)."""
+        return {}
+
+    def _read_extra_meta(self, meta: dict, meta_path) -> None:
+        """Read back what `_extra_meta` wrote (checked: the file is untrusted input)."""
 
 
 class GaussianNBMember(Member):
@@ -413,12 +434,15 @@ class SGDMember(Member):
         self.model.partial_fit(X, y, classes=CLASSES)
 
     def _log_proba(self, X):
-        weights, bias = self.linear_form()
+        weights, bias = self._linear()
         return self.log_proba_from_decision(np.asarray(X, dtype=np.float64) @ weights + bias)
 
-    def linear_form(self):
+    def _linear(self):
         # the decision function of scikit-learn's linear models: X @ coef_.T + intercept_
         return self.model.coef_.T, self.model.intercept_
+
+    def linear_form(self):
+        return self._linear()
 
     def log_proba_from_decision(self, Z):
         # sklearn normalizes one-vs-rest sigmoids by their sum, which is 0/0 = NaN when every
@@ -560,7 +584,86 @@ class XGBMember(BoostedTrees, Member):
         return bytes(self.booster[:rounds].save_raw("ubj"))
 
 
-MEMBER_TYPES: dict[str, type] = {"gnb": GaussianNBMember, "sgd": SGDMember, "xgb": XGBMember}
+class SongStatistics:
+    """Mixin for a member that reads one row per song (input kind "song-stats": the song's mean
+    and standard deviation over its windows of the standardized window features) instead of one
+    row per window.
+
+    Why: a song's label describes the whole clip, and its windows are not independent samples;
+    a window member's song probability is a mean of dependent, over-confident votes (GaussianNB's
+    needed temperature 256 on Emotify), while a song member sees each song once, with how much
+    the sound varies over the clip beside its average. The song rows are standardized with the
+    training songs' means and deviations (`center`, `scale`, kept in the metadata sidecar), so
+    the linear model's L2 penalty treats the columns alike; an update keeps them fixed.
+    """
+
+    input_kind = "song-stats"
+    margin_cacheable = False  # the pool's margin cache holds window margins
+    center = None
+    scale = None
+
+    def _standardized(self, X):
+        return ((np.asarray(X, dtype=np.float64) - self.center) / self.scale).astype(np.float32)
+
+    def _fit(self, X, y, sample_weight):
+        X = np.asarray(X, dtype=np.float64)
+        self.center = X.mean(axis=0)
+        spread = X.std(axis=0)
+        self.scale = np.where(spread > 1e-8, spread, 1.0)  # a constant column stays as it is
+        super()._fit(self._standardized(X), y, sample_weight)
+
+    def _update(self, X, y):
+        super()._update(self._standardized(X), y)
+
+    def _log_proba(self, X):
+        return super()._log_proba(self._standardized(X))
+
+    def linear_form(self):
+        return None  # the committee's batched window scoring does not apply to song rows
+
+    def _extra_meta(self) -> dict:
+        return {"song_center": np.asarray(self.center, dtype=float).tolist(),
+                "song_scale": np.asarray(self.scale, dtype=float).tolist()}
+
+    def _read_extra_meta(self, meta: dict, meta_path) -> None:
+        values = {}
+        for field in ("song_center", "song_scale"):
+            raw = meta.get(field)
+            array = None
+            if isinstance(raw, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+                array = np.asarray(raw, dtype=np.float64)
+            if array is None or array.ndim != 1 or len(array) != self.n_features or not np.isfinite(array).all():
+                raise MERError(f"{meta_path}: field {field!r}: expected {self.n_features} finite numbers")
+            values[field] = array
+        if (values["song_scale"] <= 0).any():
+            raise MERError(f"{meta_path}: field 'song_scale': expected positive numbers")
+        self.center, self.scale = values["song_center"], values["song_scale"]
+
+
+class SongSGDMember(SongStatistics, SGDMember):
+    """Logistic regression by SGD on a song's window statistics (update: partial_fit)."""
+
+    algorithm = "song-sgd"
+
+
+class SongGaussianNBMember(SongStatistics, GaussianNBMember):
+    """GaussianNB on a song's window statistics (update: partial_fit)."""
+
+    algorithm = "song-gnb"
+
+
+class SongXGBMember(SongStatistics, XGBMember):
+    """XGBoost trees on a song's window statistics (update: more rounds)."""
+
+    algorithm = "song-xgb"
+
+
+MEMBER_TYPES: dict[str, type] = {"gnb": GaussianNBMember, "sgd": SGDMember, "xgb": XGBMember,
+                                 "song-sgd": SongSGDMember, "song-gnb": SongGaussianNBMember,
+                                 "song-xgb": SongXGBMember}
+# -m all: the window classifiers (the Emotify committee's members); -m all-song: the song members
+WINDOW_CLASSIFIERS = ("gnb", "sgd", "xgb")
+SONG_CLASSIFIERS = ("song-sgd", "song-gnb", "song-xgb")
 
 
 def make_member(algorithm: str, **kwargs):

@@ -9,6 +9,7 @@ import numpy as np
 
 from .committee import Committee, Songs
 from .errors import MERError
+from .finite import check_proba
 from .quadrants import N_CLASSES, QUADRANTS, quadrant_name
 
 
@@ -68,8 +69,9 @@ def prediction_json(input_name: str, window_proba: np.ndarray) -> dict:
 def input_window_proba(committee, X, input_path, kind, member_index=None):
     """(used members x windows x 4), the indices of the used members, {skipped name: why}.
 
-    The members that read the input file itself: feature members give window rows; an audio
-    member's song probability (from the decoded input) is repeated over the windows. With a
+    The members that read the input file itself: feature members give window rows; a song
+    member's (window statistics) and an audio member's (the decoded input) song probability is
+    repeated over the windows. With a
     features CSV the audio members are skipped. (Crowd members read the song's other
     listeners: crowd_loop.predict_keys.)
     """
@@ -78,7 +80,7 @@ def input_window_proba(committee, X, input_path, kind, member_index=None):
     if audio and kind != "audio":
         skipped = {committee.members[i][0]: "reads audio; the input is a feature CSV (pass the audio "
                                             "file to use it)" for i in audio}
-    readers = committee.of_kind("features") + ([] if skipped else audio)
+    readers = committee.of_kind("features", "song-stats") + ([] if skipped else audio)
     used = sorted(readers) if member_index is None else [i for i in [member_index] if i in readers]
     if not used:
         raise MERError(f"{input_path}: the audio member(s) {', '.join(sorted(skipped))} need an audio "
@@ -92,11 +94,13 @@ def input_window_proba(committee, X, input_path, kind, member_index=None):
     windows = sub.window_proba(X) if sub.of_kind("features") else None
     proba = np.empty((len(used), X.shape[0], N_CLASSES))
     for row, i in enumerate(used):
-        if i in audio:
-            song = sub.members[row][1].predict_proba(sub.member_input("audio", songs))[0]
+        kind_of_member = sub.members[row][1].input_kind
+        if kind_of_member != "features":  # one probability for the whole input
+            song = sub.members[row][1].predict_proba(sub.member_input(kind_of_member, songs))[0]
             proba[row] = np.broadcast_to(song, (X.shape[0], N_CLASSES))
         else:
             proba[row] = windows[sub.of_kind("features").index(row)]
+    check_proba(proba, [committee.members[i][0] for i in used], input_path)
     return proba, used, skipped
 
 
@@ -115,6 +119,9 @@ def av_keys(committee, X, member_index=None) -> dict:
         return {}
     regressors_only = chosen.subset(regressors)
     windows = regressors_only.window_av(X).mean(axis=0)  # (windows, 2)
+    if not np.isfinite(windows).all():
+        raise MERError(f"arousal/valence: members {', '.join(regressors_only.names())} give non-finite "
+                       "values (NaN); their weights are not finite (rebuild the committee)")
     song = windows.mean(axis=0)
     return {"arousal": float(song[0]), "valence": float(song[1]),
             "output_arousal": windows[:, 0].tolist(), "output_valence": windows[:, 1].tolist(),

@@ -25,9 +25,10 @@ from collections import Counter
 import numpy as np
 
 from .errors import MERError
-from .members import COMPARISON_TYPES, MEMBER_TYPES, ComparisonModel, make_member
+from .members import (COMPARISON_TYPES, MEMBER_TYPES, SONG_CLASSIFIERS, WINDOW_CLASSIFIERS, ComparisonModel,
+                      make_member)
 from .quadrants import N_CLASSES, QUADRANTS, Labels
-from .regression import MIN_SPREAD, REGRESSION_TYPES, make_regressor, quadrant_log_proba
+from .regression import REGRESSION_TYPES, make_regressor, quadrant_log_proba, residual_spread
 
 # Committee member algorithms: the quadrant classifiers and the arousal/valence regressors.
 COMMITTEE_TYPES = (*MEMBER_TYPES, *REGRESSION_TYPES)
@@ -44,10 +45,12 @@ def parse_algorithms(text: str) -> list[str]:
     out = []
     for part in str(text).split(","):
         part = part.strip().lower()
-        names = {"all": list(MEMBER_TYPES), "all-av": list(REGRESSION_TYPES)}.get(part, [part])
+        names = {"all": list(WINDOW_CLASSIFIERS), "all-song": list(SONG_CLASSIFIERS),
+                 "all-av": list(REGRESSION_TYPES)}.get(part, [part])
         for name in names:
             if name not in known:
-                raise MERError(f"-m: expected a comma list of {', '.join(known)}, all or all-av, got {part!r}")
+                raise MERError(f"-m: expected a comma list of {', '.join(known)}, all, all-song or all-av, "
+                               f"got {part!r}")
             if name not in out:
                 out.append(name)
     return out
@@ -135,10 +138,7 @@ def _dynamic_summary(rows: list[dict]) -> dict:
 
 def _spread(residuals: list[np.ndarray]) -> np.ndarray:
     """Root mean square of song residuals per axis (the predictive spread), floored."""
-    pooled = np.concatenate(residuals) if residuals else np.zeros((0, 2))
-    if not len(pooled):
-        return np.full(2, 0.5)
-    return np.maximum(np.sqrt(np.mean(pooled ** 2, axis=0)), MIN_SPREAD)
+    return residual_spread(np.concatenate(residuals) if residuals else np.zeros((0, 2)))
 
 
 def _best_temperature(proba, truth) -> float:
@@ -157,8 +157,17 @@ def _regressor_song_proba(window_mu, song_index, n_songs, spread) -> np.ndarray:
 def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 1987,
              balance: str = "weights", calibrate: bool = True, member_params: dict | None = None,
              build_committee: bool = True, progress: bool = True, window_stride: int = 1,
-             targets: str = "static", log=sys.stderr):
+             targets: str = "static", protocol: str = "shuffle", repeats: int = 1,
+             keep_predictions: bool = False, log=sys.stderr):
     """Cross-validate `algorithms` on `data` (LabeledWindows); returns (report, committee|None).
+
+    The splits follow `protocol` (splits.make_splits: "shuffle", "kfold" grouped by the corpus'
+    split groups and repeated `repeats` times, "paper"); every algorithm is scored on every
+    split, and the committee's member `<alg>_<k>` is split k's model for the first `cv` splits
+    (the first repeat: with "kfold" every song is held out by exactly one member).
+    `keep_predictions` adds report["held_out"]: per committee algorithm and split, the held-out
+    song indices, their true quadrants and the untempered song probabilities (for studies that
+    compare committees of other compositions on the same splits: experiments/fourq_members.py).
 
     `window_stride` N trains on every N-th window of each training song (windows overlap by
     half, so N=2 keeps nearly all the information at half the training cost); evaluation
@@ -170,12 +179,12 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
     targets="dynamic" also per song over its windows' time series). Their predictive spread
     is the root mean square of the held-out song residuals over all splits.
     """
-    from sklearn.model_selection import GroupShuffleSplit
     from sklearn.preprocessing import StandardScaler
     from sklearn.utils.class_weight import compute_sample_weight
     from tqdm import tqdm
 
     from .committee import Committee
+    from .splits import make_splits
 
     if balance not in ("weights", "none"):
         raise MERError(f"--balance: expected weights or none, got {balance!r}")
@@ -193,8 +202,7 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
     if n_songs < 2:
         raise MERError(f"corpus: cross-validation needs at least 2 songs, got {n_songs}")
     truth_song = song_truth(y, song_index, n_songs)
-    splitter = GroupShuffleSplit(n_splits=cv, test_size=test_size, random_state=seed)
-    splits = list(splitter.split(X, y, groups))
+    splits, split_description = make_splits(data, protocol, cv, test_size, seed, repeats)
     if window_stride < 1:
         raise MERError(f"--window-stride: expected a positive whole number, got {window_stride}")
     import pandas as pd
@@ -209,11 +217,17 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
     per_split = {a: {"window": [], "song": []} for a in algorithms}
     per_split["majority"] = {"window": [], "song": []}
     held_out = {a: [] for a in committee_algs}  # (song ids, truth, song proba) per split
+    song_labels = {a: [] for a in algorithms}  # (truth, predicted quadrant) of held-out songs per split
     window_mu = {a: [] for a in regressors}  # held-out window (a, v) predictions per split
     timings = {a: 0.0 for a in algorithms}
     trained = {a: [] for a in committee_algs}
     scaler = StandardScaler().fit(X)
     X_all = np.ascontiguousarray(scaler.transform(X), dtype=np.float32)
+    song_algs = {a for a in algorithms if a in MEMBER_TYPES and MEMBER_TYPES[a].input_kind == "song-stats"}
+    if song_algs:
+        from .committee import song_statistics
+
+        song_rows = song_statistics(X_all, song_index, n_songs)
     bar = tqdm(total=len(splits) * len(algorithms), desc="cross-validating", unit="model",
                disable=not progress, file=log)
     split_songs = []
@@ -227,14 +241,25 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
         per_split["majority"]["window"].append(scores(y[test], np.full(len(test), majority)))
         per_split["majority"]["song"].append(scores(truth_song[test_songs],
                                                     np.full(len(test_songs), majority)))
+        train_songs = np.unique(song_index[train])
         for algorithm in algorithms:
             bar.set_postfix_str(f"split {k} {algorithm}")
             start = time.perf_counter()
             model = _new_model(algorithm, seed, member_params)
-            model.fit(X_train, Labels.from_av(av[train]) if algorithm in regressors else y[train],
-                      sample_weight=weights)
+            if algorithm in song_algs:  # one row per song: its window statistics
+                model.fit(song_rows[train_songs], truth_song[train_songs],
+                          sample_weight=compute_sample_weight("balanced", truth_song[train_songs])
+                          if balance == "weights" else None)
+            else:
+                model.fit(X_train, Labels.from_av(av[train]) if algorithm in regressors else y[train],
+                          sample_weight=weights)
             timings[algorithm] += time.perf_counter() - start
-            if algorithm in regressors:
+            if algorithm in song_algs:
+                song_p = model.predict_proba(song_rows[test_songs])
+                per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
+                song_labels[algorithm].append((truth_song[test_songs], song_p.argmax(axis=1)))
+                held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))
+            elif algorithm in regressors:
                 # quadrant scores wait for the spread, which needs every split's residuals
                 window_mu[algorithm].append(model.predict_av(X_test))
             else:
@@ -242,9 +267,10 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
                 song_p = song_means(proba, test_song_index, len(test_songs))
                 per_split[algorithm]["window"].append(scores(y[test], proba.argmax(axis=1)))
                 per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
+                song_labels[algorithm].append((truth_song[test_songs], song_p.argmax(axis=1)))
                 if algorithm in held_out:
                     held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))
-            if algorithm in trained and build_committee:
+            if algorithm in trained and build_committee and k < cv:
                 trained[algorithm].append(model)
             bar.update(1)
     bar.close()
@@ -265,6 +291,7 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
                 song_p, proba = _regressor_song_proba(window_mu[a][k], test_song_index, len(test_songs), spreads[a])
                 per_split[a]["window"].append(scores(y[test], proba.argmax(axis=1)))
                 per_split[a]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
+                song_labels[a].append((truth_song[test_songs], song_p.argmax(axis=1)))
                 held_out[a].append((test_songs, truth_song[test_songs], song_p))
             for model in trained.get(a, []):
                 model.set_spread(spreads[a])
@@ -278,7 +305,8 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
             proba = np.concatenate([p for _, _, p in held_out[algorithm]])
             temperatures[algorithm] = _best_temperature(proba, truth)
 
-    report = {"splits": len(splits), "test_size": test_size, "seed": seed, "balance": balance,
+    report = {"splits": len(splits), "test_size": split_description.get("test_size", test_size), "seed": seed,
+              "balance": balance, "protocol": split_description,
               "window_stride": window_stride,
               "songs": int(n_songs), "windows": int(len(y)),
               "song_classes": np.bincount(truth_song, minlength=N_CLASSES).tolist(),
@@ -296,17 +324,24 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
         for name, temps in (("committee", temperatures), ("committee_untempered", None)):
             if name == "committee_untempered" and not calibrate:
                 continue
-            rows = []
+            rows, labels = [], []
             for k in range(len(splits)):
                 probas = [temper(held_out[a][k][2], temps[a]) if temps else held_out[a][k][2]
                           for a in committee_algs]
-                rows.append(scores(held_out[committee_algs[0]][k][1], np.mean(probas, axis=0).argmax(axis=1)))
+                truth_k, predicted_k = held_out[committee_algs[0]][k][1], np.mean(probas, axis=0).argmax(axis=1)
+                rows.append(scores(truth_k, predicted_k))
+                labels.append((truth_k, predicted_k))
             per_split[name] = {"song": rows}
+            song_labels[name] = labels
+        report["calibration"]["committee"] = _committee_calibration(held_out, committee_algs, calibrate)
     for name, levels in per_split.items():
         for level, rows in levels.items():
             if rows:
                 report[level][name] = _summary(rows)
     report["per_split"] = {name: levels for name, levels in per_split.items()}
+    report["song_quadrants"] = {name: _quadrant_report(rows) for name, rows in song_labels.items()}
+    if keep_predictions:
+        report["held_out"] = {a: list(rows) for a, rows in held_out.items()}
 
     committee = None
     if build_committee and committee_algs:
@@ -318,10 +353,10 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
         manifest = {
             "members": [{"name": name, "algorithm": m.algorithm, "split": int(name.rsplit("_", 1)[1]),
                          "temperature": m.temperature} for name, m in members],
-            "splits": {"method": "GroupShuffleSplit", "n_splits": len(splits), "test_size": test_size,
-                       "seed": seed, "grouped_by": "song",
+            "splits": {**split_description, "n_splits": min(cv, len(splits)),
+                       "test_size": split_description.get("test_size", test_size),
                        "test_songs": [sorted(song_ids[np.unique(song_index[test])].tolist())
-                                      for _, test in splits]},
+                                      for _, test in splits[:cv]]},
             "scaler_fitted_on": "all windows of the corpus (one scaler per committee)",
             "class_balance": balance,
             "window_stride": window_stride,
@@ -364,6 +399,42 @@ def _regression_report(splits, split_songs, song_target, song_pred, regressors, 
     return out
 
 
+def _quadrant_report(rows) -> dict:
+    """Per-quadrant song F1 (mean ± sd over splits) and the confusion matrix (rows: truth,
+    columns: prediction; summed over splits, so with repeats a song counts once per repeat)."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    labels = np.arange(N_CLASSES)
+    f1 = np.array([f1_score(t, p, labels=labels, average=None, zero_division=0) for t, p in rows])
+    confusion = sum(confusion_matrix(t, p, labels=labels) for t, p in rows)
+    return {"f1": {q: [float(f1[:, i].mean()), float(f1[:, i].std())] for i, q in enumerate(QUADRANTS)},
+            "confusion": np.asarray(confusion).tolist()}
+
+
+def _committee_calibration(held_out, committee_algs, calibrate) -> dict:
+    """ECE and Brier of the committee's mean song probability on held-out songs, cross-fitted
+    like each member's (`_calibration_report`): split k's temperatures come from the other
+    splits' held-out songs only."""
+    from .calibration import brier_score, expected_calibration_error
+
+    n = len(held_out[committee_algs[0]])
+    eces, briers = [], []
+    for k in range(n):
+        others = [j for j in range(n) if j != k] or [k]
+        probas = []
+        for a in committee_algs:
+            temperature = 1.0
+            if calibrate:
+                temperature = _best_temperature(np.concatenate([held_out[a][j][2] for j in others]),
+                                                np.concatenate([held_out[a][j][1] for j in others]))
+            probas.append(temper(held_out[a][k][2], temperature))
+        truth_k = held_out[committee_algs[0]][k][1]
+        eces.append(expected_calibration_error(np.mean(probas, axis=0), truth_k))
+        briers.append(brier_score(np.mean(probas, axis=0), truth_k))
+    return {"ece": [float(np.mean(eces)), float(np.std(eces))],
+            "brier": [float(np.mean(briers)), float(np.std(briers))]}
+
+
 def _calibration_report(held_out, committee_algs, calibrate, window_mu, split_songs, song_target) -> dict:
     """Song-level calibration on held-out songs, cross-fitted: split k's temperature (and a
     regressor's spread) come from the other splits' held-out songs only, then ECE and Brier
@@ -404,9 +475,8 @@ def _calibration_report(held_out, committee_algs, calibrate, window_mu, split_so
 
 def format_report(report: dict) -> str:
     lines = [f"{report['songs']} songs, {report['windows']} windows; song classes "
-             f"{dict(zip(QUADRANTS, report['song_classes']))}; {report['splits']} grouped splits, "
-             f"test {report['test_size']:.0%}, seed {report['seed']}, class balance: {report['balance']}, "
-             f"training on 1 in {report['window_stride']} windows of each song"]
+             f"{dict(zip(QUADRANTS, report['song_classes']))}; {describe_protocol(report)}, "
+             f"class balance: {report['balance']}, training on 1 in {report['window_stride']} windows of each song"]
     if any(t != 1.0 for t in report["temperatures"].values()):
         lines.append("temperatures (song-level log loss on held-out songs): "
                      + ", ".join(f"{a} {t:g}" for a, t in report["temperatures"].items()))
@@ -426,11 +496,33 @@ def format_report(report: dict) -> str:
             lines.append(format_regression_table(report["regression"]["dynamic"]))
         lines.append("predictive spread (held-out song residual RMS, arousal, valence): "
                      + ", ".join(f"{a} {s[0]:.3f}, {s[1]:.3f}" for a, s in report["spreads"].items()))
+    if report.get("song_quadrants"):
+        lines.append("song F1 per quadrant (mean ± sd over splits)")
+        lines.append(f"{'model':22}" + "".join(f"{q:>16}" for q in QUADRANTS))
+        for name, q in report["song_quadrants"].items():
+            lines.append(f"{name:22}" + "".join(f"{q['f1'][c][0]:>9.3f} ± {q['f1'][c][1]:.3f}" for c in QUADRANTS))
+        best = "committee" if "committee" in report["song_quadrants"] else next(iter(report["song_quadrants"]))
+        lines.append(f"{best} song confusion (rows: true quadrant, columns: predicted; summed over splits)")
+        for q, row in zip(QUADRANTS, report["song_quadrants"][best]["confusion"]):
+            lines.append(f"  {q} " + "".join(f"{v:>6}" for v in row))
     if report.get("calibration"):
         lines.append("song-level calibration on held-out songs (temperature/spread from the other "
                      "splits): " + ", ".join(f"{a} ECE {c['ece'][0]:.3f} Brier {c['brier'][0]:.3f}"
                                              for a, c in report["calibration"].items()))
     return "\n".join(lines)
+
+
+def describe_protocol(report: dict) -> str:
+    """'5 splits grouped by song (GroupShuffleSplit, test 20%), seed 1987', or for k-fold
+    '5 folds x 3 repeats grouped by artist (StratifiedGroupKFold), seeds 1987..1989'."""
+    protocol = report.get("protocol") or {"protocol": "shuffle", "grouped_by": "song"}
+    if protocol.get("protocol", "shuffle") == "shuffle":
+        return (f"{report['splits']} splits grouped by {protocol.get('grouped_by', 'song')} (GroupShuffleSplit, "
+                f"test {report['test_size']:.0%}), seed {report['seed']}")
+    repeats = protocol.get("repeats", 1)
+    seeds = f"seed {report['seed']}" if repeats == 1 else f"seeds {report['seed']}..{report['seed'] + repeats - 1}"
+    return (f"{protocol['folds']} folds x {repeats} repeats grouped by {protocol['grouped_by']} "
+            f"({protocol['method']}), {seeds}")
 
 
 def format_regression_table(summary: dict) -> str:
@@ -449,7 +541,7 @@ def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progre
     """(LabeledWindows, corpus description for the manifest)."""
     from pathlib import Path
 
-    if targets == "dynamic" and dataset in ("emotify", "generic"):
+    if targets == "dynamic" and dataset in ("emotify", "4q", "generic"):
         raise MERError(f"--targets dynamic: {dataset} has one arousal/valence value per song "
                        "(dynamic targets: deam, pmemo, emomusic)")
     if dataset == "deam":
@@ -462,6 +554,12 @@ def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progre
                             "quadrant of its own time, unannotated windows dropped",
                   "licence": "CC BY-NC (non-commercial research)"}
         mapping = "quadrant_from_av(arousal, valence) per window (0 counts as positive)"
+    elif dataset == "4q":
+        from .datasets import fourq
+
+        data = fourq.load_4q(paths["fourq"], paths["cache_dir"], jobs=jobs, progress=progress)
+        corpus = dict(fourq.CORPUS)
+        mapping = "the corpus' quadrant per song (annotations.csv), every window of a song carries it"
     elif dataset == "emotify":
         from .datasets import emotify
 
@@ -502,7 +600,7 @@ def load_dataset(dataset: str, paths: dict, label_scheme: str, jobs: int, progre
         corpus = {"name": "1000 Songs (emoMusic)", "licence": "research use (see the corpus)"}
         mapping = f"{targets} arousal/valence (static 1..9, continuous -1..1, mapped to -1..1)"
     else:
-        raise MERError(f"--dataset: expected deam, emotify, generic, pmemo or emomusic, got {dataset!r}")
+        raise MERError(f"--dataset: expected 4q, deam, emotify, generic, pmemo or emomusic, got {dataset!r}")
     return data, corpus, mapping
 
 
@@ -511,7 +609,8 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
         label_scheme: str = "av-median", jobs: int = 1, progress: bool = True,
         member_params: dict | None = None, report_path=None, command: str | None = None,
         window_stride: int = 1, task: str = "classification", targets: str = "static",
-        encoder_members: dict | None = None, out=sys.stdout) -> dict:
+        encoder_members: dict | None = None, protocol: str = "shuffle", repeats: int = 1,
+        out=sys.stdout) -> dict:
     """What deam_classifier.py does: load a corpus, cross-validate, print, save the committee.
 
     `encoder_members` ({"encoder_dir", "transfer", "audio_cache_dir", "member_params"}): also
@@ -531,13 +630,16 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
         raise MERError(f"--encoder: needs --dataset emotify (encoder members read the clips' audio), "
                        f"got --dataset {dataset}")
     data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress, targets=targets)
+    from .datasets.checks import check_corpus
+
+    check_corpus(data, dataset, paths, needs_av=any(a in REGRESSION_TYPES for a in algorithm_list))
     report, committee = pretrain(data, algorithm_list, cv=cv, test_size=test_size, seed=seed,
                                  balance=balance, calibrate=calibrate, member_params=member_params,
                                  build_committee=out_dir is not None, progress=progress,
-                                 window_stride=window_stride, targets=targets)
+                                 window_stride=window_stride, targets=targets, protocol=protocol, repeats=repeats)
     if encoder_members is not None:
         committee = _add_encoder_members(data, paths, encoder_members, report, committee, cv,
-                                         test_size, seed, progress, out)
+                                         test_size, seed, progress, out, protocol)
     print(format_report(report), file=out)
     if report_path is not None:
         atomic.write_json(report_path, report)
@@ -559,28 +661,29 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
     return report
 
 
-def song_splits(data, cv: int, test_size: float, seed: int):
-    """(song ids, one quadrant per song, [(train, test) song index arrays]): `pretrain`'s
-    GroupShuffleSplit window splits (same arguments, so the same songs) mapped onto songs."""
-    from sklearn.model_selection import GroupShuffleSplit
+def song_splits(data, cv: int, test_size: float, seed: int, protocol: str = "shuffle"):
+    """(song ids, one quadrant per song, [(train, test) song index arrays]): the first `cv` of
+    `pretrain`'s window splits (same arguments, so the same songs: the committee's members)
+    mapped onto songs."""
+    from .splits import make_splits
 
     y, groups = np.asarray(data.y, dtype=np.int64), np.asarray(data.groups).astype(str)
     song_ids, song_index = np.unique(groups, return_inverse=True)
     truth = song_truth(y, song_index, len(song_ids))
-    splitter = GroupShuffleSplit(n_splits=cv, test_size=test_size, random_state=seed)
-    splits = [(np.unique(song_index[train]), np.unique(song_index[test]))
-              for train, test in splitter.split(data.X, y, groups)]
+    window_splits, _ = make_splits(data, protocol, cv, test_size, seed)
+    splits = [(np.unique(song_index[train]), np.unique(song_index[test])) for train, test in window_splits]
     return song_ids, truth, splits
 
 
-def _add_encoder_members(data, paths, options, report, committee, cv, test_size, seed, progress, out):
+def _add_encoder_members(data, paths, options, report, committee, cv, test_size, seed, progress, out,
+                         protocol="shuffle"):
     """Train the encoder members on the splits, report their song scores, add them."""
     from pathlib import Path
 
     from .audio_cache import AudioCache
     from .transfer import pretrain_encoder_members
 
-    song_ids, truth, splits = song_splits(data, cv, test_size, seed)
+    song_ids, truth, splits = song_splits(data, cv, test_size, seed, protocol)
     audio = AudioCache.from_folder(Path(paths["emotify"]) / "audio", options["audio_cache_dir"])
     results = pretrain_encoder_members(song_ids, truth, audio, splits, options["encoder_dir"],
                                        progress=progress, transfer=options["transfer"],
@@ -619,7 +722,7 @@ def model_card(manifest: dict, report: dict) -> str:
         "```",
         "",
         "Rebuilding with the same command and versions gives identical predictions "
-        "(tests/test_committee_pretrained.py checks it when ../shared/data/emotify is present).",
+        "(tests/test_committee_pretrained.py checks it when the corpus is present under ../shared/data).",
         "",
         "## Corpus and labels",
         f"- Corpus: {corpus.get('name')}: {corpus.get('songs')} songs, {corpus.get('windows')} feature "
@@ -644,17 +747,17 @@ def model_card(manifest: dict, report: dict) -> str:
         "- Every window of a song carries the song's label; quadrants are encoded Q1..Q4 -> 0..3.",
         "",
         "## Training",
-        f"- Splits: GroupShuffleSplit grouped by song, {manifest['splits']['n_splits']} splits, "
-        f"{manifest['splits']['test_size']:.0%} of the songs held out, seed {manifest['splits']['seed']}; "
-        "member `<algorithm>_<k>` is the model trained on split k's training songs "
-        "(its held-out songs are listed in committee.json).",
+        f"- Splits: {describe_protocol(report)}; member `<algorithm>_<k>` is the model trained on "
+        f"split k's training songs, k < {manifest['splits']['n_splits']} (its held-out songs are listed in "
+        "committee.json); the scores below are over every split.",
         f"- Features standardized by one scaler ({manifest.get('scaler_fitted_on')}), `scaler.skops`.",
         f"- Training windows: 1 in {manifest.get('window_stride', 1)} windows of each training song "
         "(windows overlap by half; all held-out windows are evaluated).",
         f"- Class imbalance: {'balanced sample weights' if manifest.get('class_balance') == 'weights' else 'none'}.",
         "- Temperatures (p ∝ p^(1/T), chosen by held-out song-level log loss): "
         + ", ".join(f"{a} {t:g}" for a, t in manifest.get("temperatures", {}).items()) + ".",
-        "- Song probability = mean of its window probabilities; the committee's answer = the "
+        "- Song probability = mean of its window probabilities (window members) or one prediction "
+        "from the song's window statistics (song members, `song-*`); the committee's answer = the "
         "mean over members.",
         "",
         "## Cross-validated scores (held-out songs, mean ± sd over splits)",
@@ -677,6 +780,18 @@ def model_card(manifest: dict, report: dict) -> str:
         lines += ["", "Regression members' quadrant probabilities: independent Gaussians around the "
                   "predicted (arousal, valence) with the held-out residual spread per axis "
                   f"({manifest.get('spreads')}); docs/regression.md."]
+    if report.get("song_quadrants", {}).get("committee"):
+        quadrants = report["song_quadrants"]["committee"]
+        lines += ["", "Committee song F1 per quadrant (mean ± sd over splits): "
+                  + ", ".join(f"{q} {v[0]:.3f} ± {v[1]:.3f}" for q, v in quadrants["f1"].items()) + ".", "",
+                  "Committee song confusion (rows: true quadrant, columns: predicted; summed over splits):", "",
+                  "| | " + " | ".join(QUADRANTS) + " |", "|---|" + "---|" * len(QUADRANTS)]
+        lines += [f"| {q} | " + " | ".join(str(v) for v in row) + " |"
+                  for q, row in zip(QUADRANTS, quadrants["confusion"])]
+    if report.get("calibration"):
+        lines += ["", "Song-level calibration on held-out songs (temperatures from the other splits): "
+                  + ", ".join(f"{a} ECE {c['ece'][0]:.3f}, Brier {c['brier'][0]:.3f}"
+                              for a, c in report["calibration"].items()) + "."]
     lines += [
         "",
         "`majority` always answers the training part's most frequent song class; `committee` is "

@@ -50,7 +50,9 @@ class Labels:
     given, `quadrant` is its quadrant (quadrant_from_av), so the two never disagree.
     """
 
-    def __init__(self, quadrant, av=None):
+    def __init__(self, quadrant, av=None, where: str = "labels", names=None):
+        """`where` (a file) and `names` (one per row, e.g. song ids) only make the errors name
+        the place and the row."""
         quadrant = np.asarray(quadrant)
         if quadrant.ndim != 1 or (quadrant.size and (not np.issubdtype(quadrant.dtype, np.integer)
                                                      or quadrant.min() < 0 or quadrant.max() >= N_CLASSES)):
@@ -64,10 +66,18 @@ class Labels:
         if partial.any() or np.isinf(av).any():
             raise MERError("labels: arousal and valence must be given together as finite numbers")
         given = ~np.isnan(av[:, 0])
-        if given.any() and np.any(np.abs(av[given]) > 1 + 1e-9):
-            raise MERError(f"labels: arousal and valence must lie in -1..1, got {av[given][np.abs(av[given]).max(axis=1) > 1][0]}")
-        if given.any() and np.any(quadrant_from_av(av[given, 0], av[given, 1]) != quadrant[given]):
-            raise MERError("labels: a row's quadrant disagrees with its arousal/valence")
+
+        def row(i) -> str:
+            return f"song {names[i]!r}" if names is not None else f"row {i}"
+
+        outside = np.flatnonzero(given & (np.abs(av).max(axis=1) > 1 + 1e-9))
+        if outside.size:
+            i = outside[0]
+            raise MERError(f"{where}: {row(i)}: arousal and valence must lie in -1..1, got "
+                           f"({av[i, 0]:g}, {av[i, 1]:g})")
+        disagree = np.flatnonzero(given & (quadrant_from_av(av[:, 0], av[:, 1]) != quadrant))
+        if disagree.size:
+            raise MERError(f"{where}: {row(disagree[0])}: its quadrant disagrees with its arousal/valence")
         self.quadrant = quadrant.astype(np.int64)
         self.av = av
 

@@ -10,7 +10,8 @@ a predictive distribution of (a, v) around its prediction mu:
 
 where the spread s (one per axis) is the residual spread of the member's song predictions
 on held-out songs (pre-training sets it with `set_spread`; a member fitted alone uses its
-training residuals, which understate it). docs/regression.md shows how well calibrated these
+training residuals, which understate it); the spread is always `residual_spread`, the root
+mean square of the residuals. docs/regression.md shows how well calibrated these
 probabilities are on held-out songs.
 
 Targets (y of fit/update: target kind "av", a quadrants.Labels):
@@ -34,6 +35,8 @@ from .quadrants import N_CLASSES, Labels
 
 # A spread floor: a member that fits its training songs exactly would otherwise claim certainty.
 MIN_SPREAD = 0.05
+# The spread of a member with no residuals to measure it on.
+DEFAULT_SPREAD = 0.5
 # Used for a quadrant without training targets: the middle of the quadrant.
 QUADRANT_MIDDLES = np.array([[0.5, 0.5], [0.5, -0.5], [-0.5, -0.5], [-0.5, 0.5]])
 DEFAULT_SGD_AV_PARAMS = dict(_hp.SGD_AV_PARAMS)
@@ -48,6 +51,21 @@ def quadrant_log_proba(mu, spread) -> np.ndarray:
     v_hi, v_lo = log_ndtr(z[:, 1]), log_ndtr(-z[:, 1])
     # Q1 a+ v+, Q2 a+ v-, Q3 a- v-, Q4 a- v+
     return np.stack([a_hi + v_hi, a_hi + v_lo, a_lo + v_lo, a_lo + v_hi], axis=1)
+
+
+def residual_spread(residuals) -> np.ndarray:
+    """The predictive spread per axis from residuals (target - prediction), rows x (arousal,
+    valence): their root mean square, floored at MIN_SPREAD (DEFAULT_SPREAD without rows).
+
+    The root mean square, not the standard deviation about the residuals' mean: a member that
+    is off by a bias b with scatter s is off by sqrt(b² + s²) on average, and its quadrant
+    probabilities must say so; the deviation about the mean would leave the bias out and make
+    a biased member over-confident. The one place the spread is computed (fit, pre-training,
+    the simulator and the examples call it)."""
+    residuals = np.asarray(residuals, dtype=np.float64).reshape(-1, 2)
+    if not len(residuals):
+        return np.full(2, DEFAULT_SPREAD)
+    return np.maximum(np.sqrt(np.mean(np.square(residuals), axis=0)), MIN_SPREAD)
 
 
 def quadrant_centroids(labels: Labels) -> np.ndarray:
@@ -78,7 +96,7 @@ class AVRegressor(Member):
 
     def __init__(self, temperature: float = 1.0, spread=None, centroids=None):
         super().__init__(temperature)
-        self.spread = np.full(2, 0.5) if spread is None else np.asarray(spread, dtype=np.float64)
+        self.spread = np.full(2, DEFAULT_SPREAD) if spread is None else np.asarray(spread, dtype=np.float64)
         self.centroids = QUADRANT_MIDDLES.copy() if centroids is None else np.asarray(centroids, dtype=np.float64)
 
     # --- subclasses: _fit_av(X, av, sample_weight), _update_av(X, av), _predict_av(X) --------
@@ -120,8 +138,7 @@ class AVRegressor(Member):
         self.centroids = quadrant_centroids(labels)
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         self._fit_av(X, labels.av, weights)
-        residuals = labels.av - self._predict_av(X)
-        self.spread = np.maximum(residuals.std(axis=0), MIN_SPREAD)
+        self.spread = residual_spread(labels.av - self._predict_av(X))
         return self
 
     def targets(self, labels: Labels) -> np.ndarray:

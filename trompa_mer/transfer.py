@@ -32,6 +32,7 @@ from . import atomic, logmel
 from .audio_cache import get_audio
 from .encoder import PatchEncoder, check_method, check_width, load_encoder, resolve_device
 from .errors import MERError
+from .finite import check_loss, check_tensors
 from .net_bounds import check_weights_fit
 from .members import SongAudio
 from .quadrants import N_CLASSES, QUADRANTS
@@ -187,6 +188,7 @@ class EncoderMember:
                 b = order[i:i + self.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = multitask_loss(heads(embeddings[b].to(self.device)), y[b].to(self.device))
+                check_loss(float(loss.detach()), "encoder member (dense layers and heads)")
                 loss.backward()
                 optimizer.step()
                 total += float(loss.detach()) * len(b)
@@ -229,6 +231,7 @@ class EncoderMember:
                     y = torch.as_tensor(labels[[s for s, _ in chunk]], dtype=torch.long, device=self.device)
                     optimizer.zero_grad(set_to_none=True)
                     loss = multitask_loss(net(x), y)
+                    check_loss(float(loss.detach()), "encoder member (fine-tuning)")
                     loss.backward()
                     optimizer.step()
                     total += float(loss.detach()) * len(chunk)
@@ -313,8 +316,9 @@ class EncoderMember:
         net = self._net()
         base = Path(path_without_suffix)
         weights, meta = base.with_name(base.name + ".pt"), base.with_name(base.name + ".json")
+        state = check_tensors({k: v.detach().cpu() for k, v in net.state_dict().items()}, weights)
         with atomic.atomic_path(weights) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
+            torch.save(state, tmp)
         atomic.write_json(meta, {
             "algorithm": self.algorithm, "format": FORMAT_VERSION, "input_kind": self.input_kind,
             "classes": list(QUADRANTS), "method": net.encoder.method, "width": net.encoder.width,

@@ -37,7 +37,8 @@ def read_dynamic(path) -> pd.DataFrame:
     if not path.is_file():
         raise MERError(f"{path}: annotation file not found")
     try:
-        table = pd.read_csv(path, skipinitialspace=True)
+        # only an empty cell is empty: "NA", "n/a" and the like are refused below, not dropped
+        table = pd.read_csv(path, skipinitialspace=True, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise MERError(f"{path}: cannot parse as a CSV ({err})") from None
     table.columns = [str(c).strip() for c in table.columns]
@@ -51,9 +52,20 @@ def read_dynamic(path) -> pd.DataFrame:
         if not match:
             raise MERError(f"{path}: column {column!r} is not 'sample_<milliseconds>ms'")
         times[column] = int(match.group(1))
-    values = table[list(times)].apply(pd.to_numeric, errors="coerce")
+    raw = table[list(times)]
+    values = raw.apply(pd.to_numeric, errors="coerce")
+    ids = [str(s).strip().lower().removesuffix(".0") for s in table["song_id"]]
+    # an empty cell is a song that ended; anything else that is not a number is refused, not
+    # dropped as if it were empty
+    empty = raw.isna() | raw.apply(lambda column: column.astype(str).str.strip().eq(""))
+    bad = np.argwhere((values.isna() & ~empty).to_numpy())
+    if bad.size:
+        row, col = bad[0]
+        raise MERError(f"{path}: row {row + 2} (song_id {ids[row]!r}) column {raw.columns[col]!r}: "
+                       f"{raw.iat[row, col]!r} is not a number ({len(bad)} such cells; expected a "
+                       "number or an empty cell)")
     values.columns = list(times.values())
-    values.index = [str(s).strip().lower().removesuffix(".0") for s in table["song_id"]]
+    values.index = ids
     if values.index.duplicated().any():
         raise MERError(f"{path}: song_id {values.index[values.index.duplicated()][0]!r} appears twice")
     return values

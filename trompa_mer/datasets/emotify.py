@@ -1,8 +1,8 @@
 """Emotify: 400 music clips with listeners' GEMS ticks -> window features + quadrant labels.
 
 Audio (`<root>/audio/<track_id>.mp3`) is turned into window features with the project's
-extractor, in parallel, cached under `<cache_dir>/emotify-<signature>/feats/` (the signature
-changes with the feature extractor's code and openSMILE's version, so a changed extractor
+extractor, in parallel, cached under `<cache_dir>/emotify-<extractor>-<folder>/feats/`
+(`corpus_cache.corpus_features`: a changed extractor, another audio folder or a changed clip
 never reuses stale features). Every window of a track carries its track's label.
 
 GEMS categories are not arousal/valence, so the label scheme is a modelling choice
@@ -21,7 +21,6 @@ the corpus (docs/regression.md); "argmax" has none (`av` is None).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import pandas as pd
 
 from ..errors import MERError
 from ..quadrants import quadrant_from_av
+from .corpus_cache import corpus_features
 from .generic import LabeledWindows, windows_with_av
 from .scales import unit_by_max_abs
 from .targets import check_targets
@@ -122,37 +122,13 @@ def track_targets(annotations_csv, scheme: str = DEFAULT_SCHEME) -> pd.DataFrame
                          for axis in ("arousal", "valence")}, index=av.index)
 
 
-def feature_signature() -> str:
-    """Changes whenever what the extractor computes can change: the code of the functions that
-    compute the features, the window layout, the feature names, openSMILE's version (edits
-    elsewhere in features.py keep the cache)."""
-    import inspect
-
-    import opensmile
-
-    from .. import features
-
-    parts = [opensmile.__version__, str(features.FRAMES_PER_HOP), str(features.FRAMES_PER_WINDOW),
-             ",".join(features.FEATURE_NAMES)]
-    for name in ("load_audio", "_config_text", "_smile", "extract_llds", "aggregate_windows",
-                 "features_from_signal", "extract_features", "write_feature_csv"):
-        function = getattr(features, name, None)
-        parts.append(inspect.getsource(function) if function is not None else name)
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
-
-
 def emotify_features(root, cache_dir, jobs: int = 1, progress: bool = True) -> Path:
-    """Extract (or reuse) the window features of every Emotify clip; returns the feature folder."""
-    from ..features import extract_folder
-
+    """Extract (or reuse) the window features of every Emotify clip; returns the feature folder
+    (cached per extractor and per audio folder: `corpus_cache.corpus_features`)."""
     audio = Path(root) / "audio"
     if not audio.is_dir():
         raise MERError(f"{audio}: Emotify audio folder not found")
-    feats = Path(cache_dir) / f"emotify-{feature_signature()}" / "feats"
-    summary = extract_folder(audio, feats, jobs=jobs, progress=progress)
-    if summary["failed"]:
-        raise MERError(f"{summary['failed'][0][1]} ({len(summary['failed'])} clips failed)")
-    return feats
+    return corpus_features("emotify", audio, cache_dir, jobs, progress)
 
 
 def load_emotify(root, cache_dir, scheme: str = DEFAULT_SCHEME, jobs: int = 1,

@@ -39,6 +39,9 @@ class LabeledWindows(NamedTuple):
     groups: np.ndarray        # (windows,) str song id, for grouped splits
     feature_names: list
     av: np.ndarray | None = None   # (windows, 2) float32 arousal, valence on -1..1; None: quadrants only
+    # (windows,) the unit that must not leak between training and held-out songs when it is
+    # coarser than the song (the artist, in 4Q); None: the song (`groups`)
+    split_groups: np.ndarray | None = None
 
 
 def windows_with_av(X, av, groups, feature_names) -> LabeledWindows:

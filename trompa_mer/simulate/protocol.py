@@ -94,7 +94,7 @@ def _new_member(algorithm, member_params):
 
 def _fit_regressor(member, Xs, y, av, groups, train, test):
     """A regression member on the training rows that have (arousal, valence) targets; its
-    predictive spread is the spread of its song-level residuals on the split's held-out songs
+    predictive spread is the root mean square of its song-level residuals on the split's held-out songs
     (regression.AVRegressor.set_spread), when at least two of them have targets."""
     train = train[~np.isnan(av[train, 0])]
     if len(train) == 0:
@@ -108,7 +108,9 @@ def _fit_regressor(member, Xs, y, av, groups, train, test):
         counts = np.bincount(index).astype(float)[:, None]
         means = np.stack([np.bincount(index, weights=predicted[:, j]) for j in range(2)], axis=1) / counts
         truth = np.stack([np.bincount(index, weights=av[test, j]) for j in range(2)], axis=1) / counts
-        member.set_spread((means - truth).std(axis=0))
+        from ..regression import residual_spread
+
+        member.set_spread(residual_spread(truth - means))
     return member
 
 
