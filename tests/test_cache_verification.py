@@ -281,3 +281,18 @@ def test_each_prediction_cache_says_which_file_failed_and_how(tmp_path):
 
     with pytest.warns(UserWarning, match=r"cache file of tree margins is not a readable array"):
         assert _read_checked(bad, "tree margins") is None
+
+
+def test_a_pool_of_one_readable_song_loads_and_of_none_is_refused(tmp_path):
+    from test_loop_support import write_pool
+    from trompa_mer import pool as P
+    from trompa_mer.errors import MERError
+
+    folder = tmp_path / "feats"
+    write_pool(folder, n_songs=2, n_windows=3)
+    (folder / "song01.csv").write_text("frameTime;nothing\n0;1\n")
+    with pytest.warns(UserWarning, match="song01.csv: skipped"):
+        assert P.load_pool(folder, cache=False).song_ids.tolist() == ["song00"]
+    (folder / "song00.csv").write_text("frameTime;nothing\n0;1\n")
+    with pytest.warns(UserWarning), pytest.raises(MERError, match="none of the 2 feature CSVs in the pool folder is readable"):
+        P.load_pool(folder, cache=False)
