@@ -146,11 +146,15 @@ def test_pool_listing_signature_changes_with_each_component():
 
 
 def _tamper_cache(folder, version=None, feature_names=None):
-    """Mark the cached X (+1000) and optionally change the cache's version or layout."""
+    """Mark the cached X (+1000), its checksum in meta.json updated to match (a cache that
+    verifies, holding other values), and optionally change the cache's version or layout."""
+    import hashlib
+
     cache = folder / P.CACHE_NAME
     X = np.load(cache / "X.npy")
     np.save(cache / "X.npy", X + 1000)
     meta = json.loads((cache / "meta.json").read_text())
+    meta["files"]["X"] = {"sha256": hashlib.sha256((cache / "X.npy").read_bytes()).hexdigest(), "stat": None}
     if version is not None:
         meta["version"] = version
     if feature_names is not None:
@@ -511,11 +515,12 @@ def test_tree_margins_one_round_zero_rounds_and_many_rounds(tmp_path):
     assert rounds == 12345 and margins[0, 0] == 7
 
 
-def test_tree_margins_stored_as_float32_and_served_memory_mapped(tmp_path, monkeypatch):
+def test_tree_margins_stored_as_float32_and_served_verified(tmp_path, monkeypatch):
     cache = TreeMarginCache(tmp_path, SCALER, "pool-a")
     cache.store(FakeTrees(5), np.full((N, 4), 0.1, dtype=np.float64))
     rounds, margins = cache.lookup(FakeTrees(5), N)
-    assert rounds == 5 and margins.dtype == np.float32 and isinstance(margins, np.memmap)
+    # read whole and checked against the checksum in its name (a memory map could change)
+    assert rounds == 5 and margins.dtype == np.float32 and not isinstance(margins, np.memmap)
     np.testing.assert_array_equal(margins, np.float32(0.1))
     # a read-only cache folder: the recency stamp fails quietly, the margins are still served
     monkeypatch.setattr(os, "utime", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "read-only")))

@@ -38,7 +38,9 @@ def test_cache_resamples_to_16k_mono_and_memory_maps(tmp_path):
     assert abs(len(a) - 1.5 * SAMPLE_RATE) <= 2
     assert abs(dominant_hz(np.asarray(a)) - 440) < 2
     assert abs(dominant_hz(np.asarray(cache["b"])) - 1000) < 2
-    assert (tmp_path / "cache" / "song_a.npy").exists()
+    entry = cache.cache_path("song_a")  # <song id>-<tag of the source's path>.npy + its record
+    assert entry.exists() and entry.parent == tmp_path / "cache" and entry.name.startswith("song_a-")
+    assert entry.with_suffix(".json").exists()
 
 
 def test_cache_is_reused_until_the_audio_changes(tmp_path):
@@ -46,7 +48,7 @@ def test_cache_is_reused_until_the_audio_changes(tmp_path):
     cache = AudioCache.from_folder(tmp_path, cache_dir=tmp_path / "c")
     assert cache.prepare() == 1
     assert cache.prepare() == 0  # fresh: nothing rebuilt
-    cached = tmp_path / "c" / "x.npy"
+    cached = cache.cache_path("x")
     write_tone(tmp_path / "x.wav", freq=880)
     later = cached.stat().st_mtime_ns + 10**9
     os.utime(tmp_path / "x.wav", ns=(later, later))

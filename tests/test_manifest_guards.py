@@ -303,13 +303,14 @@ def test_failed_save_cleans_a_temp_folder_named_for_tidy(saved, tmp_path, monkey
 
     folder, _ = saved
     before = _files(folder)
+    committee = Committee.load(folder)  # (loading removes its private copy of the files)
     removed = []
     real_rmtree = shutil.rmtree
     monkeypatch.setattr(checksummed.shutil, "rmtree",
                         lambda path, **kwargs: removed.append(path) or real_rmtree(path, **kwargs))
     monkeypatch.setattr(atomic, "replace_dir", lambda *a: (_ for _ in ()).throw(OSError(28, "disk full (simulated)")))
     with pytest.raises(OSError):
-        Committee.load(folder).save(folder)
+        committee.save(folder)
     assert len(removed) == 1
     tmp = removed[0]
     assert tmp.parent == folder.parent and tmp.name.startswith(".committee.") and tmp.name.endswith(".tmp")

@@ -3,25 +3,41 @@
 The CNN member reads its input through an "audio source": any mapping from a song id to a
 1-D float32 array at `SAMPLE_RATE` (a plain dict works, which is what the tests use).
 `AudioCache` is the on-disk one: it decodes each file once (soundfile), mixes to mono,
-resamples with soxr, writes `<cache_dir>/<song_id>.npy` atomically and afterwards returns a
-read-only memory map, so a random 3.7 s training chunk reads a few hundred kilobytes instead
+resamples with soxr, writes `<cache_dir>/<song_id>-<tag>.npy` atomically and afterwards returns
+a read-only memory map, so a random 3.7 s training chunk reads a few hundred kilobytes instead
 of decoding the whole song again.
+
+An entry belongs to one source file and is trusted only as far as it is checked (issue 23):
+  - its name carries a tag of the source's resolved path, so two folders (X/clips, Y/clips)
+    sharing a cache folder never read each other's audio;
+  - its record `<song_id>-<tag>.json` (written last) holds the source's identity on disk
+    [inode, size, mtime_ns, ctime_ns] and sha256, the sample rate, and the entry's own sha256
+    and identity. A source whose identity changed is hashed: other content (a file replaced,
+    even with its old size and times) is decoded again, the same content is reused;
+  - the entry is opened once and used only when it is the file recorded (its identity) or its
+    bytes match the recorded sha256 (trompa_mer.cache_files); otherwise one warning naming it,
+    and the song is decoded again.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from . import atomic, cache_files
 from .atomic import atomic_path
-from .errors import MERError
+from .errors import MERError, warn
 from .finite import check_samples
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = (".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".aif", ".aiff")
 DEFAULT_CACHE_NAME = ".audio16k"
+RECORD_VERSION = 1
 
 
 def decode_resampled(path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -51,8 +67,10 @@ def _song_id(path: Path) -> str:
 class AudioCache(Mapping):
     """Song id -> 16 kHz mono float32 array (read-only memory map), backed by .npy files.
 
-    `files` maps song ids (lowercase) to audio files. A cache entry is rebuilt when the audio
-    file is newer than it, so replacing a song's audio is picked up.
+    `files` maps song ids (lowercase) to audio files. A cache entry belongs to one source file
+    (its resolved path, identity and sha256; see the module's docstring): replacing a song's
+    audio, whatever its times, is picked up, and an entry that fails its checksum is decoded
+    again with a warning.
     """
 
     def __init__(self, files: Mapping[str, os.PathLike | str], cache_dir, sample_rate: int = SAMPLE_RATE):
@@ -95,12 +113,15 @@ class AudioCache(Mapping):
         source = self.files.get(key)
         if source is None:
             raise KeyError(song_id)
-        cached = self.cache_path(key)
-        if not self._fresh(cached, source):
-            self._build(cached, source)
-        samples = np.load(cached, mmap_mode="r")
-        # every sample is checked once per cache file and process (a cache written before the
+        samples = self._cached(key, source)
+        if samples is None:
+            self._build(key, source)
+            samples = self._cached(key, source)
+            if samples is None:  # the source changed while it was decoded: use a fresh decode
+                return decode_resampled(source, self.sample_rate)  # (checked finite there)
+        # every sample is checked once per cache entry and process (an entry written before the
         # check may hold NaN); later reads stay a few hundred kilobytes of a memory map
+        cached = self.cache_path(key)
         stamp = (key, cached.stat().st_mtime_ns)
         if stamp not in self._checked:
             check_samples(samples, f"{cached} (16 kHz cache of {source})")
@@ -121,20 +142,75 @@ class AudioCache(Mapping):
 
     # --- cache -------------------------------------------------------------------------------
     def cache_path(self, song_id: str) -> Path:
-        return self.cache_dir / f"{song_id}.npy"
+        """The entry of `song_id`'s audio file: `<song_id>-<tag of its resolved path>.npy`."""
+        source = Path(self.files[str(song_id).lower()]).resolve()
+        tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
+        return self.cache_dir / f"{str(song_id).lower()}-{tag}.npy"
+
+    def source_digest(self, song_id) -> str:
+        """sha256 of the song's audio file as its verified cache entry records it (the entry is
+        built first when needed): what the decoded audio depends on."""
+        key = str(song_id).lower()
+        self[key]
+        record = self._record(self.cache_path(key))
+        if record is None:  # decoded without an entry (the source kept changing)
+            return cache_files.sha256_path(self.files[key])
+        return record["source_sha256"]
 
     @staticmethod
-    def _fresh(cached: Path, source: Path) -> bool:
+    def _record(entry: Path):
         try:
-            return cached.stat().st_mtime_ns >= source.stat().st_mtime_ns
-        except FileNotFoundError:
-            return False
+            record = json.loads(entry.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
 
-    def _build(self, cached: Path, source: Path) -> None:
+    def _cached(self, key: str, source: Path):
+        """The verified entry of `key` (memory-mapped), or None (missing, stale or failed its
+        check, which is also a warning)."""
+        entry = self.cache_path(key)
+        record = self._record(entry)
+        if record is None or record.get("version") != RECORD_VERSION or record.get("sample_rate") != self.sample_rate:
+            return None
+        resolved = Path(source).resolve()
+        try:
+            source_identity = cache_files.identity(os.stat(resolved))
+        except OSError:
+            return None  # decoding says what is wrong with the file
+        changed = {}
+        if record.get("source") != str(resolved) or record.get("source_stat") != source_identity:
+            if record.get("source_sha256") != cache_files.sha256_path(resolved):
+                return None  # other audio: decode it
+            changed["source_stat"] = source_identity
+        try:
+            samples, refreshed = cache_files.open_npy(entry, record, mmap=True)
+        except cache_files.Unverified as err:
+            warn(f"{entry}: decoded audio of {source} {err}; not used, decoded again")
+            return None
+        if samples.ndim != 1 or samples.dtype != np.float32:
+            warn(f"{entry}: decoded audio of {source} is not 1-D float32 samples; not used, decoded again")
+            return None
+        if refreshed is not None:
+            changed["stat"] = refreshed
+        if changed:  # verified by content: remember the new identities (best effort)
+            with contextlib.suppress(OSError):
+                atomic.write_json(entry.with_suffix(".json"), dict(record, **changed))
+        return samples
+
+    def _build(self, key: str, source: Path) -> None:
+        resolved = Path(source).resolve()
+        before = cache_files.identity(os.stat(resolved)) if resolved.exists() else None
+        source_sha256 = cache_files.sha256_path(resolved) if before is not None else None
         samples = decode_resampled(source, self.sample_rate)
+        if before is None or cache_files.identity(os.stat(resolved)) != before:
+            return  # changed while it was read: nothing is recorded for it
+        entry = self.cache_path(key)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cached) as tmp:
+        with atomic_path(entry) as tmp:
             np.save(tmp, samples, allow_pickle=False)
+        atomic.write_json(entry.with_suffix(".json"), {
+            "version": RECORD_VERSION, "source": str(resolved), "source_stat": before,
+            "source_sha256": source_sha256, "sample_rate": self.sample_rate, **cache_files.record_of(entry)})
 
     def prepare(self, song_ids=None, progress: bool = False) -> int:
         """Decode and cache every song (or the given ones) now; returns how many were built."""
@@ -145,9 +221,9 @@ class AudioCache(Mapping):
         for song in tqdm(songs, desc="audio cache", unit="song", disable=not progress):
             if song not in self.files:
                 raise MERError(f"song id {song!r}: no audio file for it in the audio folder")
-            cached, source = self.cache_path(song), self.files[song]
-            if not self._fresh(cached, source):
-                self._build(cached, source)
+            source = self.files[song]
+            if self._cached(song, source) is None:
+                self._build(song, source)
                 built += 1
         return built
 

@@ -4,8 +4,10 @@ Committees (committee.json) and a user's crowd-aware members (crowd.json) are st
 Writing: the files go into a new temporary folder beside the destination, the manifest is
 written last with every file's checksum, and the folder is swapped into place
 (atomic.replace_dir), so a reader never sees half of one. Reading: the manifest is parsed, its
-required fields checked, and every listed file verified against its checksum before anything
-in the folder is deserialized; each refusal is a MERError naming the file and what was wrong.
+required fields checked, and every listed file read once and verified against its checksum
+before anything in the folder is deserialized; the readers then build from those same verified
+bytes (`materialized`: a private copy), never from the file again, so a file replaced after its
+check is not used. Each refusal is a MERError naming the file and what was wrong.
 
 Shared files (many user folders holding one pre-trained committee): a `BlobStore` keeps files
 once, each under its sha256. A folder written with a store keeps in itself only what the store
@@ -19,7 +21,7 @@ does not hold; its manifest then says where each such file is:
             the rest)
 "checksums" still names every file's full content, verified on every read exactly like a file in
 the folder; a blob is also checked against its own name. Readers of the members get the verified
-bytes in a private temporary folder (`materialized`). A folder without "stored" is read as before.
+bytes in a private temporary folder (`materialized`), as for a folder without "stored".
 """
 from __future__ import annotations
 
@@ -41,6 +43,10 @@ BLOB_NAME = re.compile(r"[0-9a-f]{64}")
 PART_SUFFIX = ".part"
 # a shared range shorter than this is not worth a reference: the file is kept whole
 MIN_SHARED_RANGE = 1 << 14
+# a compressed part expands to at most this many times its size + 1 MiB, and never beyond
+# MAX_PART_BYTES (what the writer produces: ~3x; more is a doctored or damaged part)
+PART_EXPANSION = 64
+MAX_PART_BYTES = 1 << 30
 
 
 def sha256_bytes(data) -> str:
@@ -299,11 +305,21 @@ def _stored_bytes(directory: Path, store_dir: Path, name: str, spec, manifest_pa
         raise MERError(f"{manifest_path}: field 'stored' entry for {name}: compression {compression!r}, "
                        f"expected 'zlib' or none")
     if compression == "zlib":
+        # bounded before it is allocated: a part is the user's own bytes of one member file,
+        # which zlib level 1 shrinks about 3x; a few doctored kilobytes could expand to gigabytes
+        limit = min(MAX_PART_BYTES, PART_EXPANSION * len(data) + (1 << 20))
+        decompressor = zlib.decompressobj()
         try:
-            data = zlib.decompress(data)
+            expanded = decompressor.decompress(data, limit)
+            complete = decompressor.eof and not decompressor.unconsumed_tail
         except zlib.error:
             raise MERError(f"{part_path}: not a readable compressed part (the file was changed or damaged "
                            f"after the folder was saved)") from None
+        if not complete:
+            raise MERError(f"{part_path}: field 'stored' entry for {name} in {manifest_path.name}: the part "
+                           f"decompresses to more than {limit} bytes, expected at most {PART_EXPANSION} times its "
+                           f"{len(data)} bytes + 1 MiB (the file was changed or damaged after the folder was saved)")
+        data = expanded
     at, start, length = numbers
     if at > len(data):
         raise MERError(f"{part_path}: shorter than {manifest_path.name} says (the file was changed or "
@@ -312,9 +328,11 @@ def _stored_bytes(directory: Path, store_dir: Path, name: str, spec, manifest_pa
 
 
 def read_files(directory, manifest: dict, manifest_path, what: str, contents: dict | None = None) -> None:
-    """Verify every file the manifest lists against its checksum (refusals as read_manifest's);
-    with `contents` ({}), the verified bytes of every file rebuilt from a part and a blob go into
-    it ({file: bytes})."""
+    """Verify every file the manifest lists against its checksum (refusals as read_manifest's).
+
+    Each file is read once and its bytes are hashed; with `contents` ({}), those verified bytes
+    go into it ({file: bytes}) and are what a reader must build from: opening the file again
+    would read whatever is there by then (a file replaced after its check)."""
     directory = Path(directory)
     manifest_path = Path(manifest_path)
     checksums = manifest["checksums"]
@@ -336,37 +354,35 @@ def read_files(directory, manifest: dict, manifest_path, what: str, contents: di
             if not whole_blob and sha256_bytes(data) != digest:
                 raise MERError(f"{path}: checksum does not match {manifest_path.name} (kept in the shared "
                                f"store; the file was changed or damaged after the {what} was saved)")
-            if contents is not None and "part" in stored[name]:
-                contents[name] = data
-            continue
-        if not path.is_file():
-            raise MERError(f"{path}: listed in {manifest_path.name} but missing")
-        if sha256_file(path) != digest:
-            raise MERError(f"{path}: checksum does not match {manifest_path.name} "
-                           f"(the file was changed or damaged after the {what} was saved)")
+        else:
+            if not path.is_file():
+                raise MERError(f"{path}: listed in {manifest_path.name} but missing")
+            data = path.read_bytes()
+            if sha256_bytes(data) != digest:
+                raise MERError(f"{path}: checksum does not match {manifest_path.name} "
+                               f"(the file was changed or damaged after the {what} was saved)")
+        if contents is not None:
+            contents[name] = data
 
 
 @contextlib.contextmanager
 def materialized(directory, manifest: dict, contents: dict):
-    """A folder holding every listed file of a verified folder by its name: `directory` itself
-    when nothing is kept in the shared store, else a private temporary folder with the rebuilt
-    files' verified bytes (`contents` from read_files) and links to the others (the folder's
-    own files and whole blobs, verified as a file of the folder is)."""
-    directory = Path(directory)
-    stored = manifest.get("stored")
-    if not stored:
-        yield directory
-        return
-    store_dir = _store_dir(directory, manifest, directory / "manifest")
+    """A private temporary folder holding every listed file of a verified folder by its name,
+    written from the verified bytes (`contents` from read_files): the member loaders read
+    exactly the bytes that were hashed, whatever happens to the folder or the shared store
+    meanwhile (never the files themselves, never links to them)."""
+    missing = [name for name in manifest["checksums"] if name not in contents]
+    if missing:
+        raise ValueError(f"materialized: no verified bytes for {missing[0]} (read_files(..., contents) first)")
     with tempfile.TemporaryDirectory(prefix="mer-folder-") as tmp:
         tmp = Path(tmp)
         for name in manifest["checksums"]:
-            if name in contents:
-                (tmp / name).write_bytes(contents[name])
-            else:
-                target = store_dir / stored[name]["blob"] if name in stored else directory / name
-                os.symlink(target.absolute(), tmp / name)
-        yield tmp
+            with open(tmp / name, "xb") as handle:
+                handle.write(contents[name])
+        try:
+            yield tmp
+        except MERError as err:  # a loader's refusal names the folder's file, not the copy
+            raise MERError(str(err).replace(str(tmp), str(Path(directory)))) from None
 
 
 def read_manifest(directory, manifest_name: str, required, what: str, missing_hint: str,
@@ -379,7 +395,7 @@ def read_manifest(directory, manifest_name: str, required, what: str, missing_hi
     sha256 differs. `what` names the folder's content in messages ("committee"). `check`
     (manifest, manifest path), called before any file is read, refuses a malformed manifest.
     Files kept in a shared store are verified the same way (read_files); with `contents` ({}),
-    the verified bytes of every file rebuilt from a part and a blob go into it.
+    the verified bytes of every listed file go into it (build from them, not from the files).
     """
     directory = Path(directory)
     atomic.recover_dir(directory)

@@ -42,6 +42,7 @@ from . import atomic
 from .audio_cache import SAMPLE_RATE, get_audio
 from .errors import MERError
 from .finite import check_loss, check_tensors
+from .net_bounds import check_weights_fit, check_width_field
 from .members import SongAudio
 from .quadrants import N_CLASSES, QUADRANTS
 
@@ -504,7 +505,10 @@ class CNNMember:
         unknown = set(params) - set(HYPERPARAMETERS)
         if unknown:
             raise MERError(f"{meta}: hyperparameters: unexpected keys {sorted(unknown)}")
+        check_width_field(params.get("n_channels", 128), meta, "n_channels")
         member = cls(**params, device=device, progress=False)
+        check_weights_fit(lambda: ShortChunkCNN(member.n_channels), weights.stat().st_size if weights.is_file() else 0,
+                          meta, "n_channels", member.n_channels, weights.name)
         model = ShortChunkCNN(member.n_channels)
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)

@@ -690,7 +690,7 @@ class Committee:
         directory = Path(directory)
         if not directory.is_dir():
             raise MERError(f"{directory}: no {layout.what} folder here")
-        contents: dict = {}  # verified bytes of the files kept in a shared store
+        contents: dict = {}  # the verified bytes of every file: the members are built from these
         manifest = read_manifest(directory, layout.manifest, ("feature_names", "members", "checksums", "scaler"),
                                  layout.what, layout.missing_hint, layout.classes_required,
                                  check=check_manifest, contents=contents)
@@ -704,8 +704,8 @@ class Committee:
 
     @classmethod
     def _build(cls, directory: Path, source: Path, manifest: dict, layout: Layout) -> "Committee":
-        """The committee of a verified manifest, its files read from `source` (the folder, or
-        the verified copy of a folder that keeps files in a shared store)."""
+        """The committee of a verified manifest, its files read from `source` (a private copy of
+        the verified bytes, checksummed.materialized)."""
         manifest_path = directory / layout.manifest
         n_features = len(manifest["feature_names"])
         scaler = _load_scaler(source / manifest["scaler"])

@@ -35,6 +35,7 @@ from torch import nn
 from . import atomic, checksummed, logmel
 from .errors import MERError
 from .finite import check_loss, check_tensors, first_non_finite
+from .net_bounds import MAX_WIDTH, check_weights_fit
 
 METHODS = ("scae", "cpc")
 FORMAT_VERSION = 1
@@ -68,8 +69,9 @@ def resolve_device(device: str | None = "auto") -> torch.device:
 
 
 def check_width(width) -> int:
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise MERError(f"width: expected a whole number >= 1 (filters of the first block), got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 1 <= width <= MAX_WIDTH:
+        raise MERError(f"width: expected a whole number from 1 to {MAX_WIDTH} (filters of the first "
+                       f"block), got {width!r}")
     return int(width)
 
 
@@ -279,9 +281,10 @@ def _write_torch(path: Path, obj) -> None:
         torch.save(obj, tmp)
 
 
-def _load_torch(path: Path, what: str):
+def _load_torch(path: Path, what: str, data: bytes | None = None):
+    """torch.load(weights_only=True) of `path`, or of `data` (the file's verified bytes) when given."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path if data is None else io.BytesIO(data), map_location="cpu", weights_only=True)
     except (RuntimeError, KeyError, TypeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise MERError(f"{path}: cannot load {what} ({first[:160]}); expected a file written by "
@@ -453,9 +456,12 @@ def load_encoder(folder, device="cpu") -> tuple[PatchEncoder, dict]:
     checksums = manifest["checksums"]
     if not isinstance(checksums, dict) or WEIGHTS not in checksums:
         raise MERError(f"{path}: field 'checksums': expected an entry for {WEIGHTS}")
-    checksummed.read_files(folder, manifest, path, "encoder")
+    contents: dict = {}  # each file read once: the weights are built from the bytes verified
+    checksummed.read_files(folder, manifest, path, "encoder", contents)
+    check_weights_fit(lambda: PatchEncoder(manifest["method"], manifest["width"]), len(contents[WEIGHTS]),
+                      path, "width", manifest["width"], WEIGHTS)
     encoder = PatchEncoder(manifest["method"], manifest["width"])
-    state = _load_torch(folder / WEIGHTS, "encoder weights")
+    state = _load_torch(folder / WEIGHTS, "encoder weights", contents[WEIGHTS])
     if isinstance(state, dict):
         check_tensors(state, folder / WEIGHTS)
     try:

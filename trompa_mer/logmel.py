@@ -33,7 +33,7 @@ N_MELS = 128
 PATCH_FRAMES = 31
 PATCH_HOP = 15
 LOG_FLOOR = 1e-5  # magnitude floor before the natural log
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed by the audio files' content, frames checksummed in the index
 
 
 def settings() -> dict:
@@ -146,41 +146,47 @@ class FrameStream:
         return FrameStream(frames, names, offsets)
 
 
-def folder_key(audio_dir) -> str:
-    """Cache key: the folder's resolved path, its audio files' names/sizes/mtimes and the front
-    end's settings."""
-    from .audio_cache import AUDIO_EXTENSIONS
-
+def folder_key(audio_dir, source) -> str:
+    """Cache key: the folder's resolved path, each audio file's name and content (its sha256, as
+    the verified decoded-audio cache `source` records it) and the front end's settings."""
     audio_dir = Path(audio_dir).resolve()
-    listing = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in audio_dir.iterdir()
-                     if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    listing = [(song, source.files[song].name, source.source_digest(song)) for song in source]
     blob = json.dumps([str(audio_dir), listing, settings(), CACHE_FORMAT]).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
 def folder_stream(audio_dir, cache_dir, progress: bool = False) -> FrameStream:
     """The log-mel frames of every audio file in `audio_dir` (sorted by song id), computed once
-    and cached in `<cache_dir>/logmel-<name>-<key>.npy` + `.json`; decoded audio goes to
-    `<cache_dir>/audio16k-<name>-<key>/` (trompa_mer.audio_cache)."""
+    and cached in `<cache_dir>/logmel-<name>-<key>.npy` + `.json` (the key: folder_key; the
+    index records the frames file's sha256, checked before the frames are used: a file that
+    does not match is a warning and a recompute); decoded audio goes to
+    `<cache_dir>/audio16k-<name>/` (trompa_mer.audio_cache, each entry tied to its source)."""
     from tqdm.auto import tqdm
 
+    from . import cache_files
     from .audio_cache import AudioCache
 
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise MERError(f"{audio_dir}: audio folder not found, expected a folder of audio files")
     source = AudioCache.from_folder(audio_dir, Path(cache_dir) / f"audio16k-{audio_dir.name}")
-    key = folder_key(audio_dir)
+    source.prepare(progress=progress)
+    key = folder_key(audio_dir, source)
     base = Path(cache_dir) / f"logmel-{audio_dir.name}-{key}"
     frames_path, index_path = base.with_suffix(".npy"), base.with_suffix(".json")
     if frames_path.is_file() and index_path.is_file():
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))
-            frames = np.load(frames_path, mmap_mode="r")
-            if index.get("key") == key and frames.shape == (N_MELS, index["offsets"][-1]):
-                return FrameStream(np.asarray(frames), list(index["names"]),
-                                   np.asarray(index["offsets"], dtype=np.int64))
-        except (OSError, ValueError, KeyError, TypeError):
+            if index.get("key") == key:
+                frames, _ = cache_files.open_npy(frames_path, index.get("frames"), mmap=True)
+                if frames.shape == (N_MELS, index["offsets"][-1]):
+                    return FrameStream(np.asarray(frames), list(index["names"]),
+                                       np.asarray(index["offsets"], dtype=np.int64))
+        except cache_files.Unverified as err:
+            from .errors import warn
+
+            warn(f"{frames_path}: cached log-mel frames {err}; not used, computed again")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # rebuilt below
     names, parts = [], []
     for song in tqdm(list(source), desc=f"log-mel {audio_dir.name}", unit="file", disable=not progress):
@@ -198,7 +204,8 @@ def folder_stream(audio_dir, cache_dir, progress: bool = False) -> FrameStream:
     with atomic.atomic_path(frames_path) as tmp:
         np.save(tmp, frames, allow_pickle=False)
     atomic.write_json(index_path, {"key": key, "folder": str(audio_dir.resolve()), "names": names,
-                                   "offsets": offsets.tolist(), "settings": settings()})
+                                   "offsets": offsets.tolist(), "settings": settings(),
+                                   "frames": cache_files.record_of(frames_path)})
     return FrameStream(frames, names, offsets)
 
 

@@ -4,6 +4,12 @@ The cache lives beside the CSVs in `<feats_dir>/.pool_cache/` as plain `.npy` ar
 consolidated pool is memory-mapped instead of parsed (10,000 songs × 60 windows load in well
 under a second). It is rebuilt only when the folder changes (a file added, removed, or
 rewritten: name, size or modification time), and then only the changed songs are re-read.
+Nothing is served unverified: meta.json records each array file's sha256 and its identity on
+disk when written (inode, size, mtime_ns, ctime_ns). An array file whose identity is unchanged
+has not been written to since (any write or replacement changes its ctime or inode, which no
+user can set back); one whose identity changed (the folder copied, restored from a backup) is
+hashed, and used (its new identity recorded) only when the hash matches. A file that does not
+match is one warning naming it, and the pool is rebuilt from the CSVs.
 """
 from __future__ import annotations
 
@@ -20,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic
+from . import atomic, cache_files
 from .errors import MERError, warn
 from .features import FEATURE_NAMES, read_feature_csv
 
 CACHE_NAME = ".pool_cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: every array file checksummed in meta.json
+CACHE_ARRAYS = ("X", "offsets", "frame_times", "song_ids")
 
 
 @dataclass
@@ -98,7 +105,10 @@ def listing_signature(listing: dict) -> str:
     return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
 
 
-def _read_cache(cache: Path, mmap: bool):
+def _read_cache(cache: Path, mmap: bool, reported: set | None = None):
+    """(meta, Pool) of the cache, or None: quietly when there is none (or of another version
+    or layout), with one warning per file (`reported` collects them) when an array file does
+    not match its checksum."""
     meta_path = cache / "meta.json"
     if not meta_path.exists():
         return None
@@ -106,11 +116,27 @@ def _read_cache(cache: Path, mmap: bool):
         meta = json.loads(meta_path.read_text())
         if meta.get("version") != CACHE_VERSION or meta.get("feature_names") != FEATURE_NAMES:
             return None
-        mode = "r" if mmap else None
-        arrays = {name: np.load(cache / f"{name}.npy", mmap_mode=mode if name == "X" else None)
-                  for name in ("X", "offsets", "frame_times", "song_ids")}
-    except (OSError, ValueError, json.JSONDecodeError):
+        records = meta.get("files") or {}
+    except (OSError, ValueError, json.JSONDecodeError, AttributeError):
         return None
+    arrays, refreshed = {}, {}
+    for name in CACHE_ARRAYS:
+        path = cache / f"{name}.npy"
+        try:
+            arrays[name], identity = cache_files.open_npy(path, records.get(name), mmap and name == "X")
+        except (cache_files.Unverified, OSError) as err:
+            reason = str(err) if isinstance(err, cache_files.Unverified) else f"cannot be read ({err})"
+            if reported is None or str(path) not in reported:
+                warn(f"{path}: pool cache file {reason}; not used, the pool is rebuilt from the CSVs")
+                if reported is not None:
+                    reported.add(str(path))
+            return None
+        if identity is not None:
+            refreshed[name] = identity
+    if refreshed:  # verified by content: remember the new identities (best effort)
+        with contextlib.suppress(OSError):
+            files = {k: dict(v, stat=refreshed.get(k, v.get("stat"))) for k, v in records.items()}
+            atomic.write_json(meta_path, dict(meta, files=files), indent=None)
     return meta, Pool(arrays["song_ids"].astype(str), arrays["X"], arrays["offsets"], arrays["frame_times"],
                       skipped=dict(meta.get("skipped", {})))
 
@@ -168,14 +194,15 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
     if not listing:
         raise MERError(f"{feats_dir}: no feature CSVs in the pool folder")
     cache_dir = feats_dir / CACHE_NAME
+    reported: set = set()
     if cache:
-        hit = _read_cache(cache_dir, mmap)
+        hit = _read_cache(cache_dir, mmap, reported)
         if hit is not None and hit[0]["listing"] == listing:
             hit[1].signature = listing_signature(listing)
             _warn_skipped(feats_dir, hit[1])
             return hit[1]
     with _locked(feats_dir):
-        old = _read_cache(cache_dir, mmap=True) if cache else None
+        old = _read_cache(cache_dir, mmap=True, reported=reported) if cache else None
         listing = folder_listing(feats_dir)
         if old is not None and old[0]["listing"] == listing:
             pool = old[1]
@@ -234,8 +261,10 @@ def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) ->
         np.save(tmp / "offsets.npy", pool.offsets)
         np.save(tmp / "frame_times.npy", pool.frame_times)
         np.save(tmp / "song_ids.npy", pool.song_ids.astype(str))
+        files = {name: cache_files.record_of(tmp / f"{name}.npy") for name in CACHE_ARRAYS}
         atomic.write_json(tmp / "meta.json", {"version": CACHE_VERSION, "listing": listing,
-                                              "feature_names": FEATURE_NAMES, "skipped": pool.skipped},
+                                              "feature_names": FEATURE_NAMES, "skipped": pool.skipped,
+                                              "files": files},
                           indent=None)
         atomic.replace_dir(tmp, cache_dir)
     finally:

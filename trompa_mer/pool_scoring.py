@@ -5,12 +5,16 @@ XGBoost release the GIL). The caches live in the pool folder beside the pool sto
   .song_proba_cache/  a saved committee's song probabilities on the pool (cached_song_proba)
   .tree_margin_cache/ the margins of tree members' leading rounds (TreeMarginCache)
 Both are keyed so that any change to what determines the answer is a miss, both are written
-atomically, and a miss, a damaged file or a read-only folder only means computing.
+atomically, and a miss, a damaged file or a read-only folder only means computing. Nothing is
+served unverified: a cache file is named `<key>-<sha256 of its bytes>.npy`, read once, and used
+only when those bytes hash to its name; a file that does not (changed or damaged after it was
+written) is reported as one warning, removed where possible, and the answer computed again.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -19,6 +23,7 @@ import numpy as np
 
 from . import atomic
 from .committee import Songs
+from .errors import warn
 from .pool import folder_listing
 from .quadrants import N_CLASSES
 
@@ -75,6 +80,49 @@ def pool_song_proba(committee, pool, jobs: int = 1, chunk_windows: int = 60_000,
     return np.concatenate(parts, axis=1)
 
 
+# --- cache files verified by the checksum in their name -------------------------------------
+def _write_checked(directory: Path, stem: str, array) -> Path:
+    """Write `array` atomically as `<directory>/<stem>-<sha256 of the file's bytes>.npy`."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    data = buffer.getvalue()
+    path = directory / f"{stem}-{hashlib.sha256(data).hexdigest()}.npy"
+    if not path.exists():
+        directory.mkdir(exist_ok=True)
+        atomic.write_bytes(path, data)
+    return path
+
+
+def _read_checked(path: Path, what: str):
+    """The array in cache file `path`, read once and checked against the sha256 in its name;
+    None (with a warning naming the file, which is removed) when it does not match or is not
+    a readable array; None quietly when it vanished."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    expected = path.stem.rsplit("-", 1)[-1]
+    problem = None
+    if hashlib.sha256(data).hexdigest() != expected:
+        problem = "does not match the checksum in its name (changed or damaged after it was written)"
+    else:
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError) as err:
+            problem = f"is not a readable array ({err})"
+    warn(f"{path}: cache file of {what} {problem}; not used, recomputed")
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None
+
+
+def _candidates(directory: Path, stem: str) -> list:
+    try:
+        return sorted(directory.glob(f"{stem}-*.npy"))
+    except OSError:
+        return []
+
+
 # --- cached song probabilities of a committee on a pool -----------------------------------
 SONG_PROBA_CACHE = ".song_proba_cache"
 SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
@@ -86,9 +134,11 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
 
     A saved committee folder is immutable (checksummed in committee.json) and the pool folder
     is identified as the pool cache does (name, size and mtime of every CSV), so the key
-    (committee digest + pool listing + song order) changes whenever either does. The file is
-    written atomically beside the pool cache (`<feats_dir>/.song_proba_cache/`); a read-only
-    pool folder, or a committee with no digest (see Committee.content_digest), just computes.
+    (committee digest + pool listing + song order) changes whenever either does. The file,
+    `<key>-<sha256 of its bytes>.npy`, is written atomically beside the pool cache
+    (`<feats_dir>/.song_proba_cache/`) and served only when its bytes match that checksum (else
+    a warning and a recompute); a read-only pool folder, or a committee with no digest (see
+    Committee.content_digest), just computes.
     """
     digest = committee.content_digest()
     if digest is None:
@@ -98,18 +148,15 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
                                      "songs": [str(s) for s in song_ids]},
                                     sort_keys=True).encode()).hexdigest()
     cache_dir = feats_dir / SONG_PROBA_CACHE
-    path = cache_dir / f"{key}.npy"
     expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
-    try:
-        cached = np.load(path)
-        if cached.shape == expected_shape and np.all(np.isfinite(cached)):
+    for path in _candidates(cache_dir, key):
+        cached = _read_checked(path, "song probabilities")
+        if cached is not None and cached.shape == expected_shape and cached.dtype == np.float64 \
+                and np.all(np.isfinite(cached)):
             return cached
-    except (OSError, ValueError):
-        pass  # missing or damaged: compute and rewrite
     proba = np.asarray(compute(), dtype=np.float64)
     try:
-        with atomic.atomic_open(path, "wb") as handle:
-            np.save(handle, proba)
+        _write_checked(cache_dir, key, proba)
         old = sorted(cache_dir.glob("*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for stale in old[SONG_PROBA_CACHE_KEEP:]:
             stale.unlink(missing_ok=True)
@@ -131,8 +178,10 @@ class TreeMarginCache:
     member's margins on the pool and evaluate only the new rounds: 10 new rounds instead of
     110. An entry is keyed by the exact bytes of the leading rounds (UBJSON), the scaler's
     statistics and the pool's listing signature, so a change to any of them is a miss; a miss
-    or a damaged file only means computing. Files live in `<feats_dir>/.tree_margin_cache/`,
-    written atomically; the least recently used beyond TREE_MARGIN_CACHE_KEEP are removed.
+    only means computing. Files live in `<feats_dir>/.tree_margin_cache/` as
+    `r<rounds>-<key>-<sha256 of the file>.npy`, written atomically and read whole: one whose
+    bytes do not match its name is a warning and a recompute. The least recently used beyond
+    TREE_MARGIN_CACHE_KEEP are removed.
     """
 
     def __init__(self, feats_dir, scaler, pool_signature: str):
@@ -146,37 +195,32 @@ class TreeMarginCache:
             context.update(part)
         self.context = context.hexdigest()
 
-    def _path(self, member, rounds: int) -> Path:
+    def _stem(self, member, rounds: int) -> str:
         digest = hashlib.sha256(self.context.encode() + member.leading_rounds_bytes(rounds)).hexdigest()
-        return self.dir / f"r{rounds:05d}-{digest}.npy"
+        return f"r{rounds:05d}-{digest}"
 
     def lookup(self, member, n_windows: int):
-        """(rounds, memory-mapped (n_windows, 4) margins) of the longest cached leading part of
-        `member`, or None."""
+        """(rounds, (n_windows, 4) float32 margins, verified) of the longest cached leading part
+        of `member`, or None."""
         total = member.booster.num_boosted_rounds()
         try:
             cached_rounds = {int(p.name[1:6]) for p in self.dir.glob("r[0-9][0-9][0-9][0-9][0-9]-*.npy")}
         except OSError:
             return None
         for rounds in sorted((r for r in cached_rounds if 0 < r <= total), reverse=True):
-            path = self._path(member, rounds)
-            try:
-                margins = np.load(path, mmap_mode="r")
-            except (OSError, ValueError):
-                continue
-            if margins.shape == (n_windows, N_CLASSES) and margins.dtype == np.float32:
-                with contextlib.suppress(OSError):
-                    os.utime(path)  # recently used: kept longest
-                return rounds, margins
+            for path in _candidates(self.dir, self._stem(member, rounds)):
+                margins = _read_checked(path, "tree margins")
+                if margins is not None and margins.shape == (n_windows, N_CLASSES) and margins.dtype == np.float32:
+                    with contextlib.suppress(OSError):
+                        os.utime(path)  # recently used: kept longest
+                    return rounds, margins
         return None
 
     def store(self, member, margins) -> None:
-        path = self._path(member, member.booster.num_boosted_rounds())
+        stem = self._stem(member, member.booster.num_boosted_rounds())
         try:
-            if not path.exists():
-                self.dir.mkdir(exist_ok=True)
-                with atomic.atomic_open(path, "wb") as handle:
-                    np.save(handle, np.ascontiguousarray(margins, dtype=np.float32))
+            if not _candidates(self.dir, stem):
+                _write_checked(self.dir, stem, np.ascontiguousarray(margins, dtype=np.float32))
             files = sorted(self.dir.glob("r*.npy"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
             for stale in files[TREE_MARGIN_CACHE_KEEP:]:
                 stale.unlink(missing_ok=True)

@@ -30,9 +30,10 @@ from torch import nn
 
 from . import atomic, logmel
 from .audio_cache import get_audio
-from .encoder import PatchEncoder, load_encoder, resolve_device
+from .encoder import PatchEncoder, check_method, check_width, load_encoder, resolve_device
 from .errors import MERError
 from .finite import check_loss, check_tensors
+from .net_bounds import check_weights_fit
 from .members import SongAudio
 from .quadrants import N_CLASSES, QUADRANTS
 
@@ -341,9 +342,13 @@ class EncoderMember:
         if unknown:
             raise MERError(f"{meta}: hyperparameters: unexpected keys {sorted(unknown)}")
         try:
-            encoder = PatchEncoder(info.get("method"), info.get("width"))
+            check_method(info.get("method")), check_width(info.get("width"))
         except MERError as err:
             raise MERError(f"{meta}: {err}") from None
+        check_weights_fit(lambda: TransferNet(PatchEncoder(info["method"], info["width"])),
+                          weights.stat().st_size if weights.is_file() else 0, meta, "width", info["width"],
+                          weights.name)
+        encoder = PatchEncoder(info["method"], info["width"])
         member = cls(encoder, device=device, encoder_info=info.get("encoder"), **params)
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
