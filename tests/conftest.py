@@ -20,6 +20,16 @@ def shared_path(*parts) -> Path:
     return path
 
 
+def one_error(result, *expected):
+    """A script run refused with exit 1 and exactly one `error:` line holding every `expected` text."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import one_error
 from fixtures_regression import write_dynamic, write_feature_folder
 from trompa_mer.committee import Committee
 from trompa_mer.datasets.deam import read_dynamic
@@ -28,15 +29,6 @@ def run(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT), MER_XGB_ROUNDS="4")
     return subprocess.run([sys.executable, str(ROOT / "deam_classifier.py"), *map(str, args), "--quiet"],
                           capture_output=True, text=True, env=env, timeout=600)
-
-
-def one_error(result, *expected):
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def generic_corpus(tmp_path, labels: pd.DataFrame):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import one_error
 from test_encoder import stream, write_folder
 from trompa_mer import checksummed
 from trompa_mer import encoder as E
@@ -27,15 +28,6 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 def script(name, args, env=None, cwd=None):
     return subprocess.run([sys.executable, str(ROOT / name), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
-
-
-def one_error(result, *expected):
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def poison_wav(path: Path, value: float, at: int = 1000) -> None:

@@ -29,11 +29,10 @@ def identity(st) -> list:
 
 
 def sha256_path(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's sha256, read in blocks (the committee store's own hash function)."""
+    from .checksummed import sha256_file
+
+    return sha256_file(path)
 
 
 def record_of(path) -> dict:
