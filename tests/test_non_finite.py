@@ -4,7 +4,6 @@ saving, loading an encoder, prediction), with one `error:` line, and nothing is 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
