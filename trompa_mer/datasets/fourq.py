@@ -36,39 +36,37 @@ def _column(table, path, name: str, expected: str) -> list[str]:
     return [("" if v is None or v != v else str(v)).strip() for v in table[columns[name.lower()]]]
 
 
-def read_quadrants(path) -> dict[str, int]:
-    """annotations.csv -> {song id (lowercase): quadrant index}; one row per song."""
-    expected = "4Q annotations.csv with columns Song, Quadrant"
-    table = read_csv_table(path, expected, noun="annotations")
-    songs = _column(table, path, "Song", expected)
-    quadrants = _column(table, path, "Quadrant", expected)
-    out: dict[str, int] = {}
-    for row, (song, quadrant) in enumerate(zip(songs, quadrants), start=2):
+def _song_rows(path, noun: str, value: str, once: str = ""):
+    """(row number, song as written, song id, the `value` cell) of every row of a Song-keyed
+    table; an empty song or a song listed twice is refused (`once` explains why, if given)."""
+    expected = f"4Q {Path(path).name} with columns Song, {value}"
+    table = read_csv_table(path, expected, noun=noun)
+    songs, values = _column(table, path, "Song", expected), _column(table, path, value, expected)
+    seen = set()
+    for row, (song, cell) in enumerate(zip(songs, values), start=2):
         if not song:
             raise MERError(f"{path}: row {row}: field 'Song' is empty")
         key = song.lower()
-        if key in out:
-            raise MERError(f"{path}: row {row}: song {song!r} is listed twice (one quadrant per song)")
-        out[key] = parse_quadrant(quadrant, f"{path}: row {row} (song {song!r}): field 'Quadrant'")
-    if not out:
+        if key in seen:
+            raise MERError(f"{path}: row {row}: song {song!r} is listed twice{once}")
+        seen.add(key)
+        yield row, song, key, cell
+    if not seen:
         raise MERError(f"{path}: no songs (expected {expected})")
-    return out
+
+
+def read_quadrants(path) -> dict[str, int]:
+    """annotations.csv -> {song id (lowercase): quadrant index}; one row per song."""
+    return {key: parse_quadrant(quadrant, f"{path}: row {row} (song {song!r}): field 'Quadrant'")
+            for row, song, key, quadrant in _song_rows(path, "annotations", "Quadrant", " (one quadrant per song)")}
 
 
 def read_artists(path, songs) -> dict[str, str]:
     """metadata.csv -> {song id: artist (case-folded, spaces collapsed)} for every song in `songs`;
     a song whose artist is empty (3 in the corpus) is a split group of its own."""
-    expected = "4Q metadata.csv with columns Song, Artist"
-    table = read_csv_table(path, expected, noun="metadata")
-    ids = _column(table, path, "Song", expected)
-    artists = _column(table, path, "Artist", expected)
-    out: dict[str, str] = {}
-    for row, (song, artist) in enumerate(zip(ids, artists), start=2):
-        key = song.lower()
-        if key in out:
-            raise MERError(f"{path}: row {row}: song {song!r} is listed twice")
-        # an unknown artist cannot be matched to any other song: the song is a group of its own
-        out[key] = " ".join(artist.casefold().split()) or f"(no artist: {key})"
+    # an unknown artist cannot be matched to any other song: the song is a group of its own
+    out = {key: " ".join(artist.casefold().split()) or f"(no artist: {key})"
+           for _, _, key, artist in _song_rows(path, "metadata", "Artist")}
     missing = sorted(set(songs) - set(out))
     if missing:
         raise MERError(f"{path}: no row for annotated song {missing[0]!r}"
