@@ -223,3 +223,16 @@ def test_reader_messages_word_for_word(tmp_path):
     with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: no row for annotated song 'mt02' \\(every "
                                        r"annotated song needs its artist\)$"):
         fourq.read_artists(meta, {"mt01": 0, "mt02": 1})
+
+
+def test_repeated_songs_word_for_word(tmp_path):
+    import re
+
+    ann, meta = tmp_path / "annotations.csv", tmp_path / "metadata.csv"
+    ann.write_text("Song,Quadrant\nMT01,Q1\nmt01,Q1\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(ann))}: row 3: song 'mt01' is listed twice "
+                                       r"\(one quadrant per song\)$"):
+        fourq.read_quadrants(ann)
+    meta.write_text("Song,Artist\nMT01,A\nMT01,A\n")
+    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: row 3: song 'MT01' is listed twice$"):
+        fourq.read_artists(meta, {"mt01": 0})
