@@ -195,44 +195,27 @@ def test_reader_messages_word_for_word(tmp_path):
     import re
 
     ann, meta = tmp_path / "annotations.csv", tmp_path / "metadata.csv"
-    cases = [
-        (lambda: fourq.read_quadrants(ann),
-         f"{ann}: annotations file not found (expected 4Q annotations.csv with columns Song, Quadrant)"),
-        (lambda: fourq.read_artists(meta, {"a": 0}),
-         f"{meta}: metadata file not found (expected 4Q metadata.csv with columns Song, Artist)"),
+    expect_ann = "(expected 4Q annotations.csv with columns Song, Quadrant)"
+    expect_meta = "(expected 4Q metadata.csv with columns Song, Artist)"
+    quadrants = lambda: fourq.read_quadrants(ann)  # noqa: E731
+    artists = lambda: fourq.read_artists(meta, {"mt01": 0})  # noqa: E731
+    cases = [  # (file, its text or None for no file, call, the whole message after "<file>: ")
+        (ann, None, quadrants, f"annotations file not found {expect_ann}"),
+        (meta, None, artists, f"metadata file not found {expect_meta}"),
+        (ann, "Song,Mood\nMT01,x\n", quadrants, f"missing column 'Quadrant' {expect_ann}"),
+        (ann, "Name,Quadrant\nMT01,Q1\n", quadrants, f"missing column 'Song' {expect_ann}"),
+        (meta, "Name,Artist\nMT01,A\n", artists, f"missing column 'Song' {expect_meta}"),
+        (meta, "Song,Title\nMT01,A\n", artists, f"missing column 'Artist' {expect_meta}"),
+        (meta, "Song,Artist\nMT01,A\n", lambda: fourq.read_artists(meta, {"mt01": 0, "mt02": 1}),
+         "no row for annotated song 'mt02' (every annotated song needs its artist)"),
+        (ann, "Song,Quadrant\nMT01,Q1\nmt01,Q1\n", quadrants,
+         "row 3: song 'mt01' is listed twice (one quadrant per song)"),
+        (meta, "Song,Artist\nMT01,A\nMT01,A\n", artists, "row 3: song 'MT01' is listed twice"),
     ]
-    for call, message in cases:
-        with pytest.raises(MERError, match=f"^{re.escape(message)}$"):
+    for path, text, call, message in cases:
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text)
+        with pytest.raises(MERError, match=f"^{re.escape(f'{path}: {message}')}$"):
             call()
-    ann.write_text("Song,Mood\nMT01,x\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(ann))}: missing column 'Quadrant' \\(expected 4Q "
-                                       r"annotations.csv with columns Song, Quadrant\)$"):
-        fourq.read_quadrants(ann)
-    ann.write_text("Name,Quadrant\nMT01,Q1\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(ann))}: missing column 'Song'"):
-        fourq.read_quadrants(ann)
-    meta.write_text("Name,Artist\nMT01,A\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: missing column 'Song' \\(expected 4Q "
-                                       r"metadata.csv with columns Song, Artist\)$"):
-        fourq.read_artists(meta, {"mt01": 0})
-    meta.write_text("Song,Title\nMT01,A\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: missing column 'Artist' \\(expected 4Q "
-                                       r"metadata.csv with columns Song, Artist\)$"):
-        fourq.read_artists(meta, {"mt01": 0})
-    meta.write_text("Song,Artist\nMT01,A\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: no row for annotated song 'mt02' \\(every "
-                                       r"annotated song needs its artist\)$"):
-        fourq.read_artists(meta, {"mt01": 0, "mt02": 1})
-
-
-def test_repeated_songs_word_for_word(tmp_path):
-    import re
-
-    ann, meta = tmp_path / "annotations.csv", tmp_path / "metadata.csv"
-    ann.write_text("Song,Quadrant\nMT01,Q1\nmt01,Q1\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(ann))}: row 3: song 'mt01' is listed twice "
-                                       r"\(one quadrant per song\)$"):
-        fourq.read_quadrants(ann)
-    meta.write_text("Song,Artist\nMT01,A\nMT01,A\n")
-    with pytest.raises(MERError, match=f"^{re.escape(str(meta))}: row 3: song 'MT01' is listed twice$"):
-        fourq.read_artists(meta, {"mt01": 0})

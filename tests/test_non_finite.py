@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
+def one_warning_naming(result, name):
+    """Exit 0 with exactly one `warning:` line, naming `name` (a damaged cache recomputed)."""
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and name in lines[0], lines
+
+
 def script(name, args, env=None, cwd=None):
     return subprocess.run([sys.executable, str(ROOT / name), *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -77,9 +84,7 @@ def test_caches_holding_nan_are_never_trained_on(tmp_path):
     frames[5, index["offsets"][1] + 3] = np.nan       # inside the second file (utt01)
     np.save(frames_path, frames)
     result = script("pretrain_encoder.py", pretrain_args(folder, tmp_path / "out2", cache), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("warning: ") and frames_path.name in lines[0], lines
+    one_warning_naming(result, frames_path.name)
     assert np.isfinite(np.load(frames_path)).all()
     # the 16 kHz cache (the log-mel cache removed, so it is rebuilt from it)
     frames_path.unlink()
@@ -88,9 +93,7 @@ def test_caches_holding_nan_are_never_trained_on(tmp_path):
     samples[10] = np.inf
     np.save(npy, samples)
     result = script("pretrain_encoder.py", pretrain_args(folder, tmp_path / "out3", cache), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("warning: ") and npy.name in lines[0], lines
+    one_warning_naming(result, npy.name)
     assert np.isfinite(np.load(npy)).all()
 
 
