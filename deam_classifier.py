@@ -26,7 +26,8 @@ def parse_args(argv=None):
     p.add_argument("-m", default=None,
                    help="algorithms, comma-separated: quadrant classifiers on windows gnb, sgd, xgb ('all' = "
                         "the three) and on songs' window statistics song-sgd, song-gnb, song-xgb ('all-song'), "
-                        "arousal/valence regressors sgd-av, xgb-av ('all-av' = the two) (committee members), "
+                        "arousal/valence regressors sgd-av, xgb-av ('all-av' = the two), musicnn (a classifier on the "
+                        "musicnn tagger's song embeddings; reads the clips' audio: 4q, emotify) (committee members), "
                         "and knn, rf, svc, gbc, gpc (comparison reports only) "
                         "(default: all; with --task regression: all-av)")
     p.add_argument("--task", choices=("classification", "regression"), default="classification",
@@ -148,6 +149,7 @@ def member_parameters(args) -> dict:
         "song-gnb": {"variance": args.gnb_variance},
         "song-xgb": {"params": settings.SONG_XGB_PARAMS, "rounds": settings.SONG_XGB_ROUNDS,
                      "update_rounds": settings.XGB_UPDATE_ROUNDS},
+        "musicnn": {"params": settings.SONG_SGD_PARAMS, "seed": settings.SEED},
     }
 
 

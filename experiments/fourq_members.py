@@ -58,7 +58,7 @@ def main():
     from trompa_mer.members import MEMBER_TYPES
 
     algorithms = pretrain.parse_algorithms(args.m)
-    unknown = [a for a in algorithms if a not in MEMBER_TYPES]
+    unknown = [a for a in algorithms if a not in MEMBER_TYPES and a not in pretrain.AUDIO_SONG_TYPES]
     if unknown:
         p.error(f"-m: only quadrant classifiers compose committees here, got {unknown}")
     import deam_classifier

@@ -30,8 +30,10 @@ from .members import (COMPARISON_TYPES, MEMBER_TYPES, SONG_CLASSIFIERS, WINDOW_C
 from .quadrants import N_CLASSES, QUADRANTS, Labels
 from .regression import REGRESSION_TYPES, make_regressor, quadrant_log_proba, residual_spread
 
-# Committee member algorithms: the quadrant classifiers and the arousal/valence regressors.
-COMMITTEE_TYPES = (*MEMBER_TYPES, *REGRESSION_TYPES)
+# Committee member algorithms: the quadrant classifiers, the arousal/valence regressors and the
+# classifier on the musicnn tagger's song embeddings (trompa_mer.tagger, imported when asked for).
+AUDIO_SONG_TYPES = ("musicnn",)
+COMMITTEE_TYPES = (*MEMBER_TYPES, *REGRESSION_TYPES, *AUDIO_SONG_TYPES)
 AXES = ("arousal", "valence")
 REGRESSION_METRICS = ("rmse", "r2", "pearson_r", "kendall_tau", "ccc")
 
@@ -95,6 +97,10 @@ def _summary(per_split: list[dict]) -> dict:
 
 
 def _new_model(algorithm, seed, member_params):
+    if algorithm in AUDIO_SONG_TYPES:
+        from .registry import member_class
+
+        return member_class(algorithm)(**member_params.get(algorithm, {}))
     if algorithm in MEMBER_TYPES:
         return make_member(algorithm, **member_params.get(algorithm, {}))
     if algorithm in REGRESSION_TYPES:
@@ -223,11 +229,21 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
     trained = {a: [] for a in committee_algs}
     scaler = StandardScaler().fit(X)
     X_all = np.ascontiguousarray(scaler.transform(X), dtype=np.float32)
-    song_algs = {a for a in algorithms if a in MEMBER_TYPES and MEMBER_TYPES[a].input_kind == "song-stats"}
-    if song_algs:
-        from .committee import song_statistics
+    # members with one row per song: their rows for every song of the corpus, computed once
+    song_inputs = {}
+    for algorithm in algorithms:
+        if algorithm in MEMBER_TYPES and MEMBER_TYPES[algorithm].input_kind == "song-stats":
+            from .committee import song_statistics
 
-        song_rows = song_statistics(X_all, song_index, n_songs)
+            song_inputs[algorithm] = song_statistics(X_all, song_index, n_songs)
+        elif algorithm in AUDIO_SONG_TYPES:
+            from .tagger import embed
+
+            if getattr(data, "audio", None) is None:
+                raise MERError(f"-m {algorithm}: the corpus has no audio folder (musicnn members embed "
+                               "each clip's audio; use --dataset 4q or emotify)")
+            song_inputs[algorithm] = embed(song_ids, data.audio, progress=progress)
+    song_algs = set(song_inputs)
     bar = tqdm(total=len(splits) * len(algorithms), desc="cross-validating", unit="model",
                disable=not progress, file=log)
     split_songs = []
@@ -247,7 +263,7 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
             start = time.perf_counter()
             model = _new_model(algorithm, seed, member_params)
             if algorithm in song_algs:  # one row per song: its window statistics
-                model.fit(song_rows[train_songs], truth_song[train_songs],
+                model.fit(song_inputs[algorithm][train_songs], truth_song[train_songs],
                           sample_weight=compute_sample_weight("balanced", truth_song[train_songs])
                           if balance == "weights" else None)
             else:
@@ -255,7 +271,7 @@ def pretrain(data, algorithms, cv: int = 5, test_size: float = 0.2, seed: int = 
                           sample_weight=weights)
             timings[algorithm] += time.perf_counter() - start
             if algorithm in song_algs:
-                song_p = model.predict_proba(song_rows[test_songs])
+                song_p = model.predict_proba(song_inputs[algorithm][test_songs])
                 per_split[algorithm]["song"].append(scores(truth_song[test_songs], song_p.argmax(axis=1)))
                 song_labels[algorithm].append((truth_song[test_songs], song_p.argmax(axis=1)))
                 held_out[algorithm].append((test_songs, truth_song[test_songs], song_p))

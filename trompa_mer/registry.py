@@ -34,6 +34,12 @@ def member_class(algorithm: str):
         except ImportError as err:
             raise MERError(f"member algorithm 'encoder' needs trompa_mer.transfer, torch and librosa ({err})") from None
         return transfer.EncoderMember
-    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, sgd-av, xgb-av, crowd, cnn "
-                   f"or encoder, "
+    if algorithm == "musicnn":
+        try:
+            from . import tagger
+        except ImportError as err:
+            raise MERError(f"member algorithm 'musicnn' needs trompa_mer.tagger, torch and librosa ({err})") from None
+        return tagger.MusicnnMember
+    raise MERError(f"member algorithm: expected one of {', '.join(MEMBER_TYPES)}, sgd-av, xgb-av, crowd, cnn, "
+                   f"encoder or musicnn, "
                    f"got {algorithm!r}")

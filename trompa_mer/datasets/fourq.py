@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import MERError
 from ..quadrants import parse_quadrant
-from .corpus_cache import corpus_features
+from .corpus_cache import corpus_features, folder_signature
 from .generic import LabeledWindows
 from .tables import read_csv_table
 
@@ -105,5 +105,10 @@ def load_4q(root, cache_dir, jobs: int = 1, progress: bool = True) -> LabeledWin
     groups = song_ids[pool.song_of_window[rows]]
     y = np.array([labels[s] for s in groups], dtype=np.int64)
     split_groups = np.array([artists[s] for s in groups])
+    from ..audio_cache import AudioCache
+
+    # the clips' audio, for members that read it (their embeddings are cached under cache_dir;
+    # the 16 kHz copies are never written for them)
+    clips = AudioCache.from_folder(audio, Path(cache_dir) / f"4q-audio-{folder_signature(audio)}")
     return LabeledWindows(np.asarray(pool.X[rows], dtype=np.float32), y, groups, list(FEATURE_NAMES),
-                          split_groups=split_groups)
+                          split_groups=split_groups, audio=clips)

@@ -42,6 +42,9 @@ class LabeledWindows(NamedTuple):
     # (windows,) the unit that must not leak between training and held-out songs when it is
     # coarser than the song (the artist, in 4Q); None: the song (`groups`)
     split_groups: np.ndarray | None = None
+    # song id -> 16 kHz samples (an audio_cache.AudioCache over the corpus' audio folder), for
+    # members that read the clips' audio (musicnn); None: the corpus has features only
+    audio: object | None = None
 
 
 def windows_with_av(X, av, groups, feature_names) -> LabeledWindows:

@@ -1,0 +1,230 @@
+"""Members on the musicnn tagger's song embeddings: the embedding cache, the member's verbs and
+files, pre-training on a corpus with audio, and a whole round of the live loop through the
+scripts (generated clips; the audio read through MER_AUDIO_DIR as for the CNN)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trompa_mer import tagger
+from trompa_mer.errors import MERError
+from trompa_mer.members import SongAudio
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+TONES = (220.0, 880.0, 440.0, 1760.0)  # one pitch per quadrant
+SONGS = [f"clip{i:02d}" for i in range(8)]
+USER = "dora"
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def quadrant_of(song: str) -> int:
+    return int(song[-2:]) % 4
+
+
+def clip(song: str, seconds: float = 3.5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + int(song[-2:]))
+    t = np.arange(int(seconds * SR)) / SR
+    wave = 0.4 * np.sin(2 * np.pi * TONES[quadrant_of(song)] * t) + 0.05 * rng.standard_normal(t.size)
+    return wave.astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def fresh_memo():
+    tagger._embeddings.clear()
+    yield
+    tagger._embeddings.clear()
+
+
+def test_embedding_is_the_penultimate_mean_then_sd():
+    from trompa_mer import musicnn
+
+    samples = clip("clip01", seconds=7.0)
+    pen = musicnn.patch_outputs(samples)["penultimate"]
+    assert pen.shape == (2, 200)
+    vector = tagger.song_embedding(samples)
+    assert vector.shape == (tagger.EMBEDDING_SIZE,) and vector.dtype == np.float32
+    np.testing.assert_allclose(vector[:200], pen.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(vector[200:], pen.std(axis=0), rtol=1e-6, atol=1e-7)
+
+
+def test_embed_caches_verified_files_and_recomputes_a_damaged_one(tmp_path, monkeypatch):
+    source = {s: clip(s) for s in SONGS[:3]}
+    first = tagger.embed(SONGS[:3], source, cache_dir=tmp_path)
+    files = sorted((tmp_path).glob("musicnn-*/*.npy"))
+    assert len(files) == 3 and all(f.with_suffix(".json").is_file() for f in files)
+    # a second process (memo cleared) reads the cache instead of running the network
+    tagger._embeddings.clear()
+    calls = []
+    monkeypatch.setattr(tagger, "song_embedding", lambda s: calls.append(1) or np.zeros(400, np.float32))
+    np.testing.assert_array_equal(tagger.embed(SONGS[:3], source, cache_dir=tmp_path), first)
+    assert not calls
+    # a damaged file is one warning and a recompute, never used
+    tagger._embeddings.clear()
+    raw = bytearray(files[0].read_bytes())
+    raw[200:208] = b"\0" * 8  # inside the mean half (one patch: the sd half is all zeros)
+    files[0].write_bytes(bytes(raw))
+    with pytest.warns(Warning, match="does not match its checksum"):
+        again = tagger.embed(SONGS[:3], source, cache_dir=tmp_path)
+    assert len(calls) == 1
+    assert np.count_nonzero((again == 0).all(axis=1)) == 1
+
+
+def test_audio_files_are_hashed_once_while_unchanged(tmp_path, monkeypatch):
+    import soundfile
+
+    from trompa_mer import cache_files
+    from trompa_mer.audio_cache import AudioCache
+
+    for song in SONGS[:2]:
+        soundfile.write(tmp_path / f"{song}.wav", clip(song), SR)
+    source = AudioCache.from_folder(tmp_path, tmp_path / "cache")
+    first = tagger.embed(SONGS[:2], source)
+    assert not list((tmp_path / "cache").glob("*.npy")), "no 16 kHz copies written for embeddings"
+    hashed = []
+    real = cache_files.sha256_path
+    monkeypatch.setattr(cache_files, "sha256_path", lambda p: hashed.append(Path(p).name) or real(p))
+    tagger._digests.clear()  # a new process: the folder's index says what is known
+    tagger._embeddings.clear()
+    np.testing.assert_array_equal(tagger.embed(SONGS[:2], source), first)
+    assert hashed == []
+    soundfile.write(tmp_path / "clip01.wav", clip("clip02"), SR)  # rewritten: hashed, recomputed
+    tagger._digests.clear()
+    again = tagger.embed(SONGS[:2], source)
+    assert hashed == ["clip01.wav"]
+    np.testing.assert_array_equal(again[0], first[0])
+    assert not np.allclose(again[1], first[1])
+
+
+def test_embed_keys_by_content_not_by_id(tmp_path):
+    a = tagger.embed(["x"], {"x": clip("clip00")}, cache_dir=tmp_path)
+    b = tagger.embed(["x"], {"x": clip("clip01")}, cache_dir=tmp_path)  # same id, other audio
+    assert not np.allclose(a, b)
+
+
+def test_member_fit_predict_update_save_load(tmp_path):
+    from trompa_mer.registry import member_class
+
+    assert member_class("musicnn") is tagger.MusicnnMember
+    source = {s: clip(s) for s in SONGS}
+    X = SongAudio(SONGS, source)
+    y = np.array([quadrant_of(s) for s in SONGS])
+    member = tagger.MusicnnMember().fit(X, y)
+    proba = member.predict_proba(X)
+    assert proba.shape == (len(SONGS), 4) and np.allclose(proba.sum(axis=1), 1)
+    assert (proba.argmax(axis=1) == y).mean() >= 0.75  # four tones, well apart
+    names = member.save(tmp_path / "m")
+    loaded = tagger.MusicnnMember.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_proba(X), proba, atol=1e-12)
+    meta = json.loads((tmp_path / names[1]).read_text())
+    assert meta["algorithm"] == "musicnn" and meta["input_kind"] == "audio"
+    assert meta["embedding"]["signature"] == tagger.embedding_signature()
+    before = loaded.predict_proba(X)
+    loaded.update(SongAudio(SONGS[:2], source), y[[1, 0]])  # answers against the tones
+    assert not np.allclose(loaded.predict_proba(X), before)
+
+
+def test_member_refuses_other_inputs():
+    with pytest.raises(MERError, match="expected SongAudio"):
+        tagger.MusicnnMember().fit(np.zeros((4, 260), np.float32), np.arange(4))
+
+
+def test_pretrain_with_audio_and_refused_without(tmp_path):
+    from trompa_mer import pretrain
+    from trompa_mer.datasets.generic import LabeledWindows
+
+    rng = np.random.default_rng(0)
+    songs = [f"clip{i:02d}" for i in range(16)]
+    groups = np.repeat(songs, 4)
+    y = np.array([quadrant_of(s) for s in groups])
+    X = (rng.standard_normal((len(groups), 6)) + y[:, None]).astype(np.float32)
+    data = LabeledWindows(X, y, groups, [f"f{i}" for i in range(6)],
+                          audio={s: clip(s, seed=7) for s in songs})
+    report, committee = pretrain.pretrain(data, ["sgd", "musicnn"], cv=2, progress=False)
+    assert report["song"]["musicnn"]["f1_macro"][0] > 0.5  # [mean, sd] over the splits
+    assert [m.algorithm for _, m in committee.members].count("musicnn") == 2
+    with pytest.raises(MERError, match="no audio folder"):
+        pretrain.pretrain(data._replace(audio=None), ["musicnn"], cv=2, progress=False)
+
+
+# --- the live loop ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    import soundfile
+    from sklearn.preprocessing import StandardScaler
+
+    from trompa_mer.committee import Committee
+    from trompa_mer.features import FEATURE_NAMES, extract_features, write_feature_csv
+    from trompa_mer.members import make_member
+
+    base = tmp_path_factory.mktemp("tagger_loop")
+    audio_dir, feats_dir = base / "data" / "audio", base / "data" / "feats"
+    audio_dir.mkdir(parents=True)
+    feats_dir.mkdir(parents=True)
+    windows, labels = [], []
+    for song in SONGS:
+        soundfile.write(audio_dir / f"{song}.wav", clip(song), SR)
+        table = extract_features(audio_dir / f"{song}.wav")
+        write_feature_csv(table, feats_dir / f"{song}.csv")
+        windows.append(table[FEATURE_NAMES].to_numpy(dtype=np.float32))
+        labels.append(np.full(len(table), quadrant_of(song)))
+    X_raw, y = np.concatenate(windows), np.concatenate(labels)
+    scaler = StandardScaler().fit(X_raw)
+    sgd = make_member("sgd").fit(((X_raw - scaler.mean_) / scaler.scale_).astype(np.float32), y)
+    source = {s: clip(s) for s in SONGS}
+    musicnn = tagger.MusicnnMember().fit(SongAudio(SONGS, source), [quadrant_of(s) for s in SONGS])
+    Committee([("sgd_0", sgd), ("musicnn_0", musicnn)], scaler, FEATURE_NAMES,
+              {"corpus": "generated clips (test)"}).save(base / "committee")
+    return base
+
+
+@pytest.fixture
+def env(assets, tmp_path):
+    shutil.copytree(assets / "data", tmp_path / "data")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
+    environ.update({"MER_MODELS_DIR": str(tmp_path / "models"), "MER_DATA_DIR": str(tmp_path / "data"),
+                    "MER_AUDIO_DIR": str(tmp_path / "data" / "audio"),
+                    "MER_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
+                    "OMP_NUM_THREADS": "1"})
+    return {"env": environ, "dir": tmp_path, "committee": assets / "committee",
+            "users": tmp_path / "models" / "users"}
+
+
+def ok(env, script, *args):
+    result = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env["env"],
+                            cwd=env["dir"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{script} {args} failed: {result.stderr}"
+    return result
+
+
+def test_a_round_of_the_loop_with_musicnn_members(env):
+    from trompa_mer.committee import Committee
+
+    ok(env, "create_user.py", "-i", USER, "-m", "mc", "--committee", env["committee"])
+    songs = json.loads(ok(env, "get_hard_tracks.py", "-i", USER, "-q", 3, "--json").stdout)
+    assert len(songs) == 3 and set(songs) <= set(SONGS)
+    # the embeddings were cached beside the decoded audio, once per song
+    assert len(list((env["dir"] / "cache").rglob("musicnn-*/*.npy"))) == len(SONGS)
+    answers = env["dir"] / "answers.json"
+    answers.write_text(json.dumps({s: f"Q{(quadrant_of(s) + 1) % 4 + 1}" for s in songs}))
+    state_dir = env["users"] / USER
+    before = Committee.load(state_dir / json.loads((state_dir / "state.json").read_text())["committee"])
+    ok(env, "retrain_model.py", "-i", USER, "-a", answers)
+    state = json.loads((state_dir / "state.json").read_text())
+    after = Committee.load(state_dir / state["committee"])
+    assert state["iteration"] == 1
+    source = {s: clip(s) for s in SONGS}
+    old, new = dict(before.members)["musicnn_0"], dict(after.members)["musicnn_0"]
+    assert not np.allclose(old.predict_proba(SongAudio(songs, source)), new.predict_proba(SongAudio(songs, source)))
+    out = env["dir"] / "pred.json"
+    ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "audio" / "clip02.wav", "-o", out, "-u", USER)
+    result = json.loads(out.read_text())
+    assert set(result["member_mean_probs"]) == {"sgd_0", "musicnn_0"}
