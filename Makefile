@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench pretrain simulate-benchmark mutation clean
+.PHONY: setup demo test bench pretrain pretrain-musicnn simulate-benchmark mutation clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: setup
 # Rebuild the shipped committee from ../shared/data/4q (the command in its model card).
 pretrain: setup
 	$(VPY) deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained
+
+# The committee with musicnn members (reads each song's audio; see README "The default committee").
+pretrain-musicnn: setup
+	$(VPY) deam_classifier.py --dataset 4q -m xgb,musicnn --window-stride 2 -o models/pretrained-musicnn
 
 # The offline TROMPA-MER benchmark (docs/experiments.md).
 simulate-benchmark: setup

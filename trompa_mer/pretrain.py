@@ -773,8 +773,9 @@ def model_card(manifest: dict, report: dict) -> str:
         "- Temperatures (p ∝ p^(1/T), chosen by held-out song-level log loss): "
         + ", ".join(f"{a} {t:g}" for a, t in manifest.get("temperatures", {}).items()) + ".",
         "- Song probability = mean of its window probabilities (window members) or one prediction "
-        "from the song's window statistics (song members, `song-*`); the committee's answer = the "
-        "mean over members.",
+        "from the song's window statistics (song members, `song-*`) or from the song's musicnn "
+        "embedding (`musicnn` members: they read the song's audio, MER_AUDIO_DIR in the loop); "
+        "the committee's answer = the mean over members.",
         "",
         "## Cross-validated scores (held-out songs, mean ± sd over splits)",
         "",
