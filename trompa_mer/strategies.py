@@ -155,12 +155,18 @@ def max_std(member_av) -> np.ndarray:
 def _distance_block(rows: np.ndarray, others: np.ndarray, metric: str, others_sq=None) -> np.ndarray:
     """Distances between every row of `rows` and of `others` (len(rows) x len(others)).
 
-    euclidean by |a|^2 + |b|^2 - 2ab (one matrix product, as scikit-learn computes it; clipped at
-    0 where rounding makes it negative); cosine: 1 - the dot product of unit vectors (_unit; a
+    euclidean by |a|^2 + |b|^2 - 2ab (one matrix product, as scikit-learn computes it), pairs
+    closer than 1/1000 of their norms from their differences; cosine: 1 - the dot product of unit vectors (_unit; a
     zero vector has cosine similarity 0 with everything), clipped to [0, 2] as scikit-learn does."""
     if metric == "euclidean":
         others_sq = (others * others).sum(axis=1) if others_sq is None else others_sq
-        squared = (rows * rows).sum(axis=1)[:, None] - 2.0 * (rows @ others.T) + others_sq[None, :]
+        size = (rows * rows).sum(axis=1)[:, None] + others_sq[None, :]
+        squared = size - 2.0 * (rows @ others.T)
+        # near-identical songs: the expansion cancels to rounding noise (~1e-8 of a distance,
+        # where scikit-learn leaves it); those few pairs are computed from their differences
+        close_i, close_j = np.nonzero(squared <= 1e-6 * size)
+        if len(close_i):
+            squared[close_i, close_j] = ((rows[close_i] - others[close_j]) ** 2).sum(axis=1)
         return np.sqrt(np.maximum(squared, 0.0))
     return np.clip(1.0 - rows @ others.T, 0.0, 2.0)  # rows and others: unit vectors (_unit)
 
