@@ -29,8 +29,8 @@ DEFAULT_STRATEGY = "consensus-entropy"
 METRICS = ("euclidean", "cosine")
 DENSITY_SUFFIXES = {"+density": "euclidean", "+density-cosine": "cosine"}
 # rows of songs compared at once in pairwise work: keeps a 10,000-song pool's temporaries
-# at about 16 MB instead of a 800 MB square matrix
-_CHUNK_ROWS = 256
+# at about 40 MB instead of a 800 MB square matrix
+_CHUNK_ROWS = 512
 
 
 # --- input checks -----------------------------------------------------------------------------
@@ -160,15 +160,21 @@ def _distance_block(rows: np.ndarray, others: np.ndarray, metric: str, others_sq
     zero vector has cosine similarity 0 with everything), clipped to [0, 2] as scikit-learn does."""
     if metric == "euclidean":
         others_sq = (others * others).sum(axis=1) if others_sq is None else others_sq
-        size = (rows * rows).sum(axis=1)[:, None] + others_sq[None, :]
-        squared = size - 2.0 * (rows @ others.T)
+        rows_sq = (rows * rows).sum(axis=1)
+        squared = rows @ others.T  # then |a|^2 + |b|^2 - 2ab in place
+        squared *= -2.0
+        squared += rows_sq[:, None]
+        squared += others_sq[None, :]
         # near-identical songs: the expansion cancels to rounding noise (~1e-8 of a distance,
         # where scikit-learn leaves it); those few pairs are computed from their differences
-        close_i, close_j = np.nonzero(squared <= 1e-6 * size)
+        close_i, close_j = np.nonzero(squared <= 1e-6 * (rows_sq[:, None] + others_sq.max(initial=0.0)))
         if len(close_i):
             squared[close_i, close_j] = ((rows[close_i] - others[close_j]) ** 2).sum(axis=1)
-        return np.sqrt(np.maximum(squared, 0.0))
-    return np.clip(1.0 - rows @ others.T, 0.0, 2.0)  # rows and others: unit vectors (_unit)
+        np.maximum(squared, 0.0, out=squared)
+        return np.sqrt(squared, out=squared)
+    distances = rows @ others.T  # rows and others: unit vectors (_unit); then 1 - cos in place
+    np.subtract(1.0, distances, out=distances)
+    return np.clip(distances, 0.0, 2.0, out=distances)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -193,7 +199,9 @@ def information_density(features, metric: str = "euclidean") -> np.ndarray:
         distances = _distance_block(block, x, metric, squared)
         # a song's distance to itself is 0 exactly (rounding would leave ~1e-8), as in scikit-learn
         distances[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0
-        out[start:start + len(block)] = (1.0 / (1.0 + distances)).mean(axis=1)
+        # 1 / (1 + d) in place: the block is the largest temporary there is
+        distances += 1.0
+        out[start:start + len(block)] = np.reciprocal(distances, out=distances).mean(axis=1)
     return out
 
 
