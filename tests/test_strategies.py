@@ -1,7 +1,4 @@
 """The strategy registry and the choice of a round's songs (trompa_mer.strategies), in-process."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -156,18 +153,3 @@ def test_density_weight_beta():
     density = strategies.information_density(features)
     np.testing.assert_allclose(strategies.density_weighted(scores, features, beta=2.0), scores * density ** 2)
     np.testing.assert_allclose(strategies.density_weighted(scores, features, beta=0.0), scores)
-
-
-def _query_strategies_experiment():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "query_strategies.py"
-    spec = importlib.util.spec_from_file_location("query_strategies", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_holm_correction_by_hand():
-    holm = _query_strategies_experiment().holm
-    # sorted 0.01 (x3), 0.03 (x2), 0.04 (x1, but never below the step before)
-    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
-    np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])

@@ -1,7 +1,9 @@
 """simulate_personalization.py --strategy (issue 21): strategies run side by side in the
 simulator as modes "mc:<strategy>", each asking what the strategy asks, and the default run is
 the experiment it always was (same jobs, same part files, same fingerprint)."""
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -106,3 +108,18 @@ def test_script_passes_several_strategies(tmp_path, repo_root, script_env):
     assert {"mc", "mc:vote-entropy"} <= modes
     bad = subprocess.run([*args[:-2], "nope"], env=script_env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "--strategy: expected one of" in bad.stderr
+
+
+def _query_strategies_experiment():
+    path = Path(__file__).resolve().parents[1] / "experiments" / "query_strategies.py"
+    spec = importlib.util.spec_from_file_location("query_strategies", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_holm_correction_by_hand():
+    holm = _query_strategies_experiment().holm
+    # sorted 0.01 (x3), 0.03 (x2), 0.04 (x1, but never below the step before)
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
+    np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])
