@@ -153,3 +153,89 @@ def test_density_weight_beta():
     density = strategies.information_density(features)
     np.testing.assert_allclose(strategies.density_weighted(scores, features, beta=2.0), scores * density ** 2)
     np.testing.assert_allclose(strategies.density_weighted(scores, features, beta=0.0), scores)
+
+
+# --- cases the mutation run found untested (docs/testing.md, "strategies") --------------------
+def test_one_member_and_integer_probabilities_are_accepted():
+    """A committee of one member is a committee (its own entropy, no disagreement); one-hot
+    integer rows are probabilities too."""
+    one = np.array([[[0.5, 0.5, 0.0, 0.0]]])
+    np.testing.assert_allclose(strategies.consensus_entropy(one), [np.log(2)], rtol=0, atol=1e-15)
+    assert strategies.kl_max(one).tolist() == [0.0] and strategies.vote_entropy(one).tolist() == [0.0]
+    integers = [[[1, 0, 0, 0]], [[0, 1, 0, 0]]]
+    np.testing.assert_allclose(strategies.kl_max(integers), [np.log(2)], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(strategies.kl_mean(integers), [np.log(2)], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(strategies.margin(integers), [1.0], rtol=0, atol=1e-15)
+    assert strategies.max_std(np.array([[[0.2, -0.4]]])).tolist() == [0.0]  # one regressor
+
+
+def test_margin_is_the_gap_between_the_top_two_whatever_their_order():
+    proba = np.array([[[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.3, 0.1, 0.4, 0.2], [0.05, 0.6, 0.05, 0.3]]])
+    np.testing.assert_allclose(strategies.margin(proba), [0.9, 0.9, 0.9, 0.7], rtol=0, atol=1e-15)
+
+
+def test_distances_of_close_songs_far_from_the_origin_are_exact():
+    """Two songs 1e-3 apart at norm ~1e4: the |a|^2 + |b|^2 - 2ab expansion would lose the
+    distance in rounding; the close pairs are computed from their differences."""
+    base = np.full((1, 4), 5000.0)
+    songs = np.concatenate([base, base + [[1e-3, 0, 0, 0]], base + [[0, 2e-3, 0, 0]], -base])
+    squared = (songs * songs).sum(axis=1)
+    distances = strategies._distance_block(songs, songs, "euclidean", squared)
+    np.testing.assert_allclose(distances[0, :3], [0.0, 1e-3, 2e-3], rtol=1e-9, atol=0)
+    np.testing.assert_allclose(distances[1, 2], np.hypot(1e-3, 2e-3), rtol=1e-9, atol=0)
+    np.testing.assert_allclose(distances[0, 3], 2 * 5000.0 * 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_chunks_give_the_same_answers(monkeypatch, metric):
+    """Pairwise work runs in blocks of rows (_CHUNK_ROWS): blocks of 3 give what one block gives."""
+    rng = np.random.default_rng(8)
+    features, labelled = rng.normal(size=(20, 3)), rng.normal(size=(7, 3))
+    uncertainty = rng.random(20)
+    whole = strategies.information_density(features, metric), strategies.ranked_batch(
+        uncertainty, features, labelled, 5, metric)
+    monkeypatch.setattr(strategies, "_CHUNK_ROWS", 3)
+    np.testing.assert_allclose(strategies.information_density(features, metric), whole[0], rtol=0, atol=1e-15)
+    chunked = strategies.ranked_batch(uncertainty, features, labelled, 5, metric)
+    assert chunked[0].tolist() == whole[1][0].tolist()
+    np.testing.assert_allclose(chunked[1], whole[1][1], rtol=0, atol=1e-15)
+
+
+def test_cosine_ranked_batch_compares_directions_not_lengths():
+    """Cosine: a labelled song at (1, 0) makes (5, 0) as known as (1, 0) itself; (0, 1) is new."""
+    chosen, scores = strategies.ranked_batch([0.5, 0.5], np.array([[5.0, 0.0], [0.0, 1.0]]),
+                                             np.array([[1.0, 0.0]]), 1, "cosine")
+    assert chosen.tolist() == [1]
+    assert scores[0] == pytest.approx(2 / 3 * (1 - 1 / 2) + 1 / 3 * 0.5)
+    assert chosen.dtype.kind == "i"
+
+
+def test_choose_never_asks_an_asked_song_even_the_top_one():
+    proba = _proba(9)
+    top_two = consensus.select_queries(IDS, strategies.kl_mean(proba), 2)
+    chosen, _ = strategies.choose("kl-mean", IDS, 3, proba, asked=top_two)
+    assert not set(top_two) & set(chosen)
+    assert chosen == consensus.select_queries(IDS, strategies.kl_mean(proba), 5)[2:]
+
+
+def test_choose_ranked_batch_checks_the_features_length():
+    with pytest.raises(MERError, match=r"song features: expected 12 songs x columns, got shape \(3, 2\)"):
+        strategies.choose("ranked-batch", IDS, 2, _proba(), features=np.zeros((3, 2)))
+
+
+def test_error_messages_word_for_word():
+    with pytest.raises(MERError) as err:
+        strategies.parse_strategy("nope")
+    assert str(err.value) == (
+        "--strategy: expected one of consensus-entropy, vote-entropy, kl-max, kl-mean, margin, least-confident, "
+        "ranked-batch, max-std, or one of consensus-entropy, vote-entropy, kl-max, kl-mean, margin, "
+        "least-confident, max-std followed by +density or +density-cosine, got 'nope'")
+    with pytest.raises(MERError) as err:
+        strategies.information_density(None)
+    assert str(err.value).startswith("song features: this strategy needs the songs' features")
+    with pytest.raises(MERError) as err:
+        strategies.ranked_batch([0.1], np.zeros((1, 2)), np.array([[np.inf, 0.0]]), 1)
+    assert str(err.value) == "labelled song features: expected finite numbers, found NaN or infinity"
+    with pytest.raises(MERError) as err:
+        strategies.ranked_batch([0.1, 0.2], np.zeros((2, 2)), np.zeros((1, 2)), 1, "chebyshev")
+    assert str(err.value) == "similarity metric: expected one of euclidean, cosine, got 'chebyshev'"

@@ -71,7 +71,7 @@ def consensus_entropy(member_proba) -> np.ndarray:
 
 def _entropy_of_rows(p: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of each row, 0 log 0 = 0."""
-    logs = np.log(p, out=np.zeros_like(p), where=p > 0)
+    logs = np.log(np.where(p > 0, p, 1.0))  # log 1 = 0 where p = 0
     return -(p * logs).sum(axis=1)
 
 
@@ -99,7 +99,8 @@ def member_kl(member_proba) -> np.ndarray:
     (nats; a quadrant a member gives probability 0 adds nothing)."""
     p = _member_proba(member_proba)
     mean = p.mean(axis=0)
-    ratio = np.divide(p, mean, out=np.ones_like(p), where=p > 0)
+    given = p > 0  # where a member gives 0 the term is 0 (ratio 1); elsewhere the mean is > 0
+    ratio = np.where(given, p, 1.0) / np.where(given, mean, 1.0)
     return (p * np.log(ratio)).sum(axis=2)
 
 
@@ -125,9 +126,8 @@ def margin(member_proba) -> np.ndarray:
 
     Asks about the songs the committee cannot decide between two quadrants for; the other
     two quadrants' share does not matter."""
-    consensus = cons.machine_consensus(_member_proba(member_proba))
-    top_two = -np.partition(-consensus, 1, axis=1)[:, :2]
-    return 1.0 - (top_two[:, 0] - top_two[:, 1])
+    ordered = np.sort(cons.machine_consensus(_member_proba(member_proba)), axis=1)
+    return 1.0 - (ordered[:, -1] - ordered[:, -2])
 
 
 def least_confident(member_proba) -> np.ndarray:
@@ -152,14 +152,15 @@ def max_std(member_av) -> np.ndarray:
 
 
 # --- similarity between songs -----------------------------------------------------------------
-def _distance_block(rows: np.ndarray, others: np.ndarray, metric: str, others_sq=None) -> np.ndarray:
-    """Distances between every row of `rows` and of `others` (len(rows) x len(others)).
+def _distance_block(rows: np.ndarray, others: np.ndarray, metric: str, others_sq: np.ndarray) -> np.ndarray:
+    """Distances between every row of `rows` and of `others` (len(rows) x len(others));
+    others_sq: each row of `others` squared and summed (computed once by the caller).
 
     euclidean by |a|^2 + |b|^2 - 2ab (one matrix product, as scikit-learn computes it), pairs
-    closer than 1/1000 of their norms from their differences; cosine: 1 - the dot product of unit vectors (_unit; a
-    zero vector has cosine similarity 0 with everything), clipped to [0, 2] as scikit-learn does."""
+    closer than 1/1000 of their norms from their differences; cosine: 1 - the dot product of
+    unit vectors (_unit; a zero vector has cosine similarity 0 with everything), clipped to
+    [0, 2] as scikit-learn does."""
     if metric == "euclidean":
-        others_sq = (others * others).sum(axis=1) if others_sq is None else others_sq
         rows_sq = (rows * rows).sum(axis=1)
         squared = rows @ others.T  # then |a|^2 + |b|^2 - 2ab in place
         squared *= -2.0
@@ -179,7 +180,7 @@ def _distance_block(rows: np.ndarray, others: np.ndarray, metric: str, others_sq
 
 def _unit(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    return x / np.where(norms > 0, norms, 1.0)  # a zero vector stays zero
 
 
 def information_density(features, metric: str = "euclidean") -> np.ndarray:
