@@ -116,10 +116,20 @@ def main():
     p.add_argument("--algorithm", default="committee", help="whose F1 (default: the whole committee)")
     args = p.parse_args()
     path = Path(args.run) / "results.csv"
-    if not path.is_file():
-        raise MERError(f"{path}: not found (run simulate_personalization.py -o {args.run} to the end first)")
-    table = pd.read_csv(path, dtype={"user": str, "update": str, "config": str}, keep_default_na=False,
-                        na_values=[""])
+    if path.is_file():
+        table = pd.read_csv(path, dtype={"user": str, "update": str, "config": str}, keep_default_na=False,
+                            na_values=[""])
+    else:  # a run still going (or stopped): the users whose every mode has finished
+        from trompa_mer.simulate import read_results
+
+        table = read_results(args.run)
+        if table.empty:
+            raise MERError(f"{args.run}: no results.csv and no finished parts (expected a simulator output folder)")
+        modes = table.groupby("user")["mode"].nunique()
+        complete = modes[modes == modes.max()].index
+        table = table[table["user"].isin(complete)]
+        print(f"note: {path} is missing (the run is not finished); using the {len(complete)} users whose "
+              f"every mode has finished", file=sys.stderr)
     result = compare(per_user(table, args.algorithm))
     print(markdown(result))
     return 0
