@@ -239,3 +239,27 @@ def test_error_messages_word_for_word():
     with pytest.raises(MERError) as err:
         strategies.ranked_batch([0.1, 0.2], np.zeros((2, 2)), np.zeros((1, 2)), 1, "chebyshev")
     assert str(err.value) == "similarity metric: expected one of euclidean, cosine, got 'chebyshev'"
+
+
+def test_cosine_normalizes_short_vectors_too():
+    """Vectors shorter than 1 are scaled up to unit length like longer ones."""
+    short = np.array([[0.1, 0.0], [0.0, 0.2], [0.3, 0.3]])
+    np.testing.assert_allclose(strategies.information_density(short, "cosine"),
+                               strategies.information_density(short * 100, "cosine"), rtol=0, atol=1e-15)
+    cos45 = 1 / (1 + (1 - np.sqrt(0.5)))
+    expected = [(1 + 1 / 2 + cos45) / 3, (1 / 2 + 1 + cos45) / 3, (cos45 + cos45 + 1) / 3]
+    np.testing.assert_allclose(strategies.information_density(short, "cosine"), expected, rtol=0, atol=1e-15)
+
+
+def test_integer_features_and_uncertainty_are_numbers_like_any_other():
+    features = np.array([[0, 0], [3, 4], [6, 8]])
+    np.testing.assert_allclose(strategies.information_density(features),
+                               strategies.information_density(features.astype(float)), rtol=0, atol=0)
+    chosen, scores = strategies.ranked_batch([0, 1, 0], features, None, 3)
+    assert chosen.tolist() == [1, 0, 2]  # 0 and 2 are both 5 from song 1: the first wins the tie
+    assert scores[0] == 1.0
+
+
+def test_ranked_batch_of_an_empty_pool_is_empty():
+    chosen, scores = strategies.ranked_batch([], np.zeros((0, 2)), None, 3)
+    assert chosen.tolist() == [] and chosen.dtype.kind == "i" and scores.tolist() == []

@@ -130,3 +130,19 @@ def test_max_std_ranks_by_the_regression_members_spread(av_env):
     expected = consensus.select_queries(song_ids, spread, 3)
     out = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 3, "--strategy", "max-std", "--json")
     assert json.loads(out.stdout) == expected
+
+
+@pytest.mark.parametrize("script", ["get_hard_tracks.py", "simulate_personalization.py"])
+def test_help_explains_the_strategies(script):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / script), "--help"], capture_output=True, text=True,
+                         cwd=root, timeout=120)
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "--strategy" in text and "+density-cosine" in text.replace("- ", "-")
+    for name in strategies.STRATEGIES:
+        assert name in text.replace("- ", "-"), name
