@@ -8,7 +8,7 @@ On random committee probabilities (members x songs x 4) and random song features
 columns, the mean of a song's 260 IS13 window columns in the live loop), times each strategy's
 scores (or, for ranked batch, its chosen batch of q among songs with `--labelled` already
 answered) and prints the median of `--runs` calls in milliseconds and its ratio to consensus
-entropy's. What is timed is the strategy alone: the committee's probabilities are an input
+entropy's, and modAL's time for the same scores where modAL has them. What is timed is the strategy alone: the committee's probabilities are an input
 (the loop reads them from its cache), as is the rest of the ranking (select_queries), which
 every strategy shares.
 """
@@ -52,18 +52,61 @@ def main(argv=None):
     calls["ranked-batch (cosine)"] = lambda: st.ranked_batch(uncertainty, features, labelled, args.q, "cosine")
     calls["margin+density"] = lambda: st.scores_for("margin+density", proba, features)
     calls["margin+density-cosine"] = lambda: st.scores_for("margin+density-cosine", proba, features)
-    print(f"{args.songs} songs, {args.members} members, {args.columns} feature columns, one thread, "
-          f"median of {args.runs} runs")
-    print(f"{'strategy':<24} {'ms / ranking':>13} {'x consensus entropy':>20}")
-    # consensus entropy is timed first and its median is the unit of the second column
+    peers = _peer_calls(proba, features, labelled, uncertainty, args.q)
+    print(f"{args.songs} songs, {args.members} members, {args.columns} feature columns, one thread; "
+          f"{args.runs} rounds, each timing consensus entropy then the strategy (the ratio is the median "
+          f"of the rounds' ratios, so a load that changes between rounds cancels out)")
+    print(f"{'strategy':<24} {'ms / ranking':>13} {'x consensus entropy':>20} {'peer ms':>9}")
     with threadpool_limits(limits=1):  # the loop's scoring runs beside other users' requests
-        base = median_time(calls["consensus-entropy"], args.runs)
         for name, call in calls.items():
-            seconds = base if name == "consensus-entropy" else median_time(call, args.runs)
+            ours, ratios = [], []
+            for _ in range(args.runs):
+                base = median_time(calls["consensus-entropy"], 1)
+                ours.append(median_time(call, 1))
+                ratios.append(ours[-1] / base)
+            peer = f"{median_time(peers[name], min(args.runs, 3)) * 1000:>9.2f}" if name in peers else f"{'':>9}"
             extra = f"  (q={args.q}, {args.labelled} labelled)" if name.startswith("ranked-batch") else ""
-            extra += f"  ({args.members // 3} regressors x 2)" if name == "max-std" else ""
-            print(f"{name:<24} {seconds * 1000:>13.2f} {seconds / base:>20.2f}{extra}")
+            extra += f"  ({len(av)} regressors x 2)" if name == "max-std" else ""
+            print(f"{name:<24} {np.median(ours) * 1000:>13.2f} {np.median(ratios):>20.2f} {peer}{extra}")
     return 0
+
+
+def _peer_calls(proba, features, labelled, uncertainty, q) -> dict:
+    """modAL's functions on the same inputs, where modAL is installed (requirements-dev.txt)."""
+    try:
+        from modAL import batch, disagreement, uncertainty as modal_uncertainty
+    except ImportError:
+        return {}
+
+    class StandIn:  # what modAL's committee measures and ranked_batch read
+        classes_ = np.arange(4)
+        on_transformed = False
+        X_training = labelled
+
+        def __len__(self):
+            return proba.shape[0]
+
+        def __iter__(self):
+            return iter(range(proba.shape[0]))
+
+        def vote(self, X):
+            return proba.argmax(axis=2).T
+
+        def vote_proba(self, X):
+            return proba.transpose(1, 0, 2)
+
+        def predict_proba(self, X):
+            return proba.mean(axis=0)
+
+    committee, X = StandIn(), np.zeros((proba.shape[1], 1))
+    return {
+        "consensus-entropy": lambda: disagreement.consensus_entropy(committee, X),
+        "vote-entropy": lambda: disagreement.vote_entropy(committee, X),
+        "kl-max": lambda: disagreement.KL_max_disagreement(committee, X),
+        "margin": lambda: modal_uncertainty.classifier_margin(committee, X),
+        "least-confident": lambda: modal_uncertainty.classifier_uncertainty(committee, X),
+        "ranked-batch": lambda: batch.ranked_batch(committee, features, uncertainty, q, "euclidean", None),
+    }
 
 
 if __name__ == "__main__":
