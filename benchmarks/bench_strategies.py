@@ -8,7 +8,7 @@ On random committee probabilities (members x songs x 4) and random song features
 columns, the mean of a song's 260 IS13 window columns in the live loop), times each strategy's
 scores (or, for ranked batch, its chosen batch of q among songs with `--labelled` already
 answered) and prints the median of `--runs` calls in milliseconds and its ratio to consensus
-entropy's, and modAL's time for the same scores where modAL has them. What is timed is the strategy alone: the committee's probabilities are an input
+entropy's (each timing repeats a fast strategy until it lasts 50 ms), and modAL's time for the same scores where modAL has them. What is timed is the strategy alone: the committee's probabilities are an input
 (the loop reads them from its cache), as is the rest of the ranking (select_queries), which
 every strategy shares.
 """
@@ -58,17 +58,30 @@ def main(argv=None):
           f"of the rounds' ratios, so a load that changes between rounds cancels out)")
     print(f"{'strategy':<24} {'ms / ranking':>13} {'x consensus entropy':>20} {'peer ms':>9}")
     with threadpool_limits(limits=1):  # the loop's scoring runs beside other users' requests
+        base_loops = _loops_for(calls["consensus-entropy"])
         for name, call in calls.items():
+            loops = _loops_for(call)
             ours, ratios = [], []
             for _ in range(args.runs):
-                base = median_time(calls["consensus-entropy"], 1)
-                ours.append(median_time(call, 1))
+                base = _per_call(calls["consensus-entropy"], base_loops)
+                ours.append(_per_call(call, loops))
                 ratios.append(ours[-1] / base)
             peer = f"{median_time(peers[name], min(args.runs, 3)) * 1000:>9.2f}" if name in peers else f"{'':>9}"
             extra = f"  (q={args.q}, {args.labelled} labelled)" if name.startswith("ranked-batch") else ""
             extra += f"  ({len(av)} regressors x 2)" if name == "max-std" else ""
             print(f"{name:<24} {np.median(ours) * 1000:>13.2f} {np.median(ratios):>20.2f} {peer}{extra}")
     return 0
+
+
+def _loops_for(fn, at_least: float = 0.05) -> int:
+    """How many calls of fn make one timing of at least `at_least` seconds (a 1 ms function
+    timed once on a busy machine is mostly the scheduler's noise)."""
+    once = median_time(fn, 1)
+    return max(1, int(np.ceil(at_least / max(once, 1e-6))))
+
+
+def _per_call(fn, loops: int) -> float:
+    return median_time(lambda: [fn() for _ in range(loops)], 1) / loops
 
 
 def _peer_calls(proba, features, labelled, uncertainty, q) -> dict:
