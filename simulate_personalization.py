@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from trompa_mer.consensus import MODES
     from trompa_mer.crowd import CROWD_VARIANTS
     from trompa_mer.simulate import PRESETS, UPDATES
+    from trompa_mer.strategies import STRATEGIES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS),
@@ -39,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only users with at most this many annotated songs that have features "
                         "(a development set kept apart from the benchmark; default no limit)")
     p.add_argument("-m", "--modes", nargs="+", choices=MODES, help="query modes (default: all four)")
+    p.add_argument("--strategy", nargs="+", dest="strategies", metavar="NAME",
+                   help="how mode mc ranks the songs; several run side by side, each non-default "
+                        "one as mode 'mc:NAME' in the results (default consensus-entropy, mode "
+                        "'mc' as always). NAME: " + ", ".join(STRATEGIES) + "; a score strategy "
+                        "+ '+density' or '+density-cosine' is weighted by how typical the song is "
+                        "(docs/loop.md, \"Query strategies\"). max-std needs --algorithms sgd-av "
+                        "or xgb-av")
     p.add_argument("--balanced", action="store_true",
                    help="take the top q/4 queries per predicted quadrant")
     p.add_argument("-q", "--queries", nargs="+", type=positive_int,
@@ -88,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     from trompa_mer.errors import MERError
+    from trompa_mer.strategies import DEFAULT_STRATEGY
     from trompa_mer.simulate import (PRESETS, ExperimentConfig, simulatable, load_annotation_table,
                                      load_features, run_experiment)
 
@@ -113,6 +122,7 @@ def main() -> int:
         algorithms=list(pick("algorithms", ["gnb", "sgd", "xgb"])), n_splits=settings.CV_SPLITS,
         pretrain_test_size=settings.TEST_SIZE, users=args.users, crowd_member=args.crowd_member,
         crowd_variant=args.crowd_variant, max_annotations=pick("max_annotations", None),
+        strategies=list(pick("strategies", [DEFAULT_STRATEGY])),
         member_params={
             "sgd": {"params": dict(settings.SGD_PARAMS), "seed": settings.SEED},
             "xgb": {"params": dict(settings.XGB_PARAMS), "rounds": settings.XGB_ROUNDS,

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import atomic
 from . import consensus as cons
+from . import strategies as strat
 from .audio_cache import pool_audio_source
 from .committee import Committee, Songs
 from .errors import MERError, warn
@@ -152,18 +153,25 @@ def rng_for(user_id: str, iteration: int, seed: int) -> np.random.Generator:
 
 
 def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: float = 60.0,
-                    seed: int = 1987, jobs: int = 1, audio_dir=None, audio_cache_dir=None) -> dict:
+                    seed: int = 1987, jobs: int = 1, audio_dir=None, audio_cache_dir=None,
+                    strategy: str | None = None) -> dict:
     """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
 
     mc, mix and balanced follow the mean of the committee's listener members (the crowd-aware
     members of a --crowd-member user, else all). A committee whose scored members read audio
     reads every pool song's audio from `audio_dir` (the scripts pass MER_AUDIO_DIR).
+    strategy: how an mc user's songs are ranked (trompa_mer.strategies; default consensus
+    entropy, the mc ranking as it always was); recorded in the state ("strategy") and in the
+    round's history entry. Other modes take only the default.
     Asked again while a round is pending, it returns the same pending songs.
-    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}}.
+    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}} (and
+    "strategy" for an mc user).
     """
     validate_user_id(user_id)
     if int(q) < 1:
         raise MERError(f"number of tracks: expected a positive number, got {q}")
+    strategy = strat.DEFAULT_STRATEGY if strategy is None else strategy
+    strat.parse_strategy(strategy)  # an unknown name is refused before anything is read
     store = UserStore(users_dir)
     with store.lock(user_id, lock_timeout):
         state = store.read_state(user_id)
@@ -171,6 +179,10 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         if state["pending"]:
             return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {}}
         mode = state["mode"]
+        if mode != "mc" and strategy != strat.DEFAULT_STRATEGY:
+            raise MERError(f"--strategy {strategy}: strategies rank the committee's songs (mode mc); user "
+                           f"{user_id!r} has mode {mode!r}, which takes only the default "
+                           f"({strat.DEFAULT_STRATEGY})")
         pool = open_pool(feats_dir)
         song_ids = np.asarray(pool.song_ids)
         settled = set(state["asked"]) | set(state.get("skipped", []))
@@ -180,16 +192,16 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         if mode in ("mc", "mix") or state.get("balanced"):
             committee = store.load_committee(user_id, state)
             listener = committee.listener()
-            songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
-                           (audio_dir, audio_cache_dir))
+            pool_songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
+                                (audio_dir, audio_cache_dir))
             # A saved committee scores a given pool the same way every time: reuse the cached
             # song probabilities (every new user starts from the same default committee), and
             # a retrained one reuses its pre-trained trees' margins (TreeMarginCache).
             margin_cache = TreeMarginCache(feats_dir, committee.scaler, pool.signature)
             member_proba = cached_song_proba(
                 listener, feats_dir, song_ids,
-                lambda: pool_song_proba(listener, pool, jobs, audio_source=songs.audio,
-                                        crowd_rows=songs.crowd, margin_cache=margin_cache))
+                lambda: pool_song_proba(listener, pool, jobs, audio_source=pool_songs.audio,
+                                        crowd_rows=pool_songs.crowd, margin_cache=margin_cache))
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
@@ -197,16 +209,59 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
             if human is None:
                 raise MERError(f"{store.consensus_path(user_id)}: missing; mode {mode!r} needs the human "
                                f"consensus (recreate the user)")
-        scores = cons.mode_scores(mode, song_ids, machine_proba=machine, human_freqs=human,
-                                  rng=rng_for(user_id, state["iteration"], seed))
-        songs = cons.select_queries(song_ids, scores, int(q), asked=settled,
-                                    balanced=bool(state.get("balanced")), predicted=predicted)
+        if strategy == strat.DEFAULT_STRATEGY:  # the ranking every mode always had
+            scores = cons.mode_scores(mode, song_ids, machine_proba=machine, human_freqs=human,
+                                      rng=rng_for(user_id, state["iteration"], seed))
+            songs = cons.select_queries(song_ids, scores, int(q), asked=settled,
+                                        balanced=bool(state.get("balanced")), predicted=predicted)
+            score_of = dict(zip(song_ids.tolist(), np.asarray(scores, dtype=float).tolist()))
+            chosen_scores = {s: score_of[s] for s in songs}
+        else:
+            songs, chosen_scores = _strategy_queries(strategy, int(q), state, settled, listener, pool,
+                                                     song_ids, member_proba, pool_songs)
         if not songs:
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
-        store.write_state(user_id, record_queries(state, songs))
-    score_of = dict(zip(song_ids.tolist(), np.asarray(scores, dtype=float).tolist()))
-    return {"songs": songs, "reused": False, "mode": mode,
-            "scores": {s: score_of[s] for s in songs}}
+        new_state = record_queries(state, songs)
+        if mode == "mc":
+            new_state["strategy"] = new_state["pending_strategy"] = strategy
+        store.write_state(user_id, new_state)
+    return {"songs": songs, "reused": False, "mode": mode, "scores": chosen_scores,
+            **({"strategy": strategy} if mode == "mc" else {})}
+
+
+def _strategy_queries(strategy, q, state, settled, listener, pool, song_ids, member_proba, pool_songs):
+    """(songs, {song: score}) of a non-default strategy for an mc user: the song features it
+    needs are the mean of each song's standardized windows (the committee's scaler), the
+    labelled ones those of the songs answered so far."""
+    needs = strat.needs(strategy)
+    features = labelled = member_av = None
+    if "features" in needs:
+        features = _song_feature_means(listener, pool)
+        position = {s: i for i, s in enumerate(song_ids.tolist())}
+        answered = [position[s] for s in state.get("answers", {}) if s in position]
+        labelled = features[answered]
+    if "av" in needs:
+        if not listener.of_target("av"):
+            raise MERError(f"--strategy {strategy}: needs arousal/valence regression members (sgd-av, "
+                           f"xgb-av); user {state.get('user_id')!r}'s committee has none")
+        member_av = listener.song_av(pool_songs)
+    return strat.choose(strategy, song_ids, q, member_proba, features=features, labelled_features=labelled,
+                        member_av=member_av, asked=settled, balanced=bool(state.get("balanced")))
+
+
+def _song_feature_means(committee, pool) -> np.ndarray:
+    """(songs, columns): the mean of each pool song's standardized windows (standardizing is
+    linear, so the raw means are standardized; a song without windows gets zeros)."""
+    offsets = np.asarray(pool.offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    sums = np.zeros((len(lengths), pool.X.shape[1]))
+    has = lengths > 0
+    # summed in float64 straight from the memory-mapped float32 windows (no 600,000-row copy)
+    sums[has] = np.add.reduceat(pool.X, offsets[:-1][has], axis=0, dtype=np.float64)
+    means = sums / np.maximum(lengths, 1)[:, None]
+    scaled = (means - committee.scaler.mean_) / committee.scaler.scale_
+    scaled[~has] = 0.0
+    return scaled
 
 
 # --- retrain --------------------------------------------------------------------------------

@@ -746,8 +746,11 @@ def record_answers(state: dict, answers: dict, update: str, committee_name: str,
         "update": update,
         "n_windows": int(n_windows),
         **({"values": values} if values else {}),
+        # the query strategy that chose the round (get_hard_tracks --strategy; mc users)
+        **({"strategy": state["pending_strategy"]} if state.get("pending_strategy") else {}),
     })
     new.pop("pending_since", None)
+    new.pop("pending_strategy", None)
     return new
 
 

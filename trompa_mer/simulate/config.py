@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..consensus import MODES
 from ..errors import MERError
+from ..strategies import DEFAULT_STRATEGY, parse_strategy
 
 UPDATES = ("batch", "cumulative")
 DEFAULT_ALGORITHMS = ("gnb", "sgd", "xgb")
@@ -64,6 +65,8 @@ class ExperimentConfig:
     crowd_member: bool = False  # add the crowd-aware members (trompa_mer.crowd), pre-trained per user
     crowd_variant: str = "plain"  # a key of trompa_mer.crowd.CROWD_VARIANTS
     max_annotations: int | None = None  # only users with at most this many songs (a development set)
+    # how mode mc ranks (trompa_mer.strategies); each non-default one runs as mode "mc:<name>"
+    strategies: list = field(default_factory=lambda: [DEFAULT_STRATEGY])
 
     def validate(self):
         if not self.modes or any(m not in MODES for m in self.modes):
@@ -89,10 +92,32 @@ class ExperimentConfig:
                            f"regression members), got {self.algorithms}")
         if len(set(self.modes)) != len(self.modes) or len(set(self.updates)) != len(self.updates):
             raise MERError("modes and update strategies: each at most once")
+        if not self.strategies or len(set(self.strategies)) != len(self.strategies):
+            raise MERError(f"--strategy: expected one or more different strategies, got {self.strategies}")
+        for name in self.strategies:
+            parse_strategy(name)
+        if self.strategies != [DEFAULT_STRATEGY] and "mc" not in self.modes:
+            raise MERError(f"--strategy {' '.join(self.strategies)}: strategies rank mode mc's songs; "
+                           f"add mc to the modes (-m), got {' '.join(self.modes)}")
+
+    def job_modes(self) -> list[str]:
+        """The modes jobs run in: each mode, mode mc once per strategy ("mc" for consensus
+        entropy, "mc:<strategy>" for the others)."""
+        out = []
+        for mode in self.modes:
+            if mode == "mc":
+                out += ["mc" if s == DEFAULT_STRATEGY else f"mc:{s}" for s in self.strategies]
+            else:
+                out.append(mode)
+        return out
 
     def configs(self) -> list[tuple[str, int, int]]:
         return [(f"q{q}x{e}", int(q), int(e)) for q, e in zip(self.queries, self.iterations)]
 
     def fingerprint(self) -> dict:
-        """What must match for a resumed run to continue the same experiment."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        """What must match for a resumed run to continue the same experiment (the default
+        strategy alone is left out, so that runs begun before strategies existed resume)."""
+        settings = asdict(self)
+        if settings["strategies"] == [DEFAULT_STRATEGY]:
+            del settings["strategies"]
+        return json.loads(json.dumps(settings, default=str))

@@ -13,6 +13,7 @@ from ..committee import Committee, Songs
 from ..consensus import human_consensus, machine_consensus, mode_scores, select_queries
 from ..errors import MERError
 from ..quadrants import N_CLASSES, QUADRANTS, Labels
+from .. import strategies as strat
 from .config import ExperimentConfig, refuse_audio_pretraining
 from .data import (FeatureTable, majority_any, pretraining_labels, pretraining_targets, rows_for_songs,
                    seed_sequence, user_split)
@@ -260,6 +261,15 @@ class _UserData:
             if uses_listener_weights(ctx.config.crowd_variant):
                 self.votes = ListenerVotes(ann, self.songs, user)
 
+    def song_features(self) -> np.ndarray:
+        """(songs, columns): the mean of each song's standardized rows, what the strategies that
+        compare songs (density, ranked batch) read; computed once."""
+        if getattr(self, "_song_features", None) is None:
+            lengths = np.diff(self.offsets)[:, None]
+            sums = np.add.reduceat(self.X_scaled.astype(np.float64), self.offsets[:-1], axis=0)
+            self._song_features = sums / lengths
+        return self._song_features
+
     def crowd_input(self, asked):
         """The crowd-aware members' input rows of every song after the answers to `asked`."""
         if self.votes is None or not asked:
@@ -333,8 +343,12 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
     """Every repeat x update x (q, e) simulation of one user in one query mode.
 
     query_members: indices of the members whose mean ranks mc/mix and balanced queries
-    (default: the audio members, as the recorded experiments ran)."""
+    (default: the audio members, as the recorded experiments ran).
+    mode "mc:<strategy>": mode mc ranked by that query strategy (trompa_mer.strategies; the
+    labelled songs of ranked batch are those asked so far)."""
     cfg = ctx.config
+    strategy = mode.split(":", 1)[1] if mode.startswith("mc:") else None
+    needs = strat.needs(strategy) if strategy else frozenset()
     if pretrained is None:
         pretrained = pretrain_for_user(ctx, user)
     data = _UserData(ctx, user, pretrained)
@@ -367,11 +381,15 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
                         remaining = [s for s, k in zip(pool, keep) if k]
                         if not remaining:
                             break
-                        machine = machine_consensus(proba[audio][:, pool_idx[keep]])
-                        scores = mode_scores(mode, remaining, machine_proba=machine,
-                                             human_freqs=data.crowd, rng=rng)
-                        chosen = select_queries(remaining, scores, q, asked=asked, balanced=cfg.balanced,
-                                                predicted=machine.argmax(axis=1))
+                        if strategy is None:
+                            machine = machine_consensus(proba[audio][:, pool_idx[keep]])
+                            scores = mode_scores(mode, remaining, machine_proba=machine,
+                                                 human_freqs=data.crowd, rng=rng)
+                            chosen = select_queries(remaining, scores, q, asked=asked, balanced=cfg.balanced,
+                                                    predicted=machine.argmax(axis=1))
+                        else:
+                            chosen = _strategy_queries(strategy, needs, data, remaining, pool_idx[keep], asked,
+                                                       q, proba[audio], song_av, cfg.balanced)
                         asked.extend(chosen)
                         if update == "batch":
                             batch = chosen
@@ -391,17 +409,34 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
                     # one prediction of every song of the user serves the test F1 and the next query
                     everything = _songs(data.X_scaled[all_rows], all_offsets, current_input, data.songs, sound)
                     proba = committee.song_proba(everything)
+                    song_av = committee.song_av(everything) if with_av else None
                     counts = np.bincount([data.labels[s] for s in asked], minlength=N_CLASSES)
                     av = {}
                     if with_av:
-                        av = _av_by_algorithm(committee, committee.song_av(everything)[:, test_idx],
-                                              data.values[test_idx])
+                        av = _av_by_algorithm(committee, song_av[:, test_idx], data.values[test_idx])
                     for algorithm, (fw, fm) in _scores_by_algorithm(committee, proba[:, test_idx], y_test).items():
                         records.append({**base, "algorithm": algorithm, "iteration": iteration,
                                         "n_annotations": len(asked), "f1_weighted": fw, "f1_macro": fm,
                                         **dict(zip(COUNT_COLUMNS, counts.tolist())), **av.get(algorithm, {})})
     frame = pd.DataFrame.from_records(records)
     return frame.reindex(columns=result_columns(ctx))
+
+
+def _strategy_queries(strategy, needs, data: "_UserData", remaining, remaining_idx, asked, q, member_proba,
+                      song_av, balanced) -> list:
+    """The songs a non-default strategy asks next among `remaining` (rows remaining_idx)."""
+    features = labelled = member_av = None
+    if "features" in needs:
+        features = data.song_features()[remaining_idx]
+        labelled = data.song_features()[[data.position[s] for s in asked]]
+    if "av" in needs:
+        if song_av is None or not len(song_av):
+            raise MERError(f"mode mc:{strategy}: needs arousal/valence regression members "
+                           f"(--algorithms sgd-av or xgb-av)")
+        member_av = song_av[:, remaining_idx]
+    chosen, _ = strat.choose(strategy, remaining, q, member_proba[:, remaining_idx], features=features,
+                             labelled_features=labelled, member_av=member_av, asked=asked, balanced=balanced)
+    return chosen
 
 
 def reference_rows(ctx: Context, user) -> pd.DataFrame:

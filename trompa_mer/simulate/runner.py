@@ -12,6 +12,7 @@ import pandas as pd
 from .. import atomic
 from ..committee import Committee
 from ..errors import MERError
+from ..strategies import needs
 from .config import ExperimentConfig
 from .data import MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, prepare_annotations, pretraining_labels
 from .protocol import (RESULT_COLUMNS, Context, pretrain_for_user, reference_rows, regression_algorithms,
@@ -54,7 +55,8 @@ def run_job(ctx: Context, job: tuple, pretrained: Committee | None = None) -> pd
 def _part_name(job) -> str:
     user, mode = job
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", str(user))[:40]
-    return f"{safe}-{zlib.crc32(str(user).encode()):08x}__{mode}.csv"
+    # "mc:kl-max" -> "mc_kl-max": a file name on every system; the plain modes are unchanged
+    return f"{safe}-{zlib.crc32(str(user).encode()):08x}__{re.sub(r'[^A-Za-z0-9_+-]', '_', mode)}.csv"
 
 
 def _write_part(parts_dir: Path, job, frame: pd.DataFrame) -> None:
@@ -88,6 +90,11 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
     max_jobs: stop after that many new jobs (to test resuming; None = all).
     """
     config.validate()
+    wanting_av = [s for s in config.strategies if "av" in needs(s)]
+    if wanting_av and not (regression_algorithms(config.algorithms)
+                           or (committee is not None and committee.of_target("av"))):
+        raise MERError(f"--strategy {' '.join(wanting_av)}: needs arousal/valence regression members "
+                       f"(--algorithms ... sgd-av or xgb-av, or a --committee with them)")
     if committee is None and config.pretrain != "leave-user-out":
         raise MERError("committee: give a pre-trained committee or --pretrain leave-user-out")
     if committee is not None:
@@ -138,7 +145,7 @@ def run_experiment(annotations: pd.DataFrame, features: FeatureTable, config: Ex
     ctx = Context(config, annotations, features.subset(songs), committee,
                   key=str(zlib.crc32(json.dumps(fingerprint, sort_keys=True).encode())),
                   audio=audio if committee is not None and committee.of_kind("audio") else None)
-    all_jobs = [(u, m) for u in users for m in ["reference", *config.modes]]
+    all_jobs = [(u, m) for u in users for m in ["reference", *config.job_modes()]]
     done = {p.name for p in parts_dir.glob("*.csv")}
     todo = [j for j in all_jobs if _part_name(j) not in done]
     if max_jobs is not None:
