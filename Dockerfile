@@ -44,6 +44,7 @@ COPY settings.py create_user.py extract_features.py predict_emotion.py get_hard_
      retrain_model.py deam_classifier.py get_recommendations.py simulate_personalization.py ./
 COPY trompa_mer/ ./trompa_mer/
 COPY models/pretrained/ ./models/pretrained/
+COPY models/pretrained-musicnn/ ./models/pretrained-musicnn/
 
 # The shipped committee stays in the image; users, data and caches live on the volumes.
 ENV MER_MODELS_DIR=/models \

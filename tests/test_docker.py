@@ -133,7 +133,7 @@ def test_every_documented_run_names_an_existing_copied_script():
             assert script in copied, f"{doc.name}: {script} is run in the image but not copied into it"
             named.add(script)
     # Each step the image ships is shown at least once.
-    assert copied - {"settings.py", "requirements.txt"} - {"pretrained", "trompa_mer"} <= named
+    assert copied - {"settings.py", "requirements.txt"} - {"pretrained", "pretrained-musicnn", "trompa_mer"} <= named
 
 
 def test_image_environment_matches_settings():
