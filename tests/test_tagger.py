@@ -228,3 +228,100 @@ def test_a_round_of_the_loop_with_musicnn_members(env):
     ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "audio" / "clip02.wav", "-o", out, "-u", USER)
     result = json.loads(out.read_text())
     assert set(result["member_mean_probs"]) == {"sgd_0", "musicnn_0"}
+
+
+# --- what mutation testing found untested -----------------------------------------------------
+def test_samples_are_keyed_as_float32_and_embeddings_kept_in_memory(tmp_path, monkeypatch):
+    samples = clip("clip03").astype(np.float64)
+    first = tagger.embed(["x"], {"x": samples}, cache_dir=tmp_path)
+    assert first.dtype == np.float32 and first.shape == (1, tagger.EMBEDDING_SIZE)
+    reads = []
+    real = tagger._read_cached
+    monkeypatch.setattr(tagger, "_read_cached", lambda entry: reads.append(entry) or real(entry))
+    monkeypatch.setattr(tagger, "song_embedding", lambda s: pytest.fail("computed again"))
+    # the same audio as float32: the same key, served from the process' memory (no file read)
+    np.testing.assert_array_equal(tagger.embed(["y"], {"y": samples.astype(np.float32)}, cache_dir=tmp_path), first)
+    assert reads == []
+
+
+@pytest.mark.parametrize("bad, why", [
+    (np.zeros(399, np.float32), "not 400 finite float32"),
+    (np.zeros(400, np.float64), "not 400 finite float32"),
+    (np.full(400, np.nan, np.float32), "not 400 finite float32"),
+])
+def test_a_cached_entry_of_the_wrong_shape_or_values_is_recomputed(tmp_path, bad, why):
+    from trompa_mer import cache_files
+    from trompa_mer.atomic import write_json
+
+    source = {"x": clip("clip02")}
+    good = tagger.embed(["x"], source, cache_dir=tmp_path)
+    entry = next(tmp_path.glob("musicnn-*/*.npy"))
+    np.save(entry, bad)
+    write_json(entry.with_suffix(".json"), cache_files.record_of(entry))  # a valid record of bad data
+    tagger._embeddings.clear()
+    with pytest.warns(Warning, match=why) as caught:
+        again = tagger.embed(["x"], source, cache_dir=tmp_path)
+    assert str(entry) in str(caught[0].message)
+    np.testing.assert_array_equal(again, good)
+
+
+def test_a_cache_that_cannot_be_written_warns_and_still_embeds(tmp_path):
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.warns(Warning, match="song embedding not cached") as caught:
+        out = tagger.embed(["x"], {"x": clip("clip01")}, cache_dir=blocked)
+    assert str(blocked) in str(caught[0].message)
+    assert out.shape == (1, tagger.EMBEDDING_SIZE) and np.isfinite(out).all()
+
+
+def test_a_missing_cache_folder_is_created_with_its_parents(tmp_path):
+    deep = tmp_path / "a" / "b"
+    tagger.embed(["x"], {"x": clip("clip01")}, cache_dir=deep)
+    assert len(list(deep.glob("musicnn-*/*.npy"))) == 1
+
+
+def test_a_non_finite_embedding_is_refused_naming_the_song(monkeypatch):
+    monkeypatch.setattr(tagger, "song_embedding", lambda s: np.full(400, np.nan, np.float32))
+    with pytest.raises(MERError, match="'odd'.*musicnn embedding"):
+        tagger.embed(["odd"], {"odd": clip("clip01")})
+
+
+def test_index_entries_of_another_shape_are_dropped_and_unchanged_index_not_rewritten(tmp_path, monkeypatch):
+    import soundfile
+
+    from trompa_mer.audio_cache import AudioCache
+
+    soundfile.write(tmp_path / "clip00.wav", clip("clip00"), SR)
+    source = AudioCache.from_folder(tmp_path, tmp_path / "cache")
+    tagger.embed(["clip00"], source)
+    index = next((tmp_path / "cache").glob("musicnn-*/sources.json"))
+    stamp = index.stat().st_mtime_ns
+    tagger._digests.clear()
+    tagger.embed(["clip00"], source)
+    assert index.stat().st_mtime_ns == stamp, "an unchanged index is not written again"
+    index.write_text(json.dumps({"/elsewhere/a.wav": 5, "/elsewhere/b.wav": ["x"],
+                                 str((tmp_path / "clip00.wav").resolve()): [[1, 2, 3, 4], 7]}))
+    tagger._digests.clear()
+    assert tagger._read_index(index.parent) == {}
+    tagger.embed(["clip00"], source)  # hashed again, the index repaired
+    assert list(json.loads(index.read_text())) == [str((tmp_path / "clip00.wav").resolve())]
+
+
+def test_member_parameters_seed_weights_and_metadata(tmp_path):
+    from trompa_mer import hyperparameters
+
+    assert tagger.MusicnnMember().sgd_params == hyperparameters.SONG_SGD_PARAMS
+    member = tagger.MusicnnMember(params=dict(hyperparameters.SONG_SGD_PARAMS, alpha=0.5), seed=5)
+    assert member.sgd_params["alpha"] == 0.5 and member.seed == 5
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, tagger.EMBEDDING_SIZE)).astype(np.float32)  # embeddings given directly
+    y = np.arange(40) % 4
+    plain = tagger.MusicnnMember().fit(X, y).predict_proba(X)
+    weighted = tagger.MusicnnMember().fit(X, y, sample_weight=np.where(y == 0, 5.0, 1.0)).predict_proba(X)
+    assert not np.allclose(plain, weighted)
+    names = tagger.MusicnnMember().fit(X, y).save(tmp_path / "m")
+    meta = json.loads((tmp_path / names[1]).read_text())
+    assert meta["embedding"] == {"front_end": "musicnn MSD (trompa_mer.musicnn)",
+                                 "signature": tagger.embedding_signature(), "size": 400}
+    with pytest.raises(MERError, match="got ndarray"):
+        tagger.MusicnnMember().fit(X[None], y)

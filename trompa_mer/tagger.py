@@ -126,12 +126,12 @@ def embed(song_ids, source, cache_dir=None, progress: bool = False) -> np.ndarra
     samples; an AudioCache's files are decoded directly, without writing 16 kHz copies)."""
     from tqdm.auto import tqdm
 
-    from .audio_cache import decode_resampled, get_audio
+    from .audio_cache import decode_resampled
     from .finite import check_arrays
 
     signature = embedding_signature()
     folder = cache_folder(source, cache_dir)
-    index_before = None
+    index_before = {}
     if folder is not None:
         index_before = _read_index(folder)
         for path, entry in index_before.items():
@@ -145,9 +145,8 @@ def embed(song_ids, source, cache_dir=None, progress: bool = False) -> np.ndarra
         if vector is None and entry is not None:
             vector = _read_cached(entry)
         if vector is None:
-            if samples is None:
-                path = _audio_file(source, song_id)
-                samples = decode_resampled(path) if path is not None else get_audio(source, song_id)
+            if samples is None:  # an audio file: decoded here, no 16 kHz copy written
+                samples = decode_resampled(_audio_file(source, song_id))
             vector = song_embedding(samples)
             check_arrays([vector], f"song {song_id!r}: musicnn embedding")
             if entry is not None:
