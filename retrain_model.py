@@ -8,7 +8,7 @@ ANNOTATIONS.json: {"song_id": "Q1".."Q4" | {"arousal": a, "valence": v}, ...} (a
 
 import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper, user_parser
+from trompa_mer.cli import add_scale, main_wrapper, user_parser
 from trompa_mer.users import UPDATE_STRATEGIES
 
 
@@ -31,13 +31,15 @@ def parse_args(argv=None):
                              "was created with and update it on every answer so far (default "
                              f"{loop.UPDATE_STRATEGY}: better in the offline experiments, "
                              "docs/experiments.md)")
+    add_scale(parser, "the answers' arousal and valence values")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     summary = loop.retrain(args.user_id, args.annotations, settings.USERS_DIR, settings.FEATS_DIR,
-                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S, **settings.AUDIO_FOLDERS)
+                           update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S, scale=args.scale,
+                           **settings.AUDIO_FOLDERS)
     skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
     print(f"user {summary['user_id']}: iteration {summary['iteration']}, {summary['answered']} "
           f"answers{skipped}, {summary['update']} update on {summary['trained_songs']} songs "

@@ -24,6 +24,7 @@ from .prediction import (av_keys, committee_of_member_file, input_window_proba, 
                          read_input_features)
 from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba
 from .quadrants import N_CLASSES, Labels, quadrant_name
+from .scales import INTERNAL
 from .users import (UPDATE_STRATEGIES, UserStore, parse_answer_labels, read_answers_arg, record_answers,
                     record_queries, record_recommendations, recommended_songs, stored_answers,
                     validate_user_id)
@@ -211,7 +212,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
 
 # --- retrain --------------------------------------------------------------------------------
 def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None = None,
-            lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None) -> dict:
+            lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None, scale=None) -> dict:
     """Update every member of the user's committee on the listener's answers.
 
     An answer is a quadrant or the listener's own {"arousal": a, "valence": v} (users.
@@ -221,7 +222,8 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
     answers; "cumulative" starts again from the user's base committee (as created) and updates
     it on every answer so far, each answer counted once. Audio members read the same songs'
     audio from `audio_dir`. The new committee folders and the state are committed together
-    (state.json names them), so a crash leaves the previous committee loadable.
+    (state.json names them), so a crash leaves the previous committee loadable. `scale`
+    (scales.Scale, e.g. 1..9): the scale of the answers' values, mapped onto -1..1.
     """
     validate_user_id(user_id)
     update = UPDATE_STRATEGY if update is None else update
@@ -231,7 +233,7 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
     store = UserStore(users_dir)
     with store.lock(user_id, lock_timeout):
         state = store.read_state(user_id)
-        answers, values = parse_answer_labels(raw, state, source)
+        answers, values = parse_answer_labels(raw, state, source, scale or INTERNAL)
         training, training_values = dict(answers), dict(values)
         if update == "cumulative":
             training, training_values = stored_answers(state, str(store.state_path(user_id)))

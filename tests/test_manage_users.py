@@ -1,0 +1,212 @@
+"""manage_users.py (list, show, export, undo, delete, gc) and --scale, run as a platform would:
+the scripts on a small generated pool and committee (tests/test_loop_support.py)."""
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from test_loop_support import (TEST_USER, assert_refused, build_committee, call, call_ok, loop_assets,  # noqa: F401
+                               loop_env, ok, read_state, run, snapshot)
+from trompa_mer.committee import Committee
+from trompa_mer.errors import MERError
+from trompa_mer.users import UserStore
+
+
+def _round(env, user, answers_of, q=3):
+    """One round through the scripts: propose q songs, answer them with answers_of(songs)."""
+    songs = call_ok(env, "get_hard_tracks.py", "-i", user, "-q", q).stdout.split()
+    call_ok(env, "retrain_model.py", "-i", user, "-a", json.dumps(answers_of(songs)))
+    return songs
+
+
+def _blobs(env):
+    shared = env["users"] / ".shared"
+    return {p.name for p in shared.iterdir()} if shared.is_dir() else set()
+
+
+def test_list_show_and_export_as_a_user_would(loop_env, tmp_path):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    call_ok(env, "create_user.py", "-i", "bob", "-m", "rand", "--balanced")
+    songs = _round(env, TEST_USER, lambda s: {s[0]: "Q2", s[1]: {"arousal": -0.5, "valence": 0.25}})
+    members = len(json.loads((env["dir"] / "pretrained" / "committee.json").read_text())["members"])
+
+    table = ok(env, "manage_users.py", "list").stdout.splitlines()
+    assert table[0].split() == ["user", "mode", "round", "answers", "pending", "members"]
+    assert table[1].split() == [TEST_USER, "mc", "1", "2", "0", str(members)]
+    assert table[2].split() == ["bob", "rand+b", "0", "0", "0", str(members)]
+    rows = json.loads(call_ok(env, "manage_users.py", "list", "--json").stdout)
+    assert [(r["user_id"], r["round"], r["answers"], r["members"]) for r in rows] == [
+        (TEST_USER, 1, 2, members), ("bob", 0, 0, members)]
+
+    shown = call_ok(env, "manage_users.py", "show", "-i", TEST_USER).stdout
+    assert "1 rounds, 2 answers, 1 skipped" in shown
+    assert f"round 1: asked " in shown and f"{songs[0]}=Q2, {songs[1]}=Q4; skipped {songs[2]}" in shown
+    history = json.loads(call_ok(env, "manage_users.py", "show", "-i", TEST_USER, "--json").stdout)
+    assert history["history"] == read_state(env)["history"] and history["pending"] == []
+
+    out = tmp_path / "alice.csv"
+    printed = ok(env, "manage_users.py", "export", "-i", TEST_USER, "-o", out).stdout
+    assert f"2 answers -> {out}" in printed
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["song"], r["quadrant"], r["arousal"], r["valence"], r["round"]) for r in rows] == [
+        (songs[0], "Q2", "", "", "1"), (songs[1], "Q4", "-0.5", "0.25", "1")]
+    # JSON on stdout, the values on the listener's 1..9 scale: -1 -> 1, 0 -> 5, +1 -> 9
+    exported = json.loads(call_ok(env, "manage_users.py", "export", "-i", TEST_USER, "--format", "json",
+                                  "--scale", "1..9").stdout)
+    assert exported[1] == {"song": songs[1], "quadrant": "Q4", "arousal": 3.0, "valence": 6.0, "round": 1,
+                           "answered_at": read_state(env)["history"][0]["answered_at"]}
+    assert exported[0]["arousal"] is None
+
+
+def test_refusals_name_the_user_and_the_valid_ones(loop_env, tmp_path):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    for command in ("show", "export", "undo"):
+        assert_refused(call(env, "manage_users.py", command, "-i", "zed"), "'zed'", "no such user",
+                       f"users: {TEST_USER}")
+    assert_refused(call(env, "manage_users.py", "delete", "-i", "zed", "--yes"), "no such user", TEST_USER)
+    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER), "nothing to undo")
+    assert_refused(call(env, "manage_users.py", "export", "-i", TEST_USER, "-o", tmp_path / "no" / "x.csv"),
+                   "does not exist")
+    assert_refused(call(env, "manage_users.py", "export", "-i", TEST_USER, "-o", tmp_path / "x.txt"),
+                   ".csv or .json")
+    assert_refused(call(env, "manage_users.py", "delete", "-i", TEST_USER), "--yes")
+    assert (env["users"] / TEST_USER / "state.json").is_file()
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2).stdout.split()
+    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER), "pending", songs[0])
+    for bad in ("9..1", "1..1", "1-9", "a..9", "1..nan", "1..9..10"):
+        result = call(env, "manage_users.py", "export", "-i", TEST_USER, "--scale", bad)
+        assert result.returncode == 2 and "--scale" in result.stderr and "LOW..HIGH" in result.stderr, bad
+    nobody = {**env, "env": {**env["env"], "MER_USERS_DIR": str(tmp_path / "none")}}
+    assert "no users in" in call_ok(nobody, "manage_users.py", "list").stdout
+
+
+def test_undo_restores_the_previous_committee_exactly(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    _round(env, TEST_USER, lambda s: {s[0]: "Q1", s[1]: "Q3", s[2]: {"arousal": -0.5, "valence": 0.5}})
+    user_dir = env["users"] / TEST_USER
+    kept = snapshot(user_dir / "committee-0001")
+    X = np.random.default_rng(3).normal(size=(10, 260))
+    before = Committee.load(user_dir / "committee-0001").window_proba(X)
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 3).stdout.split()
+    pending_state = read_state(env)
+    answers = json.dumps({songs[0]: {"arousal": 0.9, "valence": 0.1}, songs[1]: "Q2"})
+    call_ok(env, "retrain_model.py", "-i", TEST_USER, "-a", answers)
+    assert sorted(p.name for p in user_dir.iterdir() if p.name.startswith("committee-")) == [
+        "committee-0001", "committee-0002"], "the previous round's committee is kept for undo"
+    assert snapshot(user_dir / "committee-0001") == kept
+
+    out = ok(env, "manage_users.py", "undo", "-i", TEST_USER).stdout
+    assert "round 2 undone, back at round 1; 2 answers withdrawn, 3 songs pending again" in out
+    assert read_state(env) == pending_state  # exactly the state before the retrain
+    assert snapshot(user_dir / "committee-0001") == kept
+    assert not (user_dir / "committee-0002").exists()
+    assert np.array_equal(Committee.load(user_dir / "committee-0001").window_proba(X), before)
+
+    # one round back only: the undone round's songs are pending again
+    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER), "3 songs are pending",
+                   "only an answered round can be undone, once")
+    # the round answered again goes on as before
+    call_ok(env, "retrain_model.py", "-i", TEST_USER, "-a", answers)
+    assert read_state(env)["iteration"] == 2 and not (user_dir / "committee-0000").exists()
+    # a user whose previous committee is gone (rounds answered before undo existed)
+    shutil.rmtree(user_dir / "committee-0001")
+    snapshot_before = snapshot(user_dir)
+    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER), "round 2 cannot be undone",
+                   "committee-0001", "was not kept")
+    assert snapshot(user_dir) == snapshot_before
+
+
+def test_undo_of_the_first_round_and_of_a_crowd_user(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc", "--crowd-member")
+    user_dir = env["users"] / TEST_USER
+    created = read_state(env)
+    start = {name: snapshot(user_dir / name) for name in ("committee-0000", "crowd-0000")}
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2).stdout.split()
+    pending_state = read_state(env)
+    call_ok(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps({s: "Q4" for s in songs}))
+    call_ok(env, "manage_users.py", "undo", "-i", TEST_USER)
+    assert read_state(env) == pending_state and pending_state["iteration"] == created["iteration"] == 0
+    assert {name: snapshot(user_dir / name) for name in start} == start
+    assert sorted(p.name for p in user_dir.iterdir()) == [
+        "base-committee", "base-crowd", "committee-0000", "crowd-0000", "crowd_features.csv", "state.json"]
+
+
+def test_delete_forgets_one_user_and_collects_only_their_blobs(loop_env):
+    env = loop_env
+    other = env["dir"] / "other-committee"
+    build_committee(other, seed=7)
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    call_ok(env, "create_user.py", "-i", "bob", "-m", "mc", "--committee", other)
+    call_ok(env, "create_user.py", "-i", "carol", "-m", "mc", "--committee", other)
+    _round(env, "bob", lambda s: {s[0]: "Q1"})
+    store = UserStore(env["users"])
+    alice_only = store.referenced_blobs()
+    bob_dir, carol_dir = snapshot(env["users"] / "bob"), snapshot(env["users"] / "carol")
+
+    out = ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
+    assert f"user {TEST_USER} deleted" in out
+    assert not (env["users"] / TEST_USER).exists()
+    assert _blobs(env) == store.referenced_blobs(), "every blob left is referred to, and only those"
+    removed = alice_only - store.referenced_blobs()
+    assert removed and f"shared store: {len(removed)} files no user refers to removed" in out
+    assert snapshot(env["users"] / "bob") == bob_dir and snapshot(env["users"] / "carol") == carol_dir
+    assert (env["users"] / ".locks" / f"{TEST_USER}.lock").exists(), "the lock file stays"
+    for user in ("bob", "carol"):  # the others go on
+        _round(env, user, lambda s: {s[0]: "Q3"})
+    rows = json.loads(call_ok(env, "manage_users.py", "list", "--json").stdout)
+    assert [r["user_id"] for r in rows] == ["bob", "carol"]
+    # nothing more to collect
+    assert "0 files no user refers to removed" in call_ok(env, "manage_users.py", "gc").stdout
+
+
+def test_gc_waits_for_writers_and_stops_on_an_unreadable_manifest(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    call_ok(env, "create_user.py", "-i", "bob", "-m", "mc")
+    store = UserStore(env["users"])
+    with store.store_lock():  # a create or a retrain's save in progress holds it shared
+        with pytest.raises(MERError, match=r"the shared store .* is busy"):
+            store.collect_garbage(timeout=0)
+    (env["users"] / "bob" / "committee-0000" / "committee.json").write_text("{")
+    blobs = _blobs(env)
+    result = call(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes")
+    assert result.returncode == 0 and f"user {TEST_USER} deleted" in result.stdout
+    assert "warning: shared files not collected" in result.stderr and "committee.json" in result.stderr
+    assert _blobs(env) == blobs, "nothing is removed while a manifest cannot be read"
+    assert_refused(call(env, "manage_users.py", "gc"), "bob/committee-0000/committee.json")
+
+
+def test_interrupted_delete_is_finished_by_the_next_collection(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    aside = env["users"] / f".deleting-{TEST_USER}-0123abcd"
+    (env["users"] / TEST_USER).rename(aside)  # a delete killed after its rename
+    result = UserStore(env["users"]).collect_garbage()
+    assert not aside.exists() and result["kept"] == 0 and result["removed"] > 0 and _blobs(env) == set()
+
+
+def test_retrain_with_a_scale(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 3).stdout.split()
+    state_before = (env["users"] / TEST_USER / "state.json").read_bytes()
+    out_of_range = json.dumps({songs[0]: {"arousal": 0, "valence": 5}})
+    line = assert_refused(call(env, "retrain_model.py", "-i", TEST_USER, "-a", out_of_range, "--scale", "1..9"),
+                          "arousal 0 is outside 1..9", "numbers in 1..9")
+    assert "valence" not in line.split("arousal 0")[1].split(";")[0]
+    assert (env["users"] / TEST_USER / "state.json").read_bytes() == state_before
+    answers = {songs[0]: {"arousal": 9, "valence": 1}, songs[1]: {"arousal": 5, "valence": 7.0}, songs[2]: "Q3"}
+    result = run(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps(answers), "--scale", "1..9")
+    assert result.returncode == 0, result.stderr
+    state = read_state(env)
+    assert state["answer_values"] == {songs[0]: [1.0, -1.0], songs[1]: [0.0, 0.5]}
+    assert state["answers"] == {songs[0]: "Q2", songs[1]: "Q1", songs[2]: "Q3"}  # 5 is the middle: positive
+    bad = run(env, "retrain_model.py", "-i", TEST_USER, "-a", "{}", "--scale", "9..1")
+    assert bad.returncode == 2 and "argument --scale: expected LOW..HIGH" in bad.stderr
