@@ -7,8 +7,12 @@
 """
 import argparse
 
-from trompa_mer import features, pool
-from trompa_mer.cli import main_wrapper, positive_int
+from trompa_mer.environment import require_packages
+
+require_packages(("opensmile", "soundfile"))  # a set-up hint, not a traceback, outside the venv
+
+from trompa_mer import features, pool  # noqa: E402
+from trompa_mer.cli import main_wrapper, positive_int  # noqa: E402
 
 
 def parse_args(argv=None):

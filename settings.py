@@ -15,10 +15,16 @@ whole toolkit elsewhere:
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from trompa_mer.environment import require_packages
 
-from trompa_mer import hyperparameters as _hp
+# every script reads settings before it imports numpy & co.: outside the project's virtual
+# environment it stops here with the set-up command instead of a ModuleNotFoundError traceback
+require_packages()
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from trompa_mer import hyperparameters as _hp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
