@@ -127,7 +127,7 @@ def export_answers(users_dir, user_id, output=None, fmt: str | None = None, scal
     scale = scale or INTERNAL
     fmt = export_format(output, fmt)
     if output not in (None, "-"):
-        check_output_folder(output, "-o/--output")
+        atomic.require_folder_of(output)
     state = _state(users_dir, user_id, lock_timeout)
     rows = answer_rows(state, scale)
     text = export_text(rows, fmt)
@@ -135,14 +135,6 @@ def export_answers(users_dir, user_id, output=None, fmt: str | None = None, scal
         atomic.write_text(output, text)
     return {"user_id": user_id, "answers": len(rows), "format": fmt, "text": text,
             "output": None if output in (None, "-") else str(output)}
-
-
-def check_output_folder(output, flag: str) -> None:
-    """Refuse an output file whose folder does not exist (never created silently: a typo in a
-    path would scatter results)."""
-    folder = Path(output).parent
-    if not folder.is_dir():
-        raise MERError(f"{flag} {output}: folder {folder} does not exist (create it first)")
 
 
 def undo_round(users_dir, user_id, lock_timeout: float = 60.0) -> dict:
