@@ -47,9 +47,13 @@ def test_every_script_prints_the_setup_command(script, tmp_path):
 
 def test_extraction_names_its_own_packages():
     assert environment.missing_packages(("opensmile", "no_such_package_here")) == ["no_such_package_here"]
-    hint = environment.setup_hint(["sklearn", "no_such_package_here"], "/x/extract_features.py")
+    hint = environment.setup_hint(["sklearn", "no_such_package_here"], "extract_features.py")
     assert hint.startswith("error: extract_features.py needs the Python package(s) scikit-learn, "
                            "no_such_package_here, not installed")
+    assert hint.endswith("then: python extract_features.py ...")
+    installed = environment.setup_hint(["numpy"], "trompa-mer create-user")
+    assert "needs the Python package(s) numpy, not installed (install them into that environment with " \
+           "`pip install .`" in installed and installed.endswith("then: trompa-mer create-user ...")
 
 
 def test_an_old_python_is_named(monkeypatch, capsys):

@@ -24,15 +24,20 @@ def setup_hint(missing, script=None) -> str:
     """The message for an interpreter without the packages (or too old)."""
     python = sys.executable or "this Python"
     version = ".".join(str(n) for n in sys.version_info[:3])
-    script = os.path.basename(script or sys.argv[0] or "the script")
+    script = script or os.path.basename(sys.argv[0] or "the script")
     if sys.version_info < MINIMUM_PYTHON:
         why = "needs Python {}.{} or newer".format(*MINIMUM_PYTHON)
     else:
         names = ", ".join(PIP_NAMES.get(name, name) for name in missing)
         why = "needs the Python package(s) {}, not installed".format(names)
+    if script.endswith(".py"):
+        then = "python " + script
+    else:  # the installed command: its environment may also get the packages from pip
+        then = script
+        why += " (install them into that environment with `pip install .`, or use the project's .venv)"
     return ("error: {} {} for {} (Python {}): the project's virtual environment is not active. "
-            "Set it up and use it (README, \"Quick start\"):\n{}\n  then: python {} ...".format(
-                script, why, python, version, SETUP, script))
+            "Set it up and use it (README, \"Quick start\"):\n{}\n  then: {} ...".format(
+                script, why, python, version, SETUP, then))
 
 
 def require_packages(extra=(), script=None) -> None:
