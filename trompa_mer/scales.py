@@ -45,13 +45,21 @@ class Scale:
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    def identity(self) -> bool:
+        return (self.low, self.high) == (-1.0, 1.0)
+
     def to_internal(self, value: float) -> float:
-        """A value on this scale -> -1..1 (clipped: float rounding never leaves the range)."""
+        """A value on this scale -> -1..1 (clipped: float rounding never leaves the range);
+        on -1..1 itself the value as given, bit for bit."""
+        if self.identity():
+            return float(value)
         mapped = 2.0 * (float(value) - self.low) / (self.high - self.low) - 1.0
         return min(1.0, max(-1.0, mapped))
 
     def from_internal(self, value: float) -> float:
-        """A value on -1..1 -> this scale."""
+        """A value on -1..1 -> this scale (on -1..1 itself, the value as given)."""
+        if self.identity():
+            return float(value)
         return self.low + (float(value) + 1.0) / 2.0 * (self.high - self.low)
 
 
