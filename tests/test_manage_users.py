@@ -34,7 +34,7 @@ def test_list_show_and_export_as_a_user_would(loop_env, tmp_path):
     songs = _round(env, TEST_USER, lambda s: {s[0]: "Q2", s[1]: {"arousal": -0.5, "valence": 0.25}})
     members = len(json.loads((env["dir"] / "pretrained" / "committee.json").read_text())["members"])
 
-    table = ok(env, "manage_users.py", "list").stdout.splitlines()
+    table = call_ok(env, "manage_users.py", "list").stdout.splitlines()
     assert table[0].split() == ["user", "mode", "round", "answers", "pending", "members"]
     assert table[1].split() == [TEST_USER, "mc", "1", "2", "0", str(members)]
     assert table[2].split() == ["bob", "rand+b", "0", "0", "0", str(members)]
@@ -49,7 +49,7 @@ def test_list_show_and_export_as_a_user_would(loop_env, tmp_path):
     assert history["history"] == read_state(env)["history"] and history["pending"] == []
 
     out = tmp_path / "alice.csv"
-    printed = ok(env, "manage_users.py", "export", "-i", TEST_USER, "-o", out).stdout
+    printed = call_ok(env, "manage_users.py", "export", "-i", TEST_USER, "-o", out).stdout
     assert f"2 answers -> {out}" in printed
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [(r["song"], r["quadrant"], r["arousal"], r["valence"], r["round"]) for r in rows] == [
@@ -101,7 +101,7 @@ def test_undo_restores_the_previous_committee_exactly(loop_env):
         "committee-0001", "committee-0002"], "the previous round's committee is kept for undo"
     assert snapshot(user_dir / "committee-0001") == kept
 
-    out = ok(env, "manage_users.py", "undo", "-i", TEST_USER).stdout
+    out = call_ok(env, "manage_users.py", "undo", "-i", TEST_USER).stdout
     assert "round 2 undone, back at round 1; 2 answers withdrawn, 3 songs pending again" in out
     assert read_state(env) == pending_state  # exactly the state before the retrain
     assert snapshot(user_dir / "committee-0001") == kept
@@ -150,7 +150,7 @@ def test_delete_forgets_one_user_and_collects_only_their_blobs(loop_env):
     alice_only = store.referenced_blobs()
     bob_dir, carol_dir = snapshot(env["users"] / "bob"), snapshot(env["users"] / "carol")
 
-    out = ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
+    out = call_ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
     assert f"user {TEST_USER} deleted" in out
     assert not (env["users"] / TEST_USER).exists()
     assert _blobs(env) == store.referenced_blobs(), "every blob left is referred to, and only those"
@@ -203,10 +203,30 @@ def test_retrain_with_a_scale(loop_env):
     assert "valence" not in line.split("arousal 0")[1].split(";")[0]
     assert (env["users"] / TEST_USER / "state.json").read_bytes() == state_before
     answers = {songs[0]: {"arousal": 9, "valence": 1}, songs[1]: {"arousal": 5, "valence": 7.0}, songs[2]: "Q3"}
-    result = run(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps(answers), "--scale", "1..9")
+    result = call(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps(answers), "--scale", "1..9")
     assert result.returncode == 0, result.stderr
     state = read_state(env)
     assert state["answer_values"] == {songs[0]: [1.0, -1.0], songs[1]: [0.0, 0.5]}
     assert state["answers"] == {songs[0]: "Q2", songs[1]: "Q1", songs[2]: "Q3"}  # 5 is the middle: positive
-    bad = run(env, "retrain_model.py", "-i", TEST_USER, "-a", "{}", "--scale", "9..1")
+    bad = call(env, "retrain_model.py", "-i", TEST_USER, "-a", "{}", "--scale", "9..1")
     assert bad.returncode == 2 and "argument --scale: expected LOW..HIGH" in bad.stderr
+
+
+def test_as_processes(loop_env, tmp_path):
+    """The commands as a platform runs them: separate processes (the tests above run the same
+    scripts' main in-process, which mutation testing needs)."""
+    env = loop_env
+    ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    songs = ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2).stdout.split()
+    answers = json.dumps({songs[0]: {"arousal": 2, "valence": 8}, songs[1]: "Q2"})
+    ok(env, "retrain_model.py", "-i", TEST_USER, "-a", answers, "--scale", "1..9")
+    assert ok(env, "manage_users.py", "list").stdout.splitlines()[1].split()[:4] == [TEST_USER, "mc", "1", "2"]
+    exported = json.loads(ok(env, "manage_users.py", "export", "-i", TEST_USER, "--format", "json",
+                             "--scale", "1..9").stdout)
+    assert [(r["quadrant"], r["arousal"], r["valence"]) for r in exported] == [("Q4", 2.0, 8.0), ("Q2", None, None)]
+    assert "round 1 undone" in ok(env, "manage_users.py", "undo", "-i", TEST_USER).stdout
+    assert read_state(env)["pending"] == songs
+    refused = run(env, "manage_users.py", "undo", "-i", TEST_USER)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: user 'alice': 2 songs are pending")
+    assert f"user {TEST_USER} deleted" in ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
+    assert not (env["users"] / TEST_USER).exists() and _blobs(env) == set()

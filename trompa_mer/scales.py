@@ -36,12 +36,6 @@ class Scale:
     def __str__(self) -> str:
         return f"{self.low:g}..{self.high:g}"
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Scale) and (self.low, self.high) == (other.low, other.high)
-
-    def __hash__(self) -> int:
-        return hash((self.low, self.high))
-
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
@@ -49,12 +43,12 @@ class Scale:
         return (self.low, self.high) == (-1.0, 1.0)
 
     def to_internal(self, value: float) -> float:
-        """A value on this scale -> -1..1 (clipped: float rounding never leaves the range);
-        on -1..1 itself the value as given, bit for bit."""
+        """A value on this scale -> -1..1; on -1..1 itself the value as given, bit for bit.
+        A value inside the scale never leaves -1..1 by rounding: IEEE subtraction and division
+        are monotonic, so (value - low) / (high - low) stays within 0..1 exactly."""
         if self.identity():
             return float(value)
-        mapped = 2.0 * (float(value) - self.low) / (self.high - self.low) - 1.0
-        return min(1.0, max(-1.0, mapped))
+        return 2.0 * (float(value) - self.low) / (self.high - self.low) - 1.0
 
     def from_internal(self, value: float) -> float:
         """A value on -1..1 -> this scale (on -1..1 itself, the value as given)."""
