@@ -230,3 +230,21 @@ def test_as_processes(loop_env, tmp_path):
     assert refused.returncode == 1 and refused.stderr.startswith("error: user 'alice': 2 songs are pending")
     assert f"user {TEST_USER} deleted" in ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
     assert not (env["users"] / TEST_USER).exists() and _blobs(env) == set()
+
+
+def test_list_shows_busy_and_damaged_users(loop_env):
+    from trompa_mer import manage
+
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    call_ok(env, "create_user.py", "-i", "bob", "-m", "mc")
+    (env["users"] / "bob" / "state.json").write_text("{")
+    (env["users"] / "notes").mkdir()  # not a user: no state.json
+    with UserStore(env["users"]).lock(TEST_USER):  # a retrain running
+        rows = manage.list_users(env["users"], lock_timeout=0)
+    assert [r["user_id"] for r in rows] == [TEST_USER, "bob"]
+    assert rows[0]["problem"].startswith(f"user '{TEST_USER}' is busy")
+    assert "state.json: not valid JSON" in rows[1]["problem"]
+    table = call_ok(env, "manage_users.py", "list").stdout.splitlines()
+    assert table[1].split()[:2] == [TEST_USER, "mc"]
+    assert table[2].split()[:2] == ["bob", "unreadable:"] and "not valid JSON" in table[2]

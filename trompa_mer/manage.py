@@ -28,20 +28,22 @@ def _members_in(manifest_path: Path) -> int:
     return len(members)
 
 
-def list_users(users_dir) -> list[dict]:
+def list_users(users_dir, lock_timeout: float = 1.0) -> list[dict]:
     """One row per user: id, mode, balanced, round, answers, pending, committee size (members of
     the current committee, crowd-aware members included), created; a user whose folder cannot
-    be read gets its reason in "problem" instead."""
+    be read, or who stays busy for `lock_timeout` seconds (a retrain running), gets the reason
+    in "problem" instead. Each user is read under their shared lock, as predict reads."""
     from .committee import CROWD_LAYOUT, MANIFEST
 
     store = UserStore(users_dir)
     rows = []
     for user_id in store.user_ids():
         try:
-            state = store.read_state(user_id)
-            size = _members_in(store.committee_dir(user_id, state) / MANIFEST)
-            if state.get("crowd"):
-                size += _members_in(store.user_dir(user_id) / state["crowd"] / CROWD_LAYOUT.manifest)
+            with store.lock(user_id, lock_timeout, shared=True):
+                state = store.read_state(user_id)
+                size = _members_in(store.committee_dir(user_id, state) / MANIFEST)
+                if state.get("crowd"):
+                    size += _members_in(store.user_dir(user_id) / state["crowd"] / CROWD_LAYOUT.manifest)
             rows.append({"user_id": user_id, "mode": state["mode"], "balanced": bool(state.get("balanced")),
                          "round": state["iteration"], "answers": len(state.get("answers", {})),
                          "pending": len(state["pending"]), "members": size, "created": state.get("created")})
