@@ -102,11 +102,12 @@ def test_refusals_and_a_failed_input(loop_env):
     (folder / "SONG01.csv").unlink()
     # an unreadable input: reported, the others written, exit 1
     (folder / "broken.csv").write_text("frameTime;x\n")
+    (folder / "corrupt.mp3").write_bytes(b"not audio at all" * 64)
     result = call(env, "predict_emotion.py", "-i", folder, "-o", out)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "broken.csv" in errors[0]
-    assert "3 of 4 inputs predicted" in result.stderr and "1 failed" in result.stderr
+    assert len(errors) == 2 and "broken.csv" in errors[0] and "corrupt.mp3" in errors[1], errors
+    assert "3 of 5 inputs predicted" in result.stderr and "2 failed" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["song01.json", "song02.json", "song03.json"]
 
 

@@ -464,10 +464,12 @@ def predict_batch(paths, output, users_dir, pretrained_dir, model: str | None = 
     for i, path in enumerate(inputs, start=1):
         try:
             result = predict_input(target, path, None, scale, feats_dir=feats_dir)
-        except MERError as err:
-            failed.append((str(path), str(err)))
+        except Exception as err:  # one bad file (a corrupt mp3, a foreign CSV) never stops the others
+            message = str(err) if isinstance(err, MERError) else \
+                f"{path}: unexpected {type(err).__name__}: {' '.join(str(err).split())}"
+            failed.append((str(path), message))
             if report:
-                report(i, len(inputs), path, None, str(err))
+                report(i, len(inputs), path, None, message)
             continue
         predicted += 1
         for name in result.get("skipped_members", {}):
