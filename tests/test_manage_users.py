@@ -248,3 +248,43 @@ def test_list_shows_busy_and_damaged_users(loop_env):
     table = call_ok(env, "manage_users.py", "list").stdout.splitlines()
     assert table[1].split()[:2] == [TEST_USER, "mc"]
     assert table[2].split()[:2] == ["bob", "unreadable:"] and "not valid JSON" in table[2]
+
+
+def test_gc_counts_every_manifest_and_refuses_malformed_ones(loop_env, tmp_path):
+    env = loop_env
+    store = UserStore(env["users"])
+    assert UserStore(tmp_path / "nobody").collect_garbage() == {"removed": 0, "freed_bytes": 0, "kept": 0}
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    blobs = _blobs(env)
+    (env["users"] / "0-notes.txt").write_text("a file before the users, in sorted order")
+    old = env["users"] / "carol" / "committee-0000"  # a folder written before the store: no "stored"
+    shutil.copytree(env["dir"] / "pretrained", old)
+    # a crowd manifest alone in its folder counts as much as a committee's
+    kept = env["users"] / "dave" / "crowd-0000"
+    kept.mkdir(parents=True)
+    extra = store.blobs.add(b"a file only dave's crowd members name")
+    (kept / "crowd.json").write_text(json.dumps({"stored": {"m.npz": {"blob": extra}}}))
+    result = store.collect_garbage()
+    assert result == {"removed": 0, "freed_bytes": 0, "kept": len(blobs) + 1}
+    assert _blobs(env) == blobs | {extra}
+    for bad in ([], {"m.npz": {"blob": 5}}, {"m.npz": "abc"}):
+        (kept / "crowd.json").write_text(json.dumps({"stored": bad}))
+        with pytest.raises(MERError, match=r"dave/crowd-0000/crowd.json: field 'stored' is not "):
+            store.collect_garbage()
+        assert _blobs(env) == blobs | {extra}
+
+
+def test_an_interrupted_delete_of_a_linked_user_is_finished(loop_env, tmp_path):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    call_ok(env, "create_user.py", "-i", "bob", "-m", "mc")
+    disk2 = tmp_path / "disk2" / TEST_USER
+    disk2.parent.mkdir()
+    (env["users"] / TEST_USER).rename(disk2)
+    aside = env["users"] / f".deleting-{TEST_USER}-0123abcd"
+    aside.symlink_to(disk2)  # a delete killed after renaming the link aside
+    blobs = _blobs(env)
+    result = UserStore(env["users"]).collect_garbage()
+    assert not aside.is_symlink() and not disk2.exists()
+    assert result["removed"] == 0 and _blobs(env) == blobs, "bob still names every blob"
+    assert (env["users"] / "bob" / "state.json").is_file()
