@@ -77,7 +77,8 @@ def test_refusals_name_the_user_and_the_valid_ones(loop_env, tmp_path):
     assert_refused(call(env, "manage_users.py", "delete", "-i", TEST_USER), "--yes")
     assert (env["users"] / TEST_USER / "state.json").is_file()
     songs = call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2).stdout.split()
-    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER), "pending", songs[0])
+    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER),
+                   f"user '{TEST_USER}': 2 songs are pending ({songs[0]}, {songs[1]}): only an answered round")
     for bad in ("9..1", "1..1", "1-9", "a..9", "1..nan", "1..9..10"):
         result = call(env, "manage_users.py", "export", "-i", TEST_USER, "--scale", bad)
         assert result.returncode == 2 and "--scale" in result.stderr and "LOW..HIGH" in result.stderr, bad
@@ -288,3 +289,70 @@ def test_an_interrupted_delete_of_a_linked_user_is_finished(loop_env, tmp_path):
     assert not aside.is_symlink() and not disk2.exists()
     assert result["removed"] == 0 and _blobs(env) == blobs, "bob still names every blob"
     assert (env["users"] / "bob" / "state.json").is_file()
+
+
+def test_busy_users_are_not_undone_nor_deleted(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    store = UserStore(env["users"])
+    with store.lock(TEST_USER):
+        for verb in (store.undo, store.delete):
+            with pytest.raises(MERError, match=f"user '{TEST_USER}' is busy"):
+                verb(TEST_USER, timeout=0)
+    assert (env["users"] / TEST_USER / "state.json").is_file()
+
+
+def test_undo_refuses_a_history_that_does_not_match_naming_the_state(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    _round(env, TEST_USER, lambda s: {s[0]: "Q1"})
+    path = env["users"] / TEST_USER / "state.json"
+    state = json.loads(path.read_text())
+    state["history"][-1]["round"] = 7
+    path.write_text(json.dumps(state))
+    before = snapshot(env["users"] / TEST_USER)
+    assert_refused(call(env, "manage_users.py", "undo", "-i", TEST_USER),
+                   f"{path}: the last 'history' entry does not match round 1")
+    assert snapshot(env["users"] / TEST_USER) == before
+
+
+def test_delete_of_a_user_moved_to_another_disk(loop_env, tmp_path):
+    env = loop_env
+    for user in (TEST_USER, "bob"):
+        call_ok(env, "create_user.py", "-i", user, "-m", "mc")
+    disk2 = tmp_path / "disk2"
+    disk2.mkdir()
+    (env["users"] / TEST_USER).rename(disk2 / TEST_USER)
+    (env["users"] / TEST_USER).symlink_to(disk2 / TEST_USER)
+    # mallory's link names bob's folder on the other disk: refused, nothing deleted
+    (env["users"] / "bob").rename(disk2 / "bob")
+    (env["users"] / "bob").symlink_to(disk2 / "bob")
+    (env["users"] / "mallory").symlink_to(disk2 / "bob")
+    store = UserStore(env["users"])
+    with pytest.raises(MERError, match=r"mallory: is a link to .*disk2/bob, the folder of user 'bob', not 'mallory'"):
+        store.delete("mallory")
+    assert (disk2 / "bob" / "state.json").is_file()
+    assert store.delete(TEST_USER) == {"user_id": TEST_USER, "folder": str(env["users"] / TEST_USER)}
+    assert not (disk2 / TEST_USER).exists() and not (env["users"] / TEST_USER).is_symlink()
+    assert sorted(p.name for p in env["users"].iterdir()) == [".locks", ".shared", "bob", "mallory"]
+
+
+def test_a_delete_killed_before_its_removal_is_finished_by_gc(loop_env, monkeypatch):
+    from trompa_mer import users
+
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    real = shutil.rmtree
+
+    def killed(path, *args, **kwargs):
+        raise KeyboardInterrupt  # the process stops right after its rename
+
+    monkeypatch.setattr(users.shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        UserStore(env["users"]).delete(TEST_USER)
+    monkeypatch.setattr(users.shutil, "rmtree", real)
+    left = [p.name for p in env["users"].iterdir() if p.name.startswith(".deleting-")]
+    assert len(left) == 1 and users.DELETING.fullmatch(left[0])
+    assert "no such user" in call(env, "manage_users.py", "show", "-i", TEST_USER).stderr, "gone at once"
+    assert call_ok(env, "manage_users.py", "gc").stdout.startswith("shared store: ")
+    assert not any(p.name.startswith(".deleting-") for p in env["users"].iterdir()) and _blobs(env) == set()

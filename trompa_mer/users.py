@@ -539,7 +539,7 @@ class UserStore:
             path = self.state_path(user_id)
             if state["pending"]:
                 raise MERError(f"user {user_id!r}: {len(state['pending'])} songs are pending "
-                               f"({', '.join(state['pending'][:10])}): only an answered round can be undone, "
+                               f"({', '.join(state['pending'])}): only an answered round can be undone, "
                                f"once (answer them with retrain_model.py first); nothing was changed")
             previous = previous_state(state, str(path))
             user_dir = self.user_dir(user_id)
