@@ -94,7 +94,9 @@ def test_previous_state_undoes_record_answers_exactly():
     assert "pending_since" not in users.previous_state(old)
 
 
-@pytest.mark.parametrize("damage", ["round", "asked", "skipped", "answers", "values"])
+@pytest.mark.parametrize("damage", ["round", "asked", "skipped", "answers", "values", "no asked", "no skipped",
+                                    "no answers", "values not an object", "entry not an object",
+                                    "state skipped missing", "state answers missing"])
 def test_previous_state_refuses_a_history_that_does_not_match(damage):
     start = users.new_state("bob", "mc", False, "committee-0000")
     _asked, after = _round(start, ["a", "b", "c"], {"a": 0, "b": 3}, {"b": (-0.5, 0.5)})
@@ -107,8 +109,16 @@ def test_previous_state_refuses_a_history_that_does_not_match(damage):
         after["skipped"] = ["a"]
     elif damage == "answers":
         del after["answers"]["a"]
-    else:
+    elif damage == "values":
         after["answer_values"] = {}
+    elif damage.startswith("no "):
+        del last[damage[3:]]
+    elif damage == "values not an object":
+        last["values"] = [["b", -0.5, 0.5]]
+    elif damage == "entry not an object":
+        after["history"][-1] = "round 1"
+    else:
+        del after[damage.split()[1]]
     with pytest.raises(MERError) as err:
         users.previous_state(after, "state.json")
     assert str(err.value) == ("state.json: the last 'history' entry does not match round 1 of the state (asked, "

@@ -655,27 +655,31 @@ def previous_state(state: dict, where: str = "state") -> dict:
     if iteration < 1 or not history:
         raise MERError(f"user {state.get('user_id')!r}: nothing to undo (no round answered yet)")
     last = history[-1]
-    asked, skipped = list(last.get("asked", [])), list(last.get("skipped", []))
-    answers, values = dict(last.get("answers", {})), dict(last.get("values") or {})
-    consistent = (last.get("round") == iteration
-                  and state["asked"][len(state["asked"]) - len(asked):] == asked
-                  and state.get("skipped", [])[len(state.get("skipped", [])) - len(skipped):] == skipped
-                  and all(song in state.get("answers", {}) for song in answers)
-                  and all(song in state.get("answer_values", {}) for song in values))
+    kinds = {"asked": list, "skipped": list, "answers": dict}
+    # a damaged or hand-edited entry is refused, never read as "nothing asked"
+    consistent = (isinstance(last, dict) and isinstance(last.get("values", {}), dict)
+                  and all(isinstance(last.get(k), t) and isinstance(state.get(k), t) for k, t in kinds.items()))
+    if consistent:
+        asked, skipped, answers, values = last["asked"], last["skipped"], last["answers"], last.get("values", {})
+        stored_values = state.get("answer_values", {})
+        consistent = (last.get("round") == iteration
+                      and state["asked"][len(state["asked"]) - len(asked):] == asked
+                      and state["skipped"][len(state["skipped"]) - len(skipped):] == skipped
+                      and all(song in state["answers"] for song in answers)
+                      and all(song in stored_values for song in values))
     if not consistent:
         raise MERError(f"{where}: the last 'history' entry does not match round {iteration} of the state "
                        f"(asked, skipped, answers); cannot undo it, nothing was changed")
     new = json.loads(json.dumps(state))
     del new["asked"][len(new["asked"]) - len(asked):]
-    if skipped:
-        del new["skipped"][len(new["skipped"]) - len(skipped):]
+    del new["skipped"][len(new["skipped"]) - len(skipped):]
     for song in answers:
         del new["answers"][song]
     for song in values:
         del new["answer_values"][song]
     if "answer_values" in new and not new["answer_values"]:
         del new["answer_values"]  # absent until the first answer with values (record_answers)
-    new["pending"] = asked
+    new["pending"] = list(asked)
     if last.get("asked_at") is not None:
         new["pending_since"] = last["asked_at"]
     new["iteration"] = iteration - 1
