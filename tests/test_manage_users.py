@@ -356,3 +356,47 @@ def test_a_delete_killed_before_its_removal_is_finished_by_gc(loop_env, monkeypa
     assert "no such user" in call(env, "manage_users.py", "show", "-i", TEST_USER).stderr, "gone at once"
     assert call_ok(env, "manage_users.py", "gc").stdout.startswith("shared store: ")
     assert not any(p.name.startswith(".deleting-") for p in env["users"].iterdir()) and _blobs(env) == set()
+
+
+def test_unknown_user_messages_list_the_users_there_are(tmp_path):
+    store = UserStore(tmp_path / "users")
+    with pytest.raises(MERError) as err:
+        store.refuse_unknown("zed")
+    assert str(err.value) == (f"user 'zed': no such user in {tmp_path / 'users'} "
+                              f"(users: none yet; create one with create_user.py)")
+    for i in range(21):
+        (tmp_path / "users" / f"u{i:02d}").mkdir(parents=True)
+        (tmp_path / "users" / f"u{i:02d}" / "state.json").write_text("{}")
+    (tmp_path / "users" / "notes").mkdir()
+    with pytest.raises(MERError) as err:
+        store.refuse_unknown("zed")
+    listed = ", ".join(f"u{i:02d}" for i in range(20))
+    assert str(err.value).endswith(f"(users: {listed} ... (21 in all))")
+    for i in range(2, 21):
+        (tmp_path / "users" / f"u{i:02d}" / "state.json").unlink()
+    with pytest.raises(MERError) as err:
+        store.refuse_unknown("zed")
+    assert str(err.value).endswith("(users: u00, u01)")
+    store.refuse_unknown("u01")  # a user: nothing said
+
+
+def test_undo_of_a_crowd_user_without_the_previous_crowd_members(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc", "--crowd-member")
+    _round(env, TEST_USER, lambda s: {s[0]: "Q2"}, q=2)
+    shutil.rmtree(env["users"] / TEST_USER / "crowd-0000")
+    with pytest.raises(MERError, match=r"round 1 cannot be undone: the crowd before it \(.*crowd-0000\) was not kept"):
+        UserStore(env["users"]).undo(TEST_USER)
+
+
+def test_undo_says_what_it_did_and_gc_keeps_what_is_not_a_blob(loop_env):
+    env = loop_env
+    call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    songs = _round(env, TEST_USER, lambda s: {s[0]: "Q2", s[2]: "Q1"})
+    assert UserStore(env["users"]).undo(TEST_USER) == {
+        "user_id": TEST_USER, "undone": 1, "iteration": 0, "pending": songs, "withdrawn": sorted([songs[0], songs[2]])}
+    shared = env["users"] / ".shared"
+    (shared / "README").write_text("not a blob")
+    (shared / f".{'0' * 64}.abc.tmp").write_text("an interrupted blob write")
+    call_ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes")
+    assert sorted(p.name for p in shared.iterdir()) == [f".{'0' * 64}.abc.tmp", "README"]
