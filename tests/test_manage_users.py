@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -150,13 +151,16 @@ def test_delete_forgets_one_user_and_collects_only_their_blobs(loop_env):
     store = UserStore(env["users"])
     alice_only = store.referenced_blobs()
     bob_dir, carol_dir = snapshot(env["users"] / "bob"), snapshot(env["users"] / "carol")
+    sizes = {p.name: p.stat().st_size for p in (env["users"] / ".shared").iterdir()}
 
     out = call_ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
     assert f"user {TEST_USER} deleted" in out
     assert not (env["users"] / TEST_USER).exists()
     assert _blobs(env) == store.referenced_blobs(), "every blob left is referred to, and only those"
     removed = alice_only - store.referenced_blobs()
-    assert removed and f"shared store: {len(removed)} files no user refers to removed" in out
+    freed = sum(sizes[name] for name in removed) / 1e6
+    assert removed and f"shared store: {len(removed)} files no user refers to removed ({freed:.2f} MB)" in out
+    assert len(removed) > 1, "the freed bytes are a sum"
     assert snapshot(env["users"] / "bob") == bob_dir and snapshot(env["users"] / "carol") == carol_dir
     assert (env["users"] / ".locks" / f"{TEST_USER}.lock").exists(), "the lock file stays"
     for user in ("bob", "carol"):  # the others go on
@@ -173,8 +177,10 @@ def test_gc_waits_for_writers_and_stops_on_an_unreadable_manifest(loop_env):
     call_ok(env, "create_user.py", "-i", "bob", "-m", "mc")
     store = UserStore(env["users"])
     with store.store_lock():  # a create or a retrain's save in progress holds it shared
+        started = time.monotonic()
         with pytest.raises(MERError, match=r"the shared store .* is busy"):
             store.collect_garbage(timeout=0)
+        assert time.monotonic() - started < 5, "the timeout given is the one waited"
     (env["users"] / "bob" / "committee-0000" / "committee.json").write_text("{")
     blobs = _blobs(env)
     result = call(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes")
@@ -297,8 +303,10 @@ def test_busy_users_are_not_undone_nor_deleted(loop_env):
     store = UserStore(env["users"])
     with store.lock(TEST_USER):
         for verb in (store.undo, store.delete):
+            started = time.monotonic()
             with pytest.raises(MERError, match=f"user '{TEST_USER}' is busy"):
                 verb(TEST_USER, timeout=0)
+            assert time.monotonic() - started < 5, "the timeout given is the one waited"
     assert (env["users"] / TEST_USER / "state.json").is_file()
 
 
@@ -332,6 +340,8 @@ def test_delete_of_a_user_moved_to_another_disk(loop_env, tmp_path):
     with pytest.raises(MERError, match=r"mallory: is a link to .*disk2/bob, the folder of user 'bob', not 'mallory'"):
         store.delete("mallory")
     assert (disk2 / "bob" / "state.json").is_file()
+    state_path = disk2 / TEST_USER / "state.json"  # a state without its user_id is read as this user's
+    state_path.write_text(json.dumps({k: v for k, v in json.loads(state_path.read_text()).items() if k != "user_id"}))
     assert store.delete(TEST_USER) == {"user_id": TEST_USER, "folder": str(env["users"] / TEST_USER)}
     assert not (disk2 / TEST_USER).exists() and not (env["users"] / TEST_USER).is_symlink()
     assert sorted(p.name for p in env["users"].iterdir()) == [".locks", ".shared", "bob", "mallory"]

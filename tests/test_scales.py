@@ -123,6 +123,8 @@ def test_previous_state_refuses_a_history_that_does_not_match(damage):
         users.previous_state(after, "state.json")
     assert str(err.value) == ("state.json: the last 'history' entry does not match round 1 of the state (asked, "
                               "skipped, answers); cannot undo it, nothing was changed")
+    with pytest.raises(MERError, match=r"^state: the last 'history' entry does not match round 1 "):
+        users.previous_state(after)
 
 
 def test_nothing_to_undo():
