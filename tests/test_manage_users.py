@@ -382,7 +382,11 @@ def test_unknown_user_messages_list_the_users_there_are(tmp_path):
         store.refuse_unknown("zed")
     listed = ", ".join(f"u{i:02d}" for i in range(20))
     assert str(err.value).endswith(f"(users: {listed} ... (21 in all))")
-    for i in range(2, 21):
+    (tmp_path / "users" / "u20" / "state.json").unlink()  # exactly 20: all listed
+    with pytest.raises(MERError) as err:
+        store.refuse_unknown("zed")
+    assert str(err.value).endswith(f"(users: {listed})")
+    for i in range(2, 20):
         (tmp_path / "users" / f"u{i:02d}" / "state.json").unlink()
     with pytest.raises(MERError) as err:
         store.refuse_unknown("zed")

@@ -96,7 +96,8 @@ def test_previous_state_undoes_record_answers_exactly():
 
 @pytest.mark.parametrize("damage", ["round", "asked", "skipped", "answers", "values", "no asked", "no skipped",
                                     "no answers", "values not an object", "entry not an object",
-                                    "state skipped missing", "state answers missing"])
+                                    "state skipped missing", "state answers missing",
+                                    "state answer_values missing"])
 def test_previous_state_refuses_a_history_that_does_not_match(damage):
     start = users.new_state("bob", "mc", False, "committee-0000")
     _asked, after = _round(start, ["a", "b", "c"], {"a": 0, "b": 3}, {"b": (-0.5, 0.5)})
