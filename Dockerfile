@@ -41,7 +41,8 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "$(grep -E '^tor
  && pip install --no-cache-dir -r requirements.txt
 
 COPY settings.py create_user.py extract_features.py predict_emotion.py get_hard_tracks.py \
-     retrain_model.py deam_classifier.py get_recommendations.py simulate_personalization.py ./
+     retrain_model.py deam_classifier.py get_recommendations.py simulate_personalization.py \
+     manage_users.py ./
 COPY trompa_mer/ ./trompa_mer/
 COPY models/pretrained/ ./models/pretrained/
 COPY models/pretrained-musicnn/ ./models/pretrained-musicnn/

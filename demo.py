@@ -23,12 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-import settings  # noqa: E402
+import settings  # noqa: E402  (first: outside the venv it prints the set-up command)
+import numpy as np  # noqa: E402
 from trompa_mer.quadrants import QUADRANTS  # noqa: E402
 
 RATE = 22050

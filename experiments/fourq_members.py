@@ -61,7 +61,7 @@ def main():
     unknown = [a for a in algorithms if a not in MEMBER_TYPES and a not in pretrain.AUDIO_SONG_TYPES]
     if unknown:
         p.error(f"-m: only quadrant classifiers compose committees here, got {unknown}")
-    import deam_classifier
+    from trompa_mer.commands import deam_classifier
 
     member_params = deam_classifier.member_parameters(deam_classifier.parse_args([]))
     data = load_4q(args.fourq, settings.CACHE_DIR, jobs=args.jobs, progress=not args.quiet)

@@ -58,8 +58,9 @@ def test_crowd_user_through_the_scripts(loop_env):
     ok(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps({s: "Q3" for s in songs}))
     state = read_state(env)
     assert state["crowd"] == "crowd-0001" and state["committee"] == "committee-0001"
-    assert sorted(p.name for p in user_dir.iterdir()) == [
-        "base-committee", "base-crowd", "committee-0001", "crowd-0001", "crowd_features.csv", "state.json"]
+    assert sorted(p.name for p in user_dir.iterdir()) == [  # round 0's folders kept for undo
+        "base-committee", "base-crowd", "committee-0000", "committee-0001", "crowd-0000", "crowd-0001",
+        "crowd_features.csv", "state.json"]
     crowd, _ = _crowd_of(env)
     assert all(len(m.answers_y) == 4 for _, m in crowd.members)
     out_json = env["dir"] / "p.json"
@@ -275,8 +276,9 @@ def test_failure_at_every_rename_of_a_crowd_retrain_keeps_the_previous_user(loop
     assert all(len(m.answers_y) == 2 for _, m in crowd.members)
     # the next writer tidies what the failures left behind
     call_ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 1)
-    assert sorted(p.name for p in (env["users"] / TEST_USER).iterdir()) == [
-        "base-committee", "base-crowd", "committee-0001", "crowd-0001", "crowd_features.csv", "state.json"]
+    assert sorted(p.name for p in (env["users"] / TEST_USER).iterdir()) == [  # round 0's kept for undo
+        "base-committee", "base-crowd", "committee-0000", "committee-0001", "crowd-0000", "crowd-0001",
+        "crowd_features.csv", "state.json"]
 
 
 def test_crowd_features_on_trompa_exclude_the_listener(loop_env):

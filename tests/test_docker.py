@@ -137,7 +137,7 @@ def test_every_documented_run_names_an_existing_copied_script():
 
 
 def test_image_environment_matches_settings():
-    settings_text = (ROOT / "settings.py").read_text()
+    settings_text = (ROOT / "trompa_mer" / "commands" / "settings.py").read_text()  # root settings.py is it
     env_names = set()
     for keyword, args in instructions(DOCKERFILE.read_text()):
         if keyword == "ENV":

@@ -47,9 +47,10 @@ def test_three_rounds_per_mode(loop_env, mode):
         asked_so_far += first
     assert state["asked"] == asked_so_far
     assert len(state["answers"]) == 3 * rounds
-    # exactly one committee folder, the one the state names, and it differs from the start
+    # the committee folder the state names and the previous round's (kept for undo), no other
     folders = sorted(p.name for p in user_dir.iterdir() if p.name.startswith("committee-"))
-    assert folders == [f"committee-{rounds:04d}"] == [state["committee"]]
+    assert folders == [f"committee-{rounds - 1:04d}", f"committee-{rounds:04d}"]
+    assert folders[-1] == state["committee"]
     assert (user_dir / "base-committee" / "committee.json").exists()
     after = Committee.load(user_dir / state["committee"])
     X = np.random.default_rng(5).normal(size=(8, 260))

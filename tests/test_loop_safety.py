@@ -121,7 +121,7 @@ def test_failure_at_every_rename_of_a_retrain_keeps_the_previous_user(loop_env, 
     state = _assert_consistent(env)
     assert state["iteration"] == 1
     leftovers = [p.name for p in (env["users"] / TEST_USER).iterdir()
-                 if p.name not in ("state.json", "committee-0001", "base-committee")]
+                 if p.name not in ("state.json", "committee-0000", "committee-0001", "base-committee")]
     assert leftovers == [], leftovers
 
 
@@ -173,4 +173,5 @@ def test_sigkill_at_random_moments_leaves_a_loadable_user(loop_env):
     call_ok(env, "retrain_model.py", "-i", TEST_USER, "-a", json.dumps({songs[0]: "Q1"}))
     state = _assert_consistent(env)
     names = sorted(p.name for p in (env["users"] / TEST_USER).iterdir())
-    assert names == sorted(["state.json", "base-committee", state["committee"]]), names
+    previous = f"committee-{state['iteration'] - 1:04d}"  # kept for undo
+    assert names == sorted(["state.json", "base-committee", previous, state["committee"]]), names

@@ -107,6 +107,17 @@ def atomic_path(path):
         yield tmp
 
 
+def require_folder_of(path, flag: str = "-o/--output") -> None:
+    """Refuse an output file whose folder does not exist (or is a file): a command never
+    creates it silently, where a mistyped path would scatter results nobody finds."""
+    folder = Path(path).parent
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise MERError(f"{flag} {path}: cannot write here: {folder} is a file, not a folder")
+    raise MERError(f"{flag} {path}: folder {folder} does not exist (create it first)")
+
+
 def write_text(path, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

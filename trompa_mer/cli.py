@@ -89,3 +89,21 @@ def add_user_id(parser, flag: str = "-i", required: bool = True,
     create_user.py, get_hard_tracks.py and retrain_model.py)."""
     parser.add_argument(flag, "--user-id", "--user_id", "--input_user", dest="user_id", required=required,
                         help=help_text)
+
+
+def scale_type(text: str):
+    """argparse type of --scale LOW..HIGH (scales.Scale)."""
+    from .scales import Scale
+
+    try:
+        return Scale.parse(text, "scale")
+    except MERError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("scale: "))
+
+
+def add_scale(parser, what: str) -> None:
+    """The --scale flag: `what` says which values it applies to."""
+    parser.add_argument("--scale", type=scale_type, default=None, metavar="LOW..HIGH",
+                        help=f"{what} on this scale instead of -1..1 (e.g. 1..9: 1 is -1, 5 the "
+                             f"neutral 0, 9 is +1); stored on -1..1 inside. A scale starting with "
+                             f"'-' is written --scale=-3..3")

@@ -25,6 +25,7 @@ from .prediction import (av_keys, committee_of_member_file, input_window_proba, 
                          read_input_features)
 from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba
 from .quadrants import N_CLASSES, Labels, quadrant_name
+from .scales import INTERNAL
 from .users import (UPDATE_STRATEGIES, UserStore, parse_answer_labels, read_answers_arg, record_answers,
                     record_queries, record_recommendations, recommended_songs, stored_answers,
                     validate_user_id)
@@ -266,7 +267,7 @@ def _song_feature_means(committee, pool) -> np.ndarray:
 
 # --- retrain --------------------------------------------------------------------------------
 def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None = None,
-            lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None) -> dict:
+            lock_timeout: float = 60.0, audio_dir=None, audio_cache_dir=None, scale=None) -> dict:
     """Update every member of the user's committee on the listener's answers.
 
     An answer is a quadrant or the listener's own {"arousal": a, "valence": v} (users.
@@ -276,7 +277,8 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
     answers; "cumulative" starts again from the user's base committee (as created) and updates
     it on every answer so far, each answer counted once. Audio members read the same songs'
     audio from `audio_dir`. The new committee folders and the state are committed together
-    (state.json names them), so a crash leaves the previous committee loadable.
+    (state.json names them), so a crash leaves the previous committee loadable. `scale`
+    (scales.Scale, e.g. 1..9): the scale of the answers' values, mapped onto -1..1.
     """
     validate_user_id(user_id)
     update = UPDATE_STRATEGY if update is None else update
@@ -286,7 +288,7 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
     store = UserStore(users_dir)
     with store.lock(user_id, lock_timeout):
         state = store.read_state(user_id)
-        answers, values = parse_answer_labels(raw, state, source)
+        answers, values = parse_answer_labels(raw, state, source, scale or INTERNAL)
         training, training_values = dict(answers), dict(values)
         if update == "cumulative":
             training, training_values = stored_answers(state, str(store.state_path(user_id)))
@@ -321,54 +323,69 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
 
 
 # --- predict --------------------------------------------------------------------------------
-def predict(input_path, output_path, users_dir, pretrained_dir, model: str | None = "default",
-            user_id: str | None = None, lock_timeout: float = 60.0, song_id: str | None = None) -> dict:
-    """Predict quadrants for a features CSV or an audio file; write the JSON to output_path.
+class PredictionModel:
+    """What predict_emotion predicts with, loaded once for any number of inputs: the committee
+    (one member of it with -m FILE), a crowd user's crowd table, and how it is described."""
 
-    The original keys come from the members that read the input itself: feature members per
-    window, audio members (the CNN) per song from the decoded input, repeated over the windows
-    so the mean over windows weighs each member as song_proba does. A features CSV carries no
-    audio: the audio members are left out, named in "skipped_members" (an error when nothing
-    is left). A --crowd-member user's crowd members add the keys "crowd", "listener_probs",
-    "listener_quad" and "listener_source" (crowd_loop.predict_keys); the song is `song_id`,
-    else the input's file stem when it is a pool song of the user's crowd table.
-    """
+    def __init__(self, committee, described, member_index=None, crowd_table=None):
+        self.committee, self.described = committee, described
+        self.member_index, self.crowd_table = member_index, crowd_table
+
+
+def open_prediction_model(users_dir, pretrained_dir, model: str | None = "default", user_id: str | None = None,
+                          lock_timeout: float = 60.0) -> PredictionModel:
+    """The user's committee (-u, read under their shared lock), or `model`: 'default' (the
+    committee in `pretrained_dir`), a committee folder, or one member file of a committee."""
     if user_id is not None:
         validate_user_id(user_id)
-    elif song_id is not None:
-        raise MERError(f"--song-id {song_id}: used only with -u USER_ID (a user with crowd-aware members)")
-    output_path = Path(output_path)
-    if output_path.suffix.lower() != ".json":
-        raise MERError(f"{output_path}: output must be a .json file")
-    X, kind = read_input_features(input_path)
-    member_index = table = None
-    if user_id is not None:
         store = UserStore(users_dir)
+        table = None
         with store.lock(user_id, lock_timeout, shared=True):
             state = store.read_state(user_id)
             committee = store.load_committee(user_id, state)
             if committee.of_kind("crowd+features"):
                 table = store.read_crowd_table(user_id)
-        if table is None and song_id is not None:
-            raise MERError(f"--song-id {song_id}: user {user_id!r} has no crowd-aware members "
-                           f"(created without --crowd-member)")
-        described = f"user {user_id} (iteration {state['iteration']})"
-    elif model in (None, "default"):
-        committee = _load_committee(pretrained_dir)
-        described = f"default committee ({Path(pretrained_dir)})"
-    elif Path(model).is_dir():
-        committee = _load_committee(model)
-        described = f"committee {Path(model)}"
-    elif Path(model).is_file():
+        return PredictionModel(committee, f"user {user_id} (iteration {state['iteration']})", crowd_table=table)
+    if model in (None, "default"):
+        return PredictionModel(_load_committee(pretrained_dir), f"default committee ({Path(pretrained_dir)})")
+    if Path(model).is_dir():
+        return PredictionModel(_load_committee(model), f"committee {Path(model)}")
+    if Path(model).is_file():
         committee, member_index = committee_of_member_file(Path(model))
-        described = f"member {committee.members[member_index][0]} of {Path(model).parent}"
+        return PredictionModel(committee, f"member {committee.members[member_index][0]} of {Path(model).parent}",
+                               member_index=member_index)
+    raise MERError(f"{Path(model)}: model file not found (expected a member file, a committee "
+                   f"folder or 'default')")
+
+
+def predict_input(target: PredictionModel, input_path, song_id: str | None = None, scale=None,
+                  feats_dir=None, features=None) -> dict:
+    """The prediction JSON of one input (a feature CSV or an audio file) by `target`.
+
+    feats_dir: an audio input whose song (its lowercased file stem) has a feature CSV there
+    (the pool) uses those features instead of extracting them again ("features_source"); a
+    feature CSV input carries no audio: the audio members are skipped and named in
+    "skipped_members" with the reason. scale: arousal/valence values on it (scales.Scale,
+    "av_scale"), else on -1..1. features: (X, kind) already read from the input."""
+    committee, member_index, table = target.committee, target.member_index, target.crowd_table
+    input_path = Path(input_path)
+    pool_csv = None
+    if feats_dir is not None and input_path.is_file() and input_path.suffix.lower() != ".csv":
+        candidate = Path(feats_dir) / f"{input_path.stem.lower()}.csv"
+        pool_csv = candidate if candidate.is_file() else None
+    if features is not None:
+        X, kind = features
+    elif pool_csv is not None:
+        X, _ = read_input_features(pool_csv)
+        kind = "audio"  # the audio members still decode the input itself
     else:
-        raise MERError(f"{Path(model)}: model file not found (expected a member file, a committee "
-                       f"folder or 'default')")
+        X, kind = read_input_features(input_path)
     proba, used, skipped = input_window_proba(committee, X, input_path, kind, member_index)
     result = prediction_json(str(input_path), proba[0] if member_index is not None else proba.mean(axis=0))
-    result["model"] = described
-    result["input_kind"] = kind
+    result["model"] = target.described
+    result["input_kind"] = "features" if input_path.suffix.lower() == ".csv" else "audio"
+    if pool_csv is not None:
+        result["features_source"] = str(pool_csv)
     if skipped:
         result["skipped_members"] = skipped
     if member_index is None:
@@ -382,9 +399,149 @@ def predict(input_path, output_path, users_dir, pretrained_dir, model: str | Non
         from .crowd_loop import predict_keys
 
         result.update(predict_keys(committee, table, X, input_path, song_id))
-    result.update(av_keys(committee, X, member_index))
-    atomic.write_json(output_path, result, indent=None)
+    result.update(scaled_av(av_keys(committee, X, member_index), scale))
     return result
+
+
+def scaled_av(keys: dict, scale) -> dict:
+    """The arousal/valence keys (prediction.av_keys) with their values on `scale` (and
+    "av_scale": [low, high]); unchanged without a scale or without values."""
+    if scale is None or not keys:
+        return keys
+    keys = dict(keys)
+    for name in ("arousal", "valence"):
+        keys[name] = scale.from_internal(keys[name])
+        keys[f"output_{name}"] = [scale.from_internal(v) for v in keys[f"output_{name}"]]
+    keys["av_scale"] = [scale.low, scale.high]
+    return keys
+
+
+def predict(input_path, output_path, users_dir, pretrained_dir, model: str | None = "default",
+            user_id: str | None = None, lock_timeout: float = 60.0, song_id: str | None = None,
+            scale=None) -> dict:
+    """Predict quadrants for a features CSV or an audio file; write the JSON to output_path
+    (None or '-': not written, the caller prints it).
+
+    The original keys come from the members that read the input itself: feature members per
+    window, audio members (the CNN) per song from the decoded input, repeated over the windows
+    so the mean over windows weighs each member as song_proba does. A features CSV carries no
+    audio: the audio members are left out, named in "skipped_members" (an error when nothing
+    is left).
+    A --crowd-member user's crowd members add the keys "crowd", "listener_probs",
+    "listener_quad" and "listener_source" (crowd_loop.predict_keys); the song is `song_id`,
+    else the input's file stem when it is a pool song of the user's crowd table.
+    """
+    if user_id is not None:
+        validate_user_id(user_id)
+    elif song_id is not None:
+        raise MERError(f"--song-id {song_id}: used only with -u USER_ID (a user with crowd-aware members)")
+    to_stdout = output_path in (None, "-")
+    if not to_stdout:
+        output_path = Path(output_path)
+        if output_path.suffix.lower() != ".json":
+            raise MERError(f"{output_path}: output must be a .json file")
+        atomic.require_folder_of(output_path)
+    features = read_input_features(input_path)  # refused before any model is loaded
+    target = open_prediction_model(users_dir, pretrained_dir, model, user_id, lock_timeout)
+    if target.crowd_table is None and song_id is not None:
+        raise MERError(f"--song-id {song_id}: user {user_id!r} has no crowd-aware members "
+                       f"(created without --crowd-member)")
+    result = predict_input(target, input_path, song_id, scale, features=features)
+    if not to_stdout:
+        atomic.write_json(output_path, result, indent=None)
+    return result
+
+
+def prediction_inputs(paths) -> list[Path]:
+    """The input files of a batch: each path a feature CSV or audio file, or a folder searched
+    recursively for them (sorted). MERError naming a missing path or an empty folder."""
+    from .features import AUDIO_SUFFIXES
+
+    wanted = {".csv", *AUDIO_SUFFIXES}
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in wanted
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise MERError(f"{path}: no feature CSVs or audio files ({', '.join(sorted(wanted))}) in this "
+                               f"folder or its subfolders")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise MERError(f"{path}: input not found (expected a feature CSV, an audio file or a folder)")
+    return files
+
+
+def batch_output(output, inputs) -> str:
+    """How a batch is written: 'stdout' (-: JSON Lines), 'jsonl' (a .jsonl file) or 'folder'
+    (an existing folder: <song id>.json per input). MERError otherwise, and for a folder when
+    two inputs would write the same file."""
+    if output == "-":
+        return "stdout"
+    path = Path(output)
+    if path.suffix.lower() == ".jsonl":
+        atomic.require_folder_of(path)
+        return "jsonl"
+    if not path.is_dir():
+        raise MERError(f"-o/--output {path}: for several inputs expected an existing folder (one JSON per "
+                       f"song), a .jsonl file (JSON Lines) or - (JSON Lines on stdout); "
+                       f"{'folder ' + str(path) + ' does not exist (create it first)' if path.suffix == '' else 'got a file name'}")
+    seen = {}
+    for item in inputs:
+        song = item.stem.lower()
+        if song in seen:
+            raise MERError(f"{item}: writes {path / (song + '.json')} as {seen[song]} does; one JSON per song "
+                           f"needs distinct file names (or write JSON Lines: -o FILE.jsonl)")
+        seen[song] = item
+    return "folder"
+
+
+def predict_batch(paths, output, users_dir, pretrained_dir, model: str | None = "default",
+                  user_id: str | None = None, lock_timeout: float = 60.0, scale=None, feats_dir=None,
+                  report=None, stdout=None) -> dict:
+    """Predict every input of `paths` (files and folders: prediction_inputs) with one model
+    loaded once; write each JSON as `batch_output` says. An input that fails is reported and
+    the others go on. report(i, n, path, result or None, error or None) is called after each.
+    Audio inputs whose song has a feature CSV in `feats_dir` (the pool) reuse it. Returns
+    {"predicted", "failed": [(path, message)], "skipped_members": {name: [inputs]}, "mode"}."""
+    import json
+    import sys
+
+    inputs = prediction_inputs(paths)
+    mode = batch_output(output, inputs)
+    target = open_prediction_model(users_dir, pretrained_dir, model, user_id, lock_timeout)
+    stdout = stdout or sys.stdout
+    failed, skipped, predicted = [], {}, 0
+    lines = []
+    for i, path in enumerate(inputs, start=1):
+        try:
+            result = predict_input(target, path, None, scale, feats_dir=feats_dir)
+        except Exception as err:  # one bad file (a corrupt mp3, a foreign CSV) never stops the others
+            message = str(err) if isinstance(err, MERError) else \
+                f"{path}: unexpected {type(err).__name__}: {' '.join(str(err).split())}"
+            failed.append((str(path), message))
+            if report:
+                report(i, len(inputs), path, None, message)
+            continue
+        predicted += 1
+        for name in result.get("skipped_members", {}):
+            skipped.setdefault(name, []).append(str(path))
+        if mode == "folder":
+            atomic.write_json(Path(output) / f"{path.stem.lower()}.json", result, indent=None)
+        elif mode == "stdout":
+            stdout.write(json.dumps(result) + "\n")
+            stdout.flush()
+        else:
+            lines.append(json.dumps(result))
+        if report:
+            report(i, len(inputs), path, result, None)
+    if mode == "jsonl":
+        atomic.write_text(output, "".join(line + "\n" for line in lines))
+    return {"inputs": len(inputs), "predicted": predicted, "failed": failed, "skipped_members": skipped,
+            "mode": mode, "model": target.described}
 
 
 # --- recommend ------------------------------------------------------------------------------

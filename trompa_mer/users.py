@@ -34,11 +34,13 @@ bytes are the shared pre-trained booster's). Every load verifies each file, shar
 against the checksums as before. User folders written before the store (full copies) are read
 as they are (not migrated); their next rounds are saved like anyone's, referring to the blobs
 `.shared` holds (whole only where it holds none). Deleting a user folder forgets the
-user; a blob no user manifest names any longer is garbage (collecting it needs every
-manifest's "stored" entries and a store-wide lock against a create in progress; not built).
+user (`delete`); a blob no manifest names any longer is garbage, removed by
+`collect_garbage` under the store's lock (`.locks/.shared.lock`), which create and a
+retrain's save hold shared while their folders come to refer to blobs.
 
 Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, loads it
-back, then rewrites state.json atomically to point at it, then removes the previous folder. A process
+back, then rewrites state.json atomically to point at it, then removes the folders of the round
+before the previous one (the previous round's stay, so `undo` can restore it exactly). A process
 killed at any moment leaves state.json naming a complete committee; stray folders and temporary
 files from an interrupted change are removed under the lock by the next writer (`tidy`).
 
@@ -77,9 +79,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import atomic
-from .checksummed import BlobStore, share_folder
+from .checksummed import BLOB_NAME, BlobStore, share_folder
 from .errors import MERError
 from .quadrants import QUADRANTS, parse_quadrant, quadrant_from_av, quadrant_name
+from .scales import INTERNAL, Scale
 
 STATE_FORMAT = 1
 STATE_FILE = "state.json"
@@ -91,6 +94,10 @@ BASE_CROWD = "base-crowd"  # the crowd members as pre-trained at creation
 CROWD_FEATURES_FILE = "crowd_features.csv"  # the pool songs' crowd features without this user
 LOCKS_DIR = ".locks"
 SHARED_DIR = ".shared"  # the pre-trained committees' files, once for every user (BlobStore)
+# the store's lock beside the users' (a user id never starts with '.', so never this name)
+STORE_LOCK = ".shared.lock"
+# a user folder being deleted is first renamed to this (it vanishes from the users at once)
+DELETING = re.compile(r"\.deleting-([A-Za-z0-9_][A-Za-z0-9_-]{0,127})-[0-9a-f]{8}")
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}")
 UPDATE_STRATEGIES = ("batch", "cumulative")
@@ -102,6 +109,32 @@ OWN_ENTRIES = (STATE_FILE, BASE_COMMITTEE, BASE_CROWD, CONSENSUS_FILE, CROWD_FEA
 # the temporary folder of a create of user <id> (UserStore.create), removed when abandoned
 CREATE_TMP = re.compile(r"\.tmp-([A-Za-z0-9_][A-Za-z0-9_-]{0,127})-[0-9a-f]{8}")
 TEMPORARY = re.compile(r"\.[^/]+\.tmp(\.[A-Za-z0-9]+)?")
+
+
+@contextlib.contextmanager
+def _flock(path: Path, who: str, timeout: float, shared: bool, poll: float = 0.05):
+    """An flock on `path` (created if missing), waited for up to `timeout` seconds, then a
+    MERError saying `who` is busy. The kernel releases it when the holder exits or is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise MERError(
+                        f"{who} is busy: another process holds {path} "
+                        f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def now_iso() -> str:
@@ -208,18 +241,19 @@ class UserStore:
 
         fields, saved = {}, []
         try:
-            for part in committee.parts:
-                crowd = part.layout is CROWD_LAYOUT
-                name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
-                folder = self.user_dir(user_id) / name
-                saved.append(folder)
-                part.save(folder, store=self.blobs)
-                fields["crowd" if crowd else "committee"] = name
-            # read back as every later command will, before a state names them (and so before
-            # the previous round's folders are removed): a folder that does not load is never
-            # committed, whatever made it unreadable
-            for folder, part in zip(saved, committee.parts):
-                self._loads_back(folder, part.layout, folder)
+            with self.store_lock():  # the manifests refer to blobs: none may be collected meanwhile
+                for part in committee.parts:
+                    crowd = part.layout is CROWD_LAYOUT
+                    name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
+                    folder = self.user_dir(user_id) / name
+                    saved.append(folder)
+                    part.save(folder, store=self.blobs)
+                    fields["crowd" if crowd else "committee"] = name
+                # read back as every later command will, before a state names them (and so
+                # before the previous round's folders are removed): a folder that does not load
+                # is never committed, whatever made it unreadable
+                for folder, part in zip(saved, committee.parts):
+                    self._loads_back(folder, part.layout, folder)
         except BaseException:
             for folder in saved:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -251,27 +285,18 @@ class UserStore:
         A second process waits up to `timeout` seconds, then gets a MERError. The lock is an
         flock on a file, so the kernel releases it when the holder exits or is killed.
         """
-        path = self.lock_path(user_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-            deadline = time.monotonic() + max(0.0, float(timeout))
-            while True:
-                try:
-                    fcntl.flock(fd, mode)
-                    break
-                except OSError as err:
-                    if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise MERError(
-                            f"user {user_id!r} is busy: another process holds {path} "
-                            f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
-                    time.sleep(poll)
+        with _flock(self.lock_path(user_id), f"user {user_id!r}", timeout, shared, poll):
             yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
+
+    @contextlib.contextmanager
+    def store_lock(self, timeout: float = 60.0, shared: bool = True):
+        """Hold the shared store's lock for the block: shared by every writer that makes a
+        folder refer to blobs (create, a retrain's save), exclusive for collecting the blobs no
+        folder refers to (`collect_garbage`), so a blob is never removed between a writer
+        finding it in the store and its manifest naming it."""
+        with _flock(self.users_dir / LOCKS_DIR / STORE_LOCK, f"the shared store {self.blobs.path}",
+                    timeout, shared):
+            yield
 
     # --- state ----------------------------------------------------------------------------
     def read_state(self, user_id) -> dict:
@@ -388,34 +413,43 @@ class UserStore:
         self.remove_abandoned_creates(user_id)
         tmp = self.users_dir / f".tmp-{user_id}-{uuid.uuid4().hex[:8]}"
         try:
-            tmp.mkdir()
-            committee_name = committee_folder_name(0)
-            # the committee's files once in the shared store; both folders refer to them
-            from .committee import COMMITTEE_LAYOUT
-
-            written = share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.blobs)
-            if written.get("stored"):  # its files are found through the store: read back as later
-                self._loads_back(tmp / committee_name, COMMITTEE_LAYOUT, user_dir / committee_name)
-            shutil.copytree(tmp / committee_name, tmp / BASE_COMMITTEE)
-            if consensus is not None:
-                write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
-            state = new_state(user_id, mode, balanced, committee_name,
-                              str(committee_source), None if annotations_source is None else str(annotations_source))
-            if crowd is not None:
-                from .crowd_loop import write_crowd_table
-
-                members, table = crowd
-                write_crowd_table(table, tmp / CROWD_FEATURES_FILE)
-                for name in (crowd_folder_name(0), BASE_CROWD):
-                    (tmp / name).mkdir()
-                    members.write_into(tmp / name)
-                state["crowd"] = crowd_folder_name(0)
-            atomic.write_json(tmp / STATE_FILE, state)
-            os.rename(tmp, user_dir)
-            atomic.fsync_dir(self.users_dir)
+            with self.store_lock():  # the folder refers to blobs from before its rename on
+                return self._assemble(user_id, tmp, committee_source, mode, balanced, consensus,
+                                      annotations_source, crowd)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _assemble(self, user_id, tmp, committee_source, mode, balanced, consensus, annotations_source,
+                  crowd) -> dict:
+        """Write the new user's folder under the temporary name `tmp`, rename it into place and
+        return its state."""
+        user_dir = self.user_dir(user_id)
+        tmp.mkdir()
+        committee_name = committee_folder_name(0)
+        # the committee's files once in the shared store; both folders refer to them
+        from .committee import COMMITTEE_LAYOUT
+
+        written = share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.blobs)
+        if written.get("stored"):  # its files are found through the store: read back as later
+            self._loads_back(tmp / committee_name, COMMITTEE_LAYOUT, user_dir / committee_name)
+        shutil.copytree(tmp / committee_name, tmp / BASE_COMMITTEE)
+        if consensus is not None:
+            write_consensus_csv(consensus, tmp / CONSENSUS_FILE)
+        state = new_state(user_id, mode, balanced, committee_name,
+                          str(committee_source), None if annotations_source is None else str(annotations_source))
+        if crowd is not None:
+            from .crowd_loop import write_crowd_table
+
+            members, table = crowd
+            write_crowd_table(table, tmp / CROWD_FEATURES_FILE)
+            for name in (crowd_folder_name(0), BASE_CROWD):
+                (tmp / name).mkdir()
+                members.write_into(tmp / name)
+            state["crowd"] = crowd_folder_name(0)
+        atomic.write_json(tmp / STATE_FILE, state)
+        os.rename(tmp, user_dir)
+        atomic.fsync_dir(self.users_dir)
         return state
 
     def remove_abandoned_creates(self, user_id) -> None:
@@ -444,8 +478,9 @@ class UserStore:
 
         Only names this module's writers create are touched, and only inside the user folder:
         temporary files and folders ('.<name>.<random>.tmp...'), a folder swap's '<folder>.old',
-        committee/crowd folders of rounds the state has moved past (NNNN < iteration) and of an
-        uncommitted retrain (NNNN = iteration + 1). The state is checked first
+        committee/crowd folders of rounds the state has moved past (NNNN < iteration - 1: the
+        previous round's stay for `undo`) and of an uncommitted retrain or an undone round
+        (NNNN = iteration + 1). The state is checked first
         (`check_state_folders`), so an inconsistent one is refused before anything is removed.
         """
         self.check_state_folders(user_id, state)
@@ -457,7 +492,7 @@ class UserStore:
             match = ROUND_FOLDER.fullmatch(name)
             if match and name not in keep:
                 rnd = int(match.group(2))
-                stale = rnd < iteration or rnd == iteration + 1 or match.group(3) is not None
+                stale = rnd < iteration - 1 or rnd == iteration + 1 or match.group(3) is not None
             else:
                 stale = TEMPORARY.fullmatch(name) is not None
             if not stale or entry.is_symlink():
@@ -471,6 +506,188 @@ class UserStore:
         for entry in self.users_dir.iterdir():
             if create_tmp.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
+
+
+    # --- listener management (manage_users.py) ----------------------------------------------
+    def user_ids(self) -> list[str]:
+        """Every user id with a state in the users folder, sorted."""
+        if not self.users_dir.is_dir():
+            return []
+        with os.scandir(self.users_dir) as entries:
+            names = [e.name for e in entries if USER_ID_PATTERN.fullmatch(e.name)]
+        return sorted(n for n in names if (self.users_dir / n / STATE_FILE).is_file())
+
+    def refuse_unknown(self, user_id) -> None:
+        """MERError listing the users there are when `user_id` is not one of them."""
+        if self.exists(user_id):
+            return
+        known = self.user_ids()
+        listed = ", ".join(known[:20]) + (f" ... ({len(known)} in all)" if len(known) > 20 else "")
+        raise MERError(f"user {user_id!r}: no such user in {self.users_dir} "
+                       f"(users: {listed or 'none yet; create one with create_user.py'})")
+
+    def undo(self, user_id, timeout: float = 60.0) -> dict:
+        """Take back the user's last retrain round: the state before it (`previous_state`: the
+        round's songs pending again, its answers withdrawn) naming the committee (and crowd)
+        folders of the round before, which the retrain kept; then the undone round's folders
+        go. Refused (nothing changed) when no round was answered, a round is pending, or the
+        previous committee is not kept (rounds made before undo existed; a second undo)."""
+        validate_user_id(user_id)
+        self.refuse_unknown(user_id)
+        with self.lock(user_id, timeout):
+            state = self.read_state(user_id)
+            path = self.state_path(user_id)
+            if state["pending"]:
+                raise MERError(f"user {user_id!r}: {len(state['pending'])} songs are pending "
+                               f"({', '.join(state['pending'])}): only an answered round can be undone, "
+                               f"once (answer them with retrain_model.py first); nothing was changed")
+            previous = previous_state(state, str(path))
+            user_dir = self.user_dir(user_id)
+            for field in ("committee", "crowd"):
+                if previous.get(field) is None:
+                    continue
+                folder = user_dir / previous[field]
+                if folder.is_symlink() or not folder.is_dir():
+                    raise MERError(f"user {user_id!r}: round {state['iteration']} cannot be undone: the "
+                                   f"{field} before it ({folder}) was not kept (only the last round can be "
+                                   f"undone, once, and only rounds answered since undo exists); nothing "
+                                   f"was changed")
+            self.check_state_folders(user_id, previous)
+            self.load_committee(user_id, previous)  # verified before the state names it again
+            self.write_state(user_id, previous)      # the commit point
+            self.tidy(user_id, previous)             # the undone round's folders go
+        return {"user_id": user_id, "undone": state["iteration"], "iteration": previous["iteration"],
+                "pending": previous["pending"], "withdrawn": sorted(state["history"][-1]["answers"])}
+
+    def delete(self, user_id, timeout: float = 60.0) -> dict:
+        """Forget a user: their folder goes (renamed aside first, so it vanishes at once; a
+        folder moved to another disk and linked back goes with its link), nothing else. The
+        lock file stays (another process may be waiting on it). Call `collect_garbage` after."""
+        validate_user_id(user_id)
+        self.refuse_unknown(user_id)
+        user_dir = self.user_dir(user_id)
+        with self.lock(user_id, timeout):
+            self.refuse_unknown(user_id)
+            self.check_user_folder(user_id)  # a link into the users folder: another user's
+            target = None
+            if user_dir.is_symlink():
+                owner = atomic.read_json_object(self.state_path(user_id)).get("user_id", user_id)
+                if owner != user_id:
+                    raise MERError(f"{user_dir}: is a link to {os.readlink(user_dir)}, the folder of user "
+                                   f"{owner!r}, not {user_id!r}; remove the link itself, nothing was deleted")
+                target = Path(os.path.realpath(user_dir))
+            aside = self.users_dir / f".deleting-{user_id}-{uuid.uuid4().hex[:8]}"
+            os.rename(user_dir, aside)
+            atomic.fsync_dir(self.users_dir)
+            if target is not None:
+                shutil.rmtree(target)
+                aside.unlink()
+            else:
+                shutil.rmtree(aside)
+        return {"user_id": user_id, "folder": str(user_dir)}
+
+    def referenced_blobs(self) -> set:
+        """Every blob a manifest under the users folder refers to (committed, uncommitted or
+        abandoned folders alike: a blob is kept if anything names it). MERError naming a
+        manifest that cannot be read: what it refers to is unknown, so nothing may go."""
+        from .committee import CROWD_LAYOUT, MANIFEST
+
+        names, referenced = (MANIFEST, CROWD_LAYOUT.manifest), set()
+        with os.scandir(self.users_dir) as entries:
+            tops = sorted(e.name for e in entries if e.name not in (SHARED_DIR, LOCKS_DIR))
+        for top in tops:
+            if not (self.users_dir / top).is_dir():
+                continue
+            for folder, _dirs, files in os.walk(self.users_dir / top):
+                for name in names:
+                    if name not in files:
+                        continue
+                    manifest = Path(folder) / name
+                    stored = atomic.read_json_object(manifest).get("stored", {})
+                    specs = list(stored.values()) if isinstance(stored, dict) else None
+                    if specs is None or not all(isinstance(x, dict) and isinstance(x.get("blob"), str)
+                                                for x in specs):
+                        raise MERError(f"{manifest}: field 'stored' is not {{file: {{\"blob\": sha256}}}}; "
+                                       f"which shared files it needs is unknown")
+                    referenced.update(x["blob"] for x in specs)
+        return referenced
+
+    def collect_garbage(self, timeout: float = 60.0) -> dict:
+        """Remove the shared store's blobs no manifest refers to any longer (a deleted user's),
+        holding the store's lock exclusively: no create or retrain is between finding a blob
+        and naming it meanwhile. Leftovers of an interrupted delete go first. A manifest that
+        cannot be read stops it before anything is removed (MERError naming it)."""
+        if not self.users_dir.is_dir():
+            return {"removed": 0, "freed_bytes": 0, "kept": 0}
+        with self.store_lock(timeout, shared=False):
+            with os.scandir(self.users_dir) as entries:
+                leftovers = [e.name for e in entries if DELETING.fullmatch(e.name)]
+            for name in leftovers:  # renamed aside by a delete that was interrupted
+                aside = self.users_dir / name
+                if aside.is_symlink():
+                    shutil.rmtree(os.path.realpath(aside), ignore_errors=True)
+                    aside.unlink()
+                else:
+                    shutil.rmtree(aside, ignore_errors=True)
+            referenced = self.referenced_blobs()
+            removed = freed = kept = 0
+            if self.blobs.path.is_dir():
+                with os.scandir(self.blobs.path) as entries:
+                    blobs = [e for e in entries if BLOB_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+                for entry in blobs:
+                    if entry.name in referenced:
+                        kept += 1
+                        continue
+                    freed += entry.stat(follow_symlinks=False).st_size
+                    os.unlink(entry.path)
+                    removed += 1
+                atomic.fsync_dir(self.blobs.path)
+        return {"removed": removed, "freed_bytes": freed, "kept": kept}
+
+
+def previous_state(state: dict, where: str = "state") -> dict:
+    """The state as it was before its last retrain round (record_answers undone): the round's
+    songs pending again (since when they were asked), its answers and values withdrawn, the
+    iteration and the folder names one back, its history entry gone. MERError when there is
+    no round to undo or the history does not match the state."""
+    history = state.get("history") or []
+    iteration = state["iteration"]
+    if iteration < 1 or not history:
+        raise MERError(f"user {state.get('user_id')!r}: nothing to undo (no round answered yet)")
+    last = history[-1]
+    kinds = {"asked": list, "skipped": list, "answers": dict}
+    # a damaged or hand-edited entry is refused, never read as "nothing asked"
+    consistent = (isinstance(last, dict) and isinstance(last.get("values", {}), dict)
+                  and all(isinstance(last.get(k), t) and isinstance(state.get(k), t) for k, t in kinds.items()))
+    if consistent:
+        asked, skipped, answers, values = last["asked"], last["skipped"], last["answers"], last.get("values", {})
+        stored_values = state.get("answer_values", {})
+        consistent = (last.get("round") == iteration
+                      and state["asked"][len(state["asked"]) - len(asked):] == asked
+                      and state["skipped"][len(state["skipped"]) - len(skipped):] == skipped
+                      and all(song in state["answers"] for song in answers)
+                      and all(song in stored_values for song in values))
+    if not consistent:
+        raise MERError(f"{where}: the last 'history' entry does not match round {iteration} of the state "
+                       f"(asked, skipped, answers); cannot undo it, nothing was changed")
+    new = json.loads(json.dumps(state))
+    del new["asked"][len(new["asked"]) - len(asked):]
+    del new["skipped"][len(new["skipped"]) - len(skipped):]
+    for song in answers:
+        del new["answers"][song]
+    for song in values:
+        del new["answer_values"][song]
+    if "answer_values" in new and not new["answer_values"]:
+        del new["answer_values"]  # absent until the first answer with values (record_answers)
+    new["pending"] = list(asked)
+    if last.get("asked_at") is not None:
+        new["pending_since"] = last["asked_at"]
+    new["iteration"] = iteration - 1
+    new["committee"] = committee_folder_name(iteration - 1)
+    if new.get("crowd") is not None:
+        new["crowd"] = crowd_folder_name(iteration - 1)
+    new["history"].pop()
+    return new
 
 
 # --- consensus table on disk ----------------------------------------------------------------
@@ -597,10 +814,16 @@ ANSWER_FORMS = 'Q1, Q2, Q3 or Q4, or {"arousal": a, "valence": v} with numbers i
 VALUE_KEYS = ("arousal", "valence")
 
 
-def parse_answer_value(value) -> tuple[int, tuple | None]:
+def answer_forms(scale: Scale = INTERNAL) -> str:
+    """What an answer may be, with the values' scale (ANSWER_FORMS on -1..1)."""
+    return ANSWER_FORMS.replace("-1..1", str(scale))
+
+
+def parse_answer_value(value, scale: Scale = INTERNAL) -> tuple[int, tuple | None]:
     """One answer: a quadrant ('Q1'..'Q4', 1..4) -> (index, None), or the listener's own values
-    {"arousal": a, "valence": v} (numbers in -1..1, 0 counting as positive) -> (their quadrant,
-    (a, v)). MERError saying what is wrong otherwise."""
+    {"arousal": a, "valence": v} (numbers on `scale`, -1..1 by default) -> (their quadrant,
+    (a, v) mapped onto -1..1, whose 0 counts as positive). MERError saying what is wrong
+    otherwise."""
     if not isinstance(value, dict):
         return parse_quadrant(value), None
     pairs = getattr(value, "pairs", list(value.items()))
@@ -621,15 +844,15 @@ def parse_answer_value(value) -> tuple[int, tuple | None]:
             continue
         number = dict(pairs)[key]
         if isinstance(number, LongNumber):
-            problems.append(f"{key} {number!r} is outside -1..1")
+            problems.append(f"{key} {number!r} is outside {scale}")
         elif isinstance(number, bool) or not isinstance(number, (int, float)):
             problems.append(f"{key} {number!r} is not a number")
         elif isinstance(number, float) and not math.isfinite(number):
             problems.append(f"{key} {number!r} is not finite")
-        elif not -1 <= number <= 1:
-            problems.append(f"{key} {number!r} is outside -1..1")
+        elif not scale.contains(number):
+            problems.append(f"{key} {number!r} is outside {scale}")
         else:
-            numbers.append(float(number))
+            numbers.append(scale.to_internal(number))
     if problems:
         raise MERError("; ".join(problems))
     arousal, valence = numbers
@@ -643,7 +866,8 @@ def _shown_value(value) -> str:
     return repr(value)
 
 
-def parse_answer_labels(raw, state: dict, source: str = "annotations") -> tuple[dict, dict]:
+def parse_answer_labels(raw, state: dict, source: str = "annotations",
+                        scale: Scale = INTERNAL) -> tuple[dict, dict]:
     """Validate listener answers against the pending round: ({song: quadrant index}, {song:
     (arousal, valence)} for the answers given as the listener's own values).
 
@@ -653,6 +877,7 @@ def parse_answer_labels(raw, state: dict, source: str = "annotations") -> tuple[
     Every problem is collected and reported in one line: songs that were not asked (or already
     answered), invalid answers (with what is wrong: a missing or extra key, a value that is not
     a finite number in -1..1), one song given twice with different answers (in any spelling).
+    `scale`: the values' scale (--scale, e.g. 1..9), mapped onto -1..1 (scales.Scale).
     """
     user = state.get("user_id")
     if not isinstance(raw, dict):
@@ -668,7 +893,7 @@ def parse_answer_labels(raw, state: dict, source: str = "annotations") -> tuple[
             not_pending.append(_shown(key))
             continue
         try:
-            label = parse_answer_value(value)
+            label = parse_answer_value(value, scale)
         except MERError as err:
             why = "" if not isinstance(value, dict) else f" ({err})"
             bad_labels.append(f"{_shown(key)}={_shown_value(value)}{why}")
@@ -681,7 +906,7 @@ def parse_answer_labels(raw, state: dict, source: str = "annotations") -> tuple[
         where = "pending songs are " + (", ".join(state["pending"]) if pending else "none (run get_hard_tracks.py first)")
         problems.append(f"songs not pending for user {user!r}: {', '.join(not_pending)} ({where})")
     if bad_labels:
-        problems.append(f"invalid labels (expected {ANSWER_FORMS}): {', '.join(bad_labels)}")
+        problems.append(f"invalid labels (expected {answer_forms(scale)}): {', '.join(bad_labels)}")
     if duplicates:
         problems.append(f"songs given twice with different labels: {', '.join(dict.fromkeys(duplicates))}")
     if problems:
