@@ -682,6 +682,8 @@ def previous_state(state: dict, where: str = "state") -> dict:
     new["pending"] = list(asked)
     if last.get("asked_at") is not None:
         new["pending_since"] = last["asked_at"]
+    if last.get("strategy") is not None:  # the strategy that chose the round's songs (issue 21)
+        new["pending_strategy"] = last["strategy"]
     new["iteration"] = iteration - 1
     new["committee"] = committee_folder_name(iteration - 1)
     if new.get("crowd") is not None:
