@@ -325,3 +325,18 @@ def test_member_parameters_seed_weights_and_metadata(tmp_path):
                                  "signature": tagger.embedding_signature(), "size": 400}
     with pytest.raises(MERError, match="got ndarray"):
         tagger.MusicnnMember().fit(X[None], y)
+
+
+def test_member_defaults_and_an_unwritable_index(tmp_path):
+    member = tagger.MusicnnMember()
+    assert member.temperature == 1.0 and member.seed == 1987
+    import soundfile
+
+    from trompa_mer.audio_cache import AudioCache
+
+    soundfile.write(tmp_path / "clip00.wav", clip("clip00"), SR)
+    source = AudioCache.from_folder(tmp_path, tmp_path / "cache")
+    (tagger.cache_folder(source) / tagger.SOURCES_INDEX).mkdir(parents=True)  # in the index's way
+    with pytest.warns(Warning, match="not written.*hashed again next time") as caught:
+        out = tagger.embed(["clip00"], source)
+    assert tagger.SOURCES_INDEX in str(caught[0].message) and np.isfinite(out).all()

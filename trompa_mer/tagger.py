@@ -117,7 +117,7 @@ def _write_cached(entry: Path, vector: np.ndarray) -> None:
         with atomic.atomic_path(entry) as tmp:
             np.save(tmp, vector, allow_pickle=False)
         atomic.write_json(entry.with_suffix(".json"), cache_files.record_of(entry))
-    except OSError as err:  # a cache that cannot be written costs time, not results
+    except (OSError, MERError) as err:  # a cache that cannot be written costs time, not results
         warn(f"{entry}: song embedding not cached ({err})")
 
 
@@ -176,7 +176,7 @@ def _write_index(folder: Path, index: dict) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic.write_json(folder / SOURCES_INDEX, index, indent=None)
-    except OSError as err:
+    except (OSError, MERError) as err:
         warn(f"{folder / SOURCES_INDEX}: not written ({err}); the audio files are hashed again next time")
 
 
