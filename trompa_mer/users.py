@@ -74,7 +74,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pandas as pd
 
 from . import atomic
 from .checksummed import BlobStore, share_folder
@@ -483,6 +482,7 @@ def write_consensus_csv(consensus: pd.DataFrame, path) -> None:
 
 
 def read_consensus_csv(path) -> pd.DataFrame:
+    import pandas as pd
     try:
         table = pd.read_csv(path, dtype={"song": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -514,13 +514,17 @@ def new_state(user_id, mode, balanced, committee_name, committee_source=None, an
     }
 
 
-def record_queries(state: dict, songs, when: str | None = None) -> dict:
-    """A copy of `state` with `songs` pending (a round opens)."""
+def record_queries(state: dict, songs, when: str | None = None, candidates: dict | None = None) -> dict:
+    """A copy of `state` with `songs` pending (a round opens). candidates: how the songs were
+    chosen when only a random sample of the unlabelled songs was ranked ({"size", "unlabelled",
+    "seed"}), kept as "pending_candidates" until the round is answered, then in its history."""
     if state["pending"]:
         raise MERError(f"user {state.get('user_id')!r}: a round is already pending; answer it first")
     new = json.loads(json.dumps(state))
     new["pending"] = list(songs)
     new["pending_since"] = when or now_iso()
+    if candidates is not None:
+        new["pending_candidates"] = dict(candidates)
     return new
 
 
@@ -746,8 +750,10 @@ def record_answers(state: dict, answers: dict, update: str, committee_name: str,
         "update": update,
         "n_windows": int(n_windows),
         **({"values": values} if values else {}),
+        **({"candidates": state["pending_candidates"]} if state.get("pending_candidates") else {}),
     })
     new.pop("pending_since", None)
+    new.pop("pending_candidates", None)
     return new
 
 
