@@ -8,7 +8,7 @@ import sys
 
 import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper, positive_int, user_parser
+from trompa_mer.cli import candidates_count, main_wrapper, positive_int, user_parser
 
 
 def parse_args(argv=None):
@@ -18,6 +18,12 @@ def parse_args(argv=None):
         "before the answers arrive, it returns the same pending songs.")
     parser.add_argument("-q", "--num-tracks", "--queries", dest="num_tracks", required=True,
                         type=positive_int, help="how many songs to propose")
+    parser.add_argument("--candidates", type=candidates_count, default=settings.CANDIDATES,
+                        help="mc, mix and --balanced: score a random sample of this many unlabelled "
+                             "songs (drawn per user and round, recorded in the state) instead of all "
+                             "of them, so a ranking's cost does not grow with the pool; 'all' ranks "
+                             f"every song (default {settings.CANDIDATES}, MER_CANDIDATES; a pool with no "
+                             "more unlabelled songs than this is ranked whole, as before)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list of song ids instead of one id per line")
     return parser.parse_args(argv)
@@ -27,7 +33,8 @@ def main(argv=None):
     args = parse_args(argv)
     result = loop.get_hard_tracks(args.user_id, args.num_tracks, settings.USERS_DIR,
                                   settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S,
-                                  seed=settings.SEED, jobs=settings.JOBS, **settings.AUDIO_FOLDERS)
+                                  seed=settings.SEED, jobs=settings.JOBS, candidates=args.candidates,
+                                  **settings.AUDIO_FOLDERS)
     if result["reused"]:
         print(f"note: user {args.user_id} has {len(result['songs'])} pending songs from the last "
               f"call; answer them with retrain_model.py", file=sys.stderr)

@@ -31,3 +31,9 @@ XGB_AV_PARAMS = {**{k: v for k, v in XGB_PARAMS.items() if k not in ("objective"
 SONG_SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-1, "max_iter": 200, "tol": None}
 SONG_XGB_PARAMS = {**XGB_PARAMS, "max_depth": 3, "eta": 0.1, "colsample_bytree": 0.3, "min_child_weight": 2}
 SONG_XGB_ROUNDS = 100
+
+# Songs a ranking scores when the committee must score them (get_hard_tracks.py --candidates):
+# ~1.4 ms per song for the shipped 5 SGD + 5 XGBoost committee on one core, so 1,000
+# candidates keep a ranking after a retrain within ~3 s whole process at any pool size
+# (benchmarks/bench_scale.py, docs/scale.md); a pool of at most this many is ranked whole.
+CANDIDATES = 1000

@@ -151,45 +151,80 @@ def rng_for(user_id: str, iteration: int, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(user_id.encode()), int(iteration)])
 
 
+def candidate_sample(user_id: str, iteration: int, seed: int, unlabelled, size: int):
+    """(sorted sample of `size` of the `unlabelled` song ids, the seed that drew it): the songs a
+    round ranks when only `size` candidates are scored. Reproducible per user and round; the
+    trailing 1 keeps this stream apart from rng_for's (the rand mode's scores)."""
+    seed_parts = [int(seed), zlib.crc32(user_id.encode()), int(iteration), 1]
+    chosen = np.random.default_rng(seed_parts).choice(len(unlabelled), size=int(size), replace=False)
+    return np.asarray(unlabelled)[np.sort(chosen)], seed_parts
+
+
 def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: float = 60.0,
-                    seed: int = 1987, jobs: int = 1, audio_dir=None, audio_cache_dir=None) -> dict:
+                    seed: int = 1987, jobs: int = 1, audio_dir=None, audio_cache_dir=None,
+                    candidates: int | None = None) -> dict:
     """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
 
     mc, mix and balanced follow the mean of the committee's listener members (the crowd-aware
     members of a --crowd-member user, else all). A committee whose scored members read audio
     reads every pool song's audio from `audio_dir` (the scripts pass MER_AUDIO_DIR).
     Asked again while a round is pending, it returns the same pending songs.
-    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}}.
+    candidates: where the committee scores songs (mc, mix, balanced), score only a random sample
+    of this many unlabelled songs (candidate_sample; drawn per user and round, recorded in the
+    state), so a round's cost does not grow with the pool; None, or at least as many as there
+    are unlabelled songs, ranks every song exactly as before. hc and rand rank every song (their
+    scores cost nothing).
+    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score},
+    "candidates": the sample's record or None}.
     """
     validate_user_id(user_id)
     if int(q) < 1:
         raise MERError(f"number of tracks: expected a positive number, got {q}")
+    if candidates is not None and int(candidates) < 1:
+        raise MERError(f"candidates: expected a positive number of songs to rank, got {candidates}")
     store = UserStore(users_dir)
     with store.lock(user_id, lock_timeout):
         state = store.read_state(user_id)
         store.tidy(user_id, state)
         if state["pending"]:
-            return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {}}
+            return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {},
+                    "candidates": state.get("pending_candidates")}
         mode = state["mode"]
         pool = open_pool(feats_dir)
         song_ids = np.asarray(pool.song_ids)
         settled = set(state["asked"]) | set(state.get("skipped", []))
         if settled.issuperset(song_ids.tolist()):  # said before any scoring
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
-        machine = predicted = human = None
-        if mode in ("mc", "mix") or state.get("balanced"):
+        machine = predicted = human = sample = None
+        scored_by_committee = mode in ("mc", "mix") or bool(state.get("balanced"))
+        if scored_by_committee and candidates is not None:
+            unlabelled = [s for s in song_ids.tolist() if s not in settled]
+            if int(candidates) < len(unlabelled):
+                song_ids, seed_parts = candidate_sample(user_id, state["iteration"], seed, unlabelled,
+                                                        int(candidates))
+                sample = {"size": int(candidates), "unlabelled": len(unlabelled), "seed": seed_parts}
+        if scored_by_committee:
             committee = store.load_committee(user_id, state)
             listener = committee.listener()
-            songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
-                           (audio_dir, audio_cache_dir))
-            # A saved committee scores a given pool the same way every time: reuse the cached
-            # song probabilities (every new user starts from the same default committee), and
-            # a retrained one reuses its pre-trained trees' margins (TreeMarginCache).
-            margin_cache = TreeMarginCache(feats_dir, committee.scaler, pool.signature)
-            member_proba = cached_song_proba(
-                listener, feats_dir, song_ids,
-                lambda: pool_song_proba(listener, pool, jobs, audio_source=songs.audio,
-                                        crowd_rows=songs.crowd, margin_cache=margin_cache))
+            if sample is None:
+                songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
+                               (audio_dir, audio_cache_dir))
+                # A saved committee scores a given pool the same way every time: reuse the cached
+                # song probabilities (every new user starts from the same default committee), and
+                # a retrained one reuses its pre-trained trees' margins (TreeMarginCache).
+                margin_cache = TreeMarginCache(feats_dir, committee.scaler, pool.signature)
+                member_proba = cached_song_proba(
+                    listener, feats_dir, song_ids,
+                    lambda: pool_song_proba(listener, pool, jobs, audio_source=songs.audio,
+                                            crowd_rows=songs.crowd, margin_cache=margin_cache))
+            else:
+                # only the sample's windows are read from the memory-mapped pool; the pool-wide
+                # caches (keyed on the whole pool) do not apply to a sample that changes each round
+                part = pool.subset(song_ids.tolist())
+                songs = _songs(listener, store, user_id, song_ids.tolist(), part.X, part.offsets,
+                               (audio_dir, audio_cache_dir))
+                member_proba = pool_song_proba(listener, part, jobs, audio_source=songs.audio,
+                                               crowd_rows=songs.crowd)
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
@@ -203,10 +238,10 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                                     balanced=bool(state.get("balanced")), predicted=predicted)
         if not songs:
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
-        store.write_state(user_id, record_queries(state, songs))
+        store.write_state(user_id, record_queries(state, songs, candidates=sample))
     score_of = dict(zip(song_ids.tolist(), np.asarray(scores, dtype=float).tolist()))
     return {"songs": songs, "reused": False, "mode": mode,
-            "scores": {s: score_of[s] for s in songs}}
+            "scores": {s: score_of[s] for s in songs}, "candidates": sample}
 
 
 # --- retrain --------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""get_hard_tracks --candidates: a round ranks a seeded random sample of the unlabelled songs
+(issue 22), and ranks exactly as before when the sample would cover them all."""
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from test_loop_support import TEST_USER, call, loop_assets, loop_env, song_ids  # noqa: F401
+from trompa_mer import loop
+from trompa_mer.committee import Committee
+from trompa_mer.errors import MERError
+from trompa_mer.pool import open_pool
+from trompa_mer.pool_scoring import pool_song_proba
+from trompa_mer import consensus
+
+
+def _user(env, mode="mc", balanced=False, user=TEST_USER):
+    loop.create_user(user, mode, env["users"], env["dir"] / "pretrained", balanced=balanced,
+                     annotations_path=env["dir"] / "data" / "annotations.csv", feats_dir=env["feats"])
+    return user
+
+
+def _state(env, user=TEST_USER):
+    return json.loads((env["users"] / user / "state.json").read_text())
+
+
+def _rank(env, q=4, candidates=None, user=TEST_USER):
+    return loop.get_hard_tracks(user, q, env["users"], env["feats"], candidates=candidates)
+
+
+def test_a_sample_covering_every_unlabelled_song_ranks_as_before(loop_env, tmp_path):
+    env = loop_env
+    _user(env)
+    everything = _rank(env, candidates=None)
+    state_all = _state(env)
+    for candidates in (len(song_ids()), len(song_ids()) + 1, 10_000):
+        (env["users"] / TEST_USER / "state.json").write_text(json.dumps(dict(state_all, pending=[])))
+        again = _rank(env, candidates=candidates)
+        assert again["songs"] == everything["songs"] and again["scores"] == everything["scores"]
+        assert again["candidates"] is None and "pending_candidates" not in _state(env)
+
+
+def test_a_smaller_sample_is_drawn_per_user_and_round_and_recorded(loop_env):
+    env = loop_env
+    _user(env)
+    result = _rank(env, q=3, candidates=8)
+    seed_parts = [1987, zlib.crc32(TEST_USER.encode()), 0, 1]
+    expected_sample, parts = loop.candidate_sample(TEST_USER, 0, 1987, song_ids(), 8)
+    assert parts == seed_parts
+    assert len(expected_sample) == 8 and list(expected_sample) == sorted(expected_sample)
+    assert set(result["songs"]) <= set(expected_sample.tolist())
+    record = {"size": 8, "unlabelled": len(song_ids()), "seed": seed_parts}
+    assert result["candidates"] == record
+    assert _state(env)["pending_candidates"] == record
+    # asked again while pending: the same songs and the same record
+    again = _rank(env, q=3, candidates=8)
+    assert again["reused"] and again["songs"] == result["songs"] and again["candidates"] == record
+    # answered: the record moves into the round's history
+    loop.retrain(TEST_USER, json.dumps({s: "Q1" for s in result["songs"]}), env["users"], env["feats"])
+    state = _state(env)
+    assert "pending_candidates" not in state
+    assert state["history"][-1]["candidates"] == record
+    # the next round samples other songs, never an asked one, from a stream of round 1
+    second = _rank(env, q=3, candidates=8)
+    unlabelled = [s for s in song_ids() if s not in result["songs"]]
+    sample, parts = loop.candidate_sample(TEST_USER, 1, 1987, unlabelled, 8)
+    assert parts == [1987, zlib.crc32(TEST_USER.encode()), 1, 1]
+    assert second["candidates"] == {"size": 8, "unlabelled": len(unlabelled), "seed": parts}
+    assert set(second["songs"]) <= set(sample.tolist()) and not set(second["songs"]) & set(result["songs"])
+
+
+def test_the_sample_is_ranked_by_the_same_scores_as_the_whole_pool(loop_env):
+    env = loop_env
+    _user(env)
+    result = _rank(env, q=5, candidates=10)
+    sample, _ = loop.candidate_sample(TEST_USER, 0, 1987, song_ids(), 10)
+    committee = Committee.load(env["users"] / TEST_USER / _state(env)["committee"])
+    pool = open_pool(env["feats"])
+    whole = consensus.entropy(consensus.machine_consensus(pool_song_proba(committee, pool)))
+    score_of = dict(zip(song_ids(), whole))
+    expected = consensus.rank_by_score(sample, [score_of[s] for s in sample])[:5]
+    assert result["songs"] == expected
+    for song in expected:
+        assert result["scores"][song] == pytest.approx(score_of[song], abs=1e-12)
+
+
+def test_different_users_draw_different_samples():
+    a, _ = loop.candidate_sample("alice", 0, 1987, song_ids(), 8)
+    b, _ = loop.candidate_sample("bob", 0, 1987, song_ids(), 8)
+    c, _ = loop.candidate_sample("alice", 0, 1988, song_ids(), 8)
+    again, _ = loop.candidate_sample("alice", 0, 1987, song_ids(), 8)
+    assert a.tolist() == again.tolist()
+    assert a.tolist() != b.tolist() and a.tolist() != c.tolist()
+
+
+def test_balanced_selection_also_ranks_the_sample(loop_env):
+    env = loop_env
+    _user(env, mode="rand", balanced=True)
+    result = _rank(env, q=4, candidates=8)
+    sample, _ = loop.candidate_sample(TEST_USER, 0, 1987, song_ids(), 8)
+    assert set(result["songs"]) <= set(sample.tolist())
+    assert result["candidates"]["size"] == 8
+
+
+@pytest.mark.parametrize("mode", ["hc", "rand"])
+def test_modes_that_do_not_score_with_the_committee_rank_every_song(loop_env, mode):
+    env = loop_env
+    _user(env, mode=mode)
+    sampled = _rank(env, candidates=3)
+    assert sampled["candidates"] is None and "pending_candidates" not in _state(env)
+    state = _state(env)
+    (env["users"] / TEST_USER / "state.json").write_text(json.dumps(dict(state, pending=[])))
+    assert _rank(env, candidates=None)["songs"] == sampled["songs"]
+
+
+def test_a_non_positive_count_is_refused_in_process(loop_env):
+    env = loop_env
+    _user(env)
+    with pytest.raises(MERError, match="candidates: expected a positive number"):
+        _rank(env, candidates=0)
+    assert _state(env)["pending"] == []
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", ""])
+def test_the_flag_refuses_anything_but_a_positive_count_or_all(loop_env, value):
+    env = loop_env
+    _user(env)
+    result = call(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2, "--candidates", value)
+    assert result.returncode == 2
+    assert "--candidates" in result.stderr and "expected a positive whole number of songs or 'all'" in result.stderr
+    assert _state(env)["pending"] == []
+
+
+def test_the_flag_and_its_default(loop_env):
+    env = loop_env
+    _user(env)
+    out = call(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2, "--candidates", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    assert _state(env)["pending_candidates"]["size"] == 5
+    sample, _ = loop.candidate_sample(TEST_USER, 0, 1987, song_ids(), 5)
+    assert set(json.loads(out.stdout)) <= set(sample.tolist())
+    # 'all', and the default (more candidates than this pool has songs): the whole pool, unrecorded
+    for extra in (["--candidates", "ALL"], []):
+        state = _state(env)
+        (env["users"] / TEST_USER / "state.json").write_text(
+            json.dumps({k: v for k, v in state.items() if k != "pending_candidates"} | {"pending": []}))
+        out = call(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", 2, *extra)
+        assert out.returncode == 0, out.stderr
+        assert "pending_candidates" not in _state(env)
+
+
+def test_the_default_is_a_positive_setting(monkeypatch):
+    import importlib
+
+    import settings
+
+    assert settings.CANDIDATES >= 1
+    monkeypatch.setenv("MER_CANDIDATES", "0")
+    with pytest.raises(SystemExit, match="MER_CANDIDATES"):
+        importlib.reload(settings)
+    monkeypatch.delenv("MER_CANDIDATES")
+    importlib.reload(settings)
+
+
+def test_subset_reads_the_same_rows_from_the_store_file_or_the_map(loop_env):
+    env = loop_env
+    open_pool(env["feats"])  # builds the store; the next open maps it
+    pool = open_pool(env["feats"])
+    assert pool.x_source is not None
+    chosen = [song_ids()[i] for i in (20, 3, 7)]
+    expected = np.concatenate([np.asarray(pool.windows(s)) for s in chosen])
+    read = pool.subset(chosen)
+    assert np.array_equal(read.X, expected) and read.X.dtype == np.float32
+    assert read.song_ids.tolist() == chosen and read.offsets.tolist() == [0, 6, 12, 18]
+    # a store file that is not the verified one any more: the rows come from the map
+    path, identity, offset = pool.x_source
+    pool.x_source = (path, [0, 0, 0, 0], offset)
+    assert np.array_equal(pool.subset(chosen).X, expected)
+    pool.x_source = (str(env["feats"] / "missing.npy"), identity, offset)
+    assert np.array_equal(pool.subset(chosen).X, expected)
+    assert pool.subset([]).X.shape == (0, expected.shape[1])
