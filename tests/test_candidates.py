@@ -180,3 +180,16 @@ def test_subset_reads_the_same_rows_from_the_store_file_or_the_map(loop_env):
     pool.x_source = (str(env["feats"] / "missing.npy"), identity, offset)
     assert np.array_equal(pool.subset(chosen).X, expected)
     assert pool.subset([]).X.shape == (0, expected.shape[1])
+
+
+def test_a_sample_scored_by_two_threads_gives_the_same_songs(loop_env):
+    env = loop_env
+    _user(env)
+    one = _rank(env, q=5, candidates=12)
+    state = _state(env)
+    (env["users"] / TEST_USER / "state.json").write_text(
+        json.dumps({k: v for k, v in state.items() if k != "pending_candidates"} | {"pending": []}))
+    two = loop.get_hard_tracks(TEST_USER, 5, env["users"], env["feats"], candidates=12, jobs=2)
+    assert two["songs"] == one["songs"] and two["candidates"] == one["candidates"]
+    for song in one["songs"]:
+        assert two["scores"][song] == pytest.approx(one["scores"][song], abs=1e-12)

@@ -223,8 +223,10 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                 part = pool.subset(song_ids.tolist())
                 songs = _songs(listener, store, user_id, song_ids.tolist(), part.X, part.offsets,
                                (audio_dir, audio_cache_dir))
-                member_proba = pool_song_proba(listener, part, jobs, audio_source=songs.audio,
-                                               crowd_rows=songs.crowd)
+                # one chunk per job (MER_JOBS threads): a sample is smaller than one default chunk
+                per_job = max(1, -(-int(part.offsets[-1]) // max(1, int(jobs))))
+                member_proba = pool_song_proba(listener, part, jobs, chunk_windows=min(60_000, per_job),
+                                               audio_source=songs.audio, crowd_rows=songs.crowd)
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
