@@ -42,9 +42,6 @@ class Pool:
     offsets: np.ndarray             # (songs + 1,) int64: song i is X[offsets[i]:offsets[i+1]]
     frame_times: np.ndarray         # (windows,) float32
     feature_names: list = field(default_factory=lambda: list(FEATURE_NAMES))
-    # sha256 of the folder listing it was loaded from (set by load_pool; None for a subset):
-    # caches of predictions on this pool key on it
-    signature: str | None = None
     # {CSV file name: why it was left out}: files of the folder that are not readable feature
     # CSVs (truncated, garbled); their songs are not in the pool
     skipped: dict = field(default_factory=dict)
@@ -53,9 +50,21 @@ class Pool:
     # with pread, because touching a memory map maps whole large pages around each song (a
     # sample of 1% of the songs made 90% of the file resident)
     x_source: tuple | None = None
+    # the folder listing it was loaded from (set by load_pool; None for a subset)
+    listing: dict | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self._index = {s: i for i, s in enumerate(self.song_ids.tolist())}
+        self._signature = None
+
+    @property
+    def signature(self) -> str | None:
+        """sha256 of the folder listing it was loaded from (None for a subset): caches of
+        predictions on this pool key on it. Hashed on first use: a ranking of a sample never
+        needs it, and at 100,000 songs it costs a good part of a second."""
+        if self._signature is None and self.listing is not None:
+            self._signature = listing_signature(self.listing)
+        return self._signature
 
     def __len__(self) -> int:
         return len(self.song_ids)
@@ -134,9 +143,13 @@ def folder_listing(feats_dir: Path) -> dict:
 
 
 def listing_signature(listing: dict) -> str:
+    """sha256 of the listing in name order, one `name NUL size NUL mtime_ns LF` record per file
+    (unambiguous: a name holds no NUL, and the numbers no LF). Cheaper than sorted JSON, which
+    took a second of every step at 100,000 songs."""
     import hashlib
 
-    return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+    records = "".join(f"{name}\0{listing[name][0]}\0{listing[name][1]}\n" for name in sorted(listing))
+    return hashlib.sha256(records.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _read_cache(cache: Path, mmap: bool, reported: set | None = None):
@@ -237,7 +250,7 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
     if cache:
         hit = _read_cache(cache_dir, mmap, reported)
         if hit is not None and hit[0]["listing"] == listing:
-            hit[1].signature = listing_signature(listing)
+            hit[1].listing = listing
             _warn_skipped(feats_dir, hit[1])
             return hit[1]
     with _locked(feats_dir):
@@ -249,7 +262,7 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
             pool = _build(feats_dir, listing, old, progress, jobs)
             if cache:
                 _write_cache(feats_dir, cache_dir, listing, pool)
-        pool.signature = listing_signature(listing)
+        pool.listing = listing
     _warn_skipped(feats_dir, pool)
     if len(pool.song_ids) == 0:
         raise MERError(f"{feats_dir}: none of the {len(listing)} feature CSVs in the pool folder is readable")
