@@ -193,3 +193,10 @@ def test_a_sample_scored_by_two_threads_gives_the_same_songs(loop_env):
     assert two["songs"] == one["songs"] and two["candidates"] == one["candidates"]
     for song in one["songs"]:
         assert two["scores"][song] == pytest.approx(one["scores"][song], abs=1e-12)
+
+
+def test_a_sample_never_repeats_a_song():
+    ids = [f"s{i:03d}" for i in range(60)]
+    for size in (30, 59):
+        sample, _ = loop.candidate_sample("alice", 2, 1987, ids, size)
+        assert len(sample) == size and len(set(sample.tolist())) == size
