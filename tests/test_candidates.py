@@ -200,3 +200,38 @@ def test_a_sample_never_repeats_a_song():
     for size in (30, 59):
         sample, _ = loop.candidate_sample("alice", 2, 1987, ids, size)
         assert len(sample) == size and len(set(sample.tolist())) == size
+
+
+class _NoSlices:
+    """Stands in for a pool's memory map: any read through it fails the test."""
+
+    def __init__(self, shape):
+        self.shape, self.dtype = shape, np.dtype(np.float32)
+
+    def __getitem__(self, key):
+        raise AssertionError("read through the memory map")
+
+
+def test_subset_reads_a_verified_store_with_pread_and_only_then(loop_env):
+    env = loop_env
+    open_pool(env["feats"])
+    pool = open_pool(env["feats"])
+    chosen = [song_ids()[i] for i in (0, 1, 5)]  # early songs: a wrong read would not hit the end of the file
+    expected = np.concatenate([np.asarray(pool.windows(s)) for s in chosen])
+    expected_times = np.concatenate([np.asarray(pool.frame_times[pool.offsets[pool.index_of(s)]:
+                                                                 pool.offsets[pool.index_of(s) + 1]]) for s in chosen])
+    mapped = pool.X
+    pool.X = _NoSlices(mapped.shape)
+    read = pool.subset(chosen)  # through pread alone
+    assert np.array_equal(read.X, expected) and read.X.dtype == np.float32
+    assert np.array_equal(read.frame_times, expected_times) and read.feature_names == pool.feature_names
+    empty = pool.subset([])
+    assert empty.X.shape == (0, mapped.shape[1]) and empty.X.dtype == np.float32
+    assert len(empty.frame_times) == 0 and empty.offsets.tolist() == [0]
+    path, identity, offset = pool.x_source
+    pool.x_source = (path, [identity[0] + 1, *identity[1:]], offset)  # another file now: not read
+    with pytest.raises(AssertionError, match="memory map"):
+        pool.subset(chosen)
+    pool.x_source = (path, identity, offset + 10 ** 9)  # a read past the end: not used
+    with pytest.raises(AssertionError, match="memory map"):
+        pool.subset(chosen)
