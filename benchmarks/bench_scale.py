@@ -22,7 +22,8 @@ user + system), with the peak resident memory of that process (GNU time's %M):
 `--code DIR` runs the scripts of another checkout (the code before a change) on the same
 fixture; `--candidates N` is passed to get_hard_tracks.py (omit it for the code before).
 The user folder is restored between runs, and each run answers other songs, so every
-retrained committee is new. Results are appended as JSON lines to `<dir>/results.jsonl`.
+retrained committee is new. Results are appended as JSON lines to `<dir>/results.jsonl`;
+`bench_scale.py --report [DIR]` prints them as one Markdown table.
 """
 from __future__ import annotations
 
@@ -175,7 +176,36 @@ def run_steps(base: Path, code: Path, runs: int, candidates: int | None, steps, 
     return results
 
 
+def report(results_path: Path) -> str:
+    """A Markdown table of every configuration in results.jsonl: per pool size and step, each
+    label's median wall time, median CPU time and peak memory."""
+    records = [json.loads(line) for line in results_path.read_text().splitlines() if line.strip()]
+    labels = list(dict.fromkeys(r["label"] or "(no label)" for r in records))
+    lines = ["| songs | step | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for songs in sorted({r["songs"] for r in records}):
+        for step in STEPS:
+            cells = []
+            for label in labels:
+                found = [r["steps"][step] for r in records if r["songs"] == songs
+                         and (r["label"] or "(no label)") == label and step in r["steps"]]
+                if found:
+                    m = found[-1]
+                    cpu = f", CPU {m['cpu_median_s']:.2f} s" if "cpu_median_s" in m else ""
+                    cells.append(f"{m['median_s']:.2f} s{cpu}, {m['peak_mb']:.0f} MB")
+                else:
+                    cells.append("")
+            if any(cells):
+                lines.append(f"| {songs:,} | {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--report"]:  # print the table of a work folder's results.jsonl
+        folder = Path(argv[1] if len(argv) > 1 else "/tmp/bench_scale")
+        print(report(folder / "results.jsonl"))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", default="/tmp/bench_scale", help="work folder (the pool is kept between runs)")
     parser.add_argument("--songs", type=int, default=10000, help="pool songs (default 10000)")

@@ -235,3 +235,26 @@ def test_subset_reads_a_verified_store_with_pread_and_only_then(loop_env):
     pool.x_source = (path, identity, offset + 10 ** 9)  # a read past the end: not used
     with pytest.raises(AssertionError, match="memory map"):
         pool.subset(chosen)
+
+
+def test_a_sample_reads_the_committees_cached_scores_of_the_whole_pool(loop_env, monkeypatch):
+    """Once the default committee has ranked the whole pool (its song probabilities cached), a
+    new user's sample takes its rows from that cache: the same scores, nothing scored."""
+    env = loop_env
+    _user(env, user="first")
+    whole = _rank(env, q=24, candidates=None, user="first")  # every song scored and cached
+    _user(env)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored although cached")
+
+    monkeypatch.setattr(loop, "pool_song_proba", no_scoring)
+    sampled = _rank(env, q=3, candidates=8)
+    sample, _ = loop.candidate_sample(TEST_USER, 0, 1987, song_ids(), 8)
+    expected = consensus.rank_by_score(sample, [whole["scores"][s] for s in sample])[:3]
+    assert sampled["songs"] == expected
+    assert all(sampled["scores"][s] == whole["scores"][s] for s in expected)  # the same bits
+    # a retrained committee has no cached scores: its sample is scored
+    loop.retrain(TEST_USER, json.dumps({s: "Q2" for s in sampled["songs"]}), env["users"], env["feats"])
+    with pytest.raises(AssertionError, match="scored although cached"):
+        _rank(env, q=3, candidates=8)

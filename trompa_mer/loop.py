@@ -197,6 +197,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
         machine = predicted = human = sample = None
         scored_by_committee = mode in ("mc", "mix") or bool(state.get("balanced"))
+        all_song_ids = song_ids
         if scored_by_committee and candidates is not None:
             unlabelled = [s for s in song_ids.tolist() if s not in settled]
             if int(candidates) < len(unlabelled):
@@ -216,10 +217,16 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                 member_proba = cached_song_proba(
                     listener, feats_dir, song_ids,
                     lambda: pool_song_proba(listener, pool, jobs, audio_source=songs.audio,
-                                            crowd_rows=songs.crowd, margin_cache=margin_cache))
+                                            crowd_rows=songs.crowd, margin_cache=margin_cache),
+                    listing=pool.listing)
+            elif (whole := cached_song_proba(listener, feats_dir, all_song_ids, None,
+                                             listing=pool.listing)) is not None:
+                # this committee's scores on the whole pool are cached (a new user of the default
+                # committee, once any ranking of the whole pool was made): the sample's rows
+                member_proba = whole[:, [pool.index_of(s) for s in song_ids.tolist()]]
             else:
-                # only the sample's windows are read from the memory-mapped pool; the pool-wide
-                # caches (keyed on the whole pool) do not apply to a sample that changes each round
+                # only the sample's windows are read from the pool store; the tree-margin cache
+                # (per window of the whole pool) is not read for a sample that changes each round
                 part = pool.subset(song_ids.tolist())
                 songs = _songs(listener, store, user_id, song_ids.tolist(), part.X, part.offsets,
                                (audio_dir, audio_cache_dir))

@@ -128,7 +128,7 @@ SONG_PROBA_CACHE = ".song_proba_cache"
 SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
 
 
-def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
+def cached_song_proba(committee, feats_dir, song_ids, compute, listing: dict | None = None):
     """`compute()` ((n_members, n_songs, 4) song probabilities of `committee` on the pool in
     `feats_dir`), read from a cache file when the same committee already scored the same pool.
 
@@ -138,13 +138,17 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
     `<key>-<sha256 of its bytes>.npy`, is written atomically beside the pool cache
     (`<feats_dir>/.song_proba_cache/`) and served only when its bytes match that checksum (else
     a warning and a recompute); a read-only pool folder, or a committee with no digest (see
-    Committee.content_digest), just computes.
+    Committee.content_digest), just computes. compute=None only looks: the cached array or
+    None. listing: the pool folder's listing as the pool was opened with (Pool.listing), so
+    the folder is not listed twice.
     """
     digest = committee.content_digest()
     if digest is None:
-        return compute()
+        return None if compute is None else compute()
     feats_dir = Path(feats_dir)
-    key = hashlib.sha256(json.dumps({"committee": digest, "pool": folder_listing(feats_dir),
+    if listing is None:
+        listing = folder_listing(feats_dir)
+    key = hashlib.sha256(json.dumps({"committee": digest, "pool": listing,
                                      "songs": [str(s) for s in song_ids]},
                                     sort_keys=True).encode()).hexdigest()
     cache_dir = feats_dir / SONG_PROBA_CACHE
@@ -154,6 +158,8 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
         if cached is not None and cached.shape == expected_shape and cached.dtype == np.float64 \
                 and np.all(np.isfinite(cached)):
             return cached
+    if compute is None:
+        return None
     proba = np.asarray(compute(), dtype=np.float64)
     try:
         _write_checked(cache_dir, key, proba)
