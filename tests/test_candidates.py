@@ -258,3 +258,33 @@ def test_a_sample_reads_the_committees_cached_scores_of_the_whole_pool(loop_env,
     loop.retrain(TEST_USER, json.dumps({s: "Q2" for s in sampled["songs"]}), env["users"], env["feats"])
     with pytest.raises(AssertionError, match="scored although cached"):
         _rank(env, q=3, candidates=8)
+
+
+@pytest.mark.parametrize("candidates", [None, 8])
+def test_a_fully_cached_ranking_builds_no_member(loop_env, monkeypatch, candidates):
+    """A new user of a committee whose scores of the whole pool are cached: ranked from its
+    verified manifest and the cache alone, no member built (so no member library imported)."""
+    env = loop_env
+    _user(env, user="first")
+    whole = _rank(env, q=24, candidates=None, user="first")
+    _user(env)
+    from trompa_mer.users import UserStore
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("committee loaded although its scores are cached")
+
+    monkeypatch.setattr(UserStore, "load_committee", no_load)
+    result = _rank(env, q=3, candidates=candidates)
+    ids = song_ids() if candidates is None else loop.candidate_sample(TEST_USER, 0, 1987, song_ids(), 8)[0].tolist()
+    expected = consensus.rank_by_score(ids, [whole["scores"][s] for s in ids])[:3]
+    assert result["songs"] == expected and all(result["scores"][s] == whole["scores"][s] for s in expected)
+    # a changed member file is refused by the manifest check, as a load would refuse it
+    state = _state(env)
+    (env["users"] / TEST_USER / "state.json").write_text(
+        json.dumps({k: v for k, v in state.items() if k != "pending_candidates"} | {"pending": []}))
+    folder = env["users"] / TEST_USER / state["committee"]
+    manifest = json.loads((folder / "committee.json").read_text())
+    manifest["checksums"][manifest["scaler"]] = "0" * 64
+    (folder / "committee.json").write_text(json.dumps(manifest))
+    with pytest.raises(MERError, match="sha256|checksum"):
+        _rank(env, q=3, candidates=candidates)

@@ -65,3 +65,17 @@ def test_a_ranking_by_a_committee_without_tree_or_network_members_imports_neithe
     assert "xgboost" not in linear_modules and "torch" not in linear_modules
     # (scikit-learn, needed to load the SGD and GaussianNB members, imports pandas and scipy.stats itself)
     assert "xgboost" in modules_after(code.format(user="trees"), env["env"])
+
+
+def test_a_new_users_ranking_from_cached_scores_imports_no_member_library(loop_env):
+    """Once the default committee's scores of the pool are cached, a new user's ranking reads
+    them with the committee's verified manifest alone: neither scikit-learn nor XGBoost."""
+    env = loop_env
+    ok(env, "create_user.py", "-i", "first", "-m", "mc")
+    ok(env, "get_hard_tracks.py", "-i", "first", "-q", "2")  # scores the whole pool, cached
+    ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
+    code = ("import runpy, sys, contextlib, io\nsys.argv = ['get_hard_tracks.py', '-i', '" + TEST_USER +
+            "', '-q', '2']\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        runpy.run_path('get_hard_tracks.py', run_name='__main__')\n"
+            "    except SystemExit as exit_:\n        assert not exit_.code, exit_.code")
+    assert modules_after(code, env["env"]) == set()

@@ -22,7 +22,7 @@ from .errors import MERError, warn
 from .pool import open_pool
 from .prediction import (av_keys, committee_of_member_file, input_window_proba, prediction_json,
                          read_input_features)
-from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba
+from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba, saved_song_proba
 from .quadrants import N_CLASSES, Labels, quadrant_name
 from .users import (UPDATE_STRATEGIES, UserStore, parse_answer_labels, read_answers_arg, record_answers,
                     record_queries, record_recommendations, recommended_songs, stored_answers,
@@ -204,7 +204,17 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                 song_ids, seed_parts = candidate_sample(user_id, state["iteration"], seed, unlabelled,
                                                         int(candidates))
                 sample = {"size": int(candidates), "unlabelled": len(unlabelled), "seed": seed_parts}
-        if scored_by_committee:
+        # the committee's scores of the whole pool already cached (a new user of the default
+        # committee): taken from its verified manifest, no member built or its library imported
+        whole = None
+        if scored_by_committee and not state.get("crowd"):
+            whole = saved_song_proba(store.committee_dir(user_id, state), feats_dir, all_song_ids,
+                                     listing=pool.listing)
+        if whole is not None:
+            member_proba = whole if sample is None else whole[:, [pool.index_of(s) for s in song_ids.tolist()]]
+            machine = cons.machine_consensus(member_proba)
+            predicted = machine.argmax(axis=1)
+        elif scored_by_committee:
             committee = store.load_committee(user_id, state)
             listener = committee.listener()
             if sample is None:

@@ -145,6 +145,22 @@ def cached_song_proba(committee, feats_dir, song_ids, compute, listing: dict | N
     digest = committee.content_digest()
     if digest is None:
         return None if compute is None else compute()
+    return _cached_by_digest(digest, len(committee.members), feats_dir, song_ids, compute, listing)
+
+
+def saved_song_proba(committee_dir, feats_dir, song_ids, listing: dict | None = None):
+    """The cached song probabilities of the saved committee in `committee_dir` on the pool, or
+    None: cached_song_proba's lookup keyed from the folder's verified manifest alone (no member
+    is built, so their libraries are not imported)."""
+    from .committee import Committee
+
+    saved = Committee.saved_digest(committee_dir)
+    if saved is None:
+        return None
+    return _cached_by_digest(saved[0], saved[1], feats_dir, song_ids, None, listing)
+
+
+def _cached_by_digest(digest, n_members, feats_dir, song_ids, compute, listing):
     feats_dir = Path(feats_dir)
     if listing is None:
         listing = folder_listing(feats_dir)
@@ -152,7 +168,7 @@ def cached_song_proba(committee, feats_dir, song_ids, compute, listing: dict | N
                                      "songs": [str(s) for s in song_ids]},
                                     sort_keys=True).encode()).hexdigest()
     cache_dir = feats_dir / SONG_PROBA_CACHE
-    expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
+    expected_shape = (n_members, len(song_ids), N_CLASSES)
     for path in _candidates(cache_dir, key):
         cached = _read_checked(path, "song probabilities")
         if cached is not None and cached.shape == expected_shape and cached.dtype == np.float64 \
