@@ -288,3 +288,25 @@ def test_a_fully_cached_ranking_builds_no_member(loop_env, monkeypatch, candidat
     (folder / "committee.json").write_text(json.dumps(manifest))
     with pytest.raises(MERError, match="sha256|checksum"):
         _rank(env, q=3, candidates=candidates)
+
+
+def test_a_store_verified_by_its_content_after_a_copy_is_read_with_pread(loop_env, tmp_path):
+    """A copied pool folder: its store files have new identities, are hashed once, and the
+    refreshed identity of X is the one subset() checks before reading with pread."""
+    env = loop_env
+    open_pool(env["feats"])
+    copy = tmp_path / "copied"
+    import shutil
+
+    shutil.copytree(env["feats"], copy)
+    pool = open_pool(copy)
+    path, identity, offset = pool.x_source
+    assert path == str(copy / ".pool_cache" / "X.npy") and offset >= 64
+    from trompa_mer import cache_files
+    import os
+
+    assert identity == cache_files.identity(os.stat(path))
+    chosen = [song_ids()[i] for i in (0, 2)]
+    expected = np.concatenate([np.asarray(pool.windows(s)) for s in chosen])
+    pool.X = _NoSlices(expected.shape[:1] + pool.X.shape[1:])
+    assert np.array_equal(pool.subset(chosen).X, expected)
