@@ -310,3 +310,15 @@ def test_a_store_verified_by_its_content_after_a_copy_is_read_with_pread(loop_en
     expected = np.concatenate([np.asarray(pool.windows(s)) for s in chosen])
     pool.X = _NoSlices(expected.shape[:1] + pool.X.shape[1:])
     assert np.array_equal(pool.subset(chosen).X, expected)
+
+
+def test_a_pool_read_without_a_memory_map_has_no_store_file_to_read_and_subsets_from_memory(loop_env):
+    from trompa_mer.pool import load_pool
+
+    env = loop_env
+    open_pool(env["feats"])
+    pool = load_pool(env["feats"], mmap=False)
+    assert pool.x_source is None and not isinstance(pool.X, np.memmap)
+    chosen = [song_ids()[i] for i in (4, 1)]
+    expected = np.concatenate([np.asarray(pool.windows(s)) for s in chosen])
+    assert np.array_equal(pool.subset(chosen).X, expected)
