@@ -553,3 +553,21 @@ def test_tree_margins_store_keeps_the_recently_used(tmp_path):
     assert cache.lookup(members[0], N)[1][0, 0] == 0, "the recently used entry is kept"
     assert cache.lookup(members[1], N) is None and cache.lookup(members[2], N) is None
     assert cache.lookup(members[3], N) is not None and cache.lookup(members[-1], N)[1][0, 0] == len(members) - 1
+
+
+def test_song_proba_looked_up_without_computing_and_keyed_by_the_given_listing(scored):
+    """compute=None only looks (issue 22: a sample's rows come from the cache when it is
+    there); a listing handed over keys the entry as the folder's own listing does."""
+    committee, feats_dir, _, _ = scored
+    pool = P.load_pool(feats_dir)
+    shutil.rmtree(feats_dir / SONG_PROBA_CACHE, ignore_errors=True)
+    assert cached_song_proba(committee, feats_dir, pool.song_ids, None) is None
+    assert not (feats_dir / SONG_PROBA_CACHE).exists() or not list((feats_dir / SONG_PROBA_CACHE).glob("*.npy"))
+    computed = cached_song_proba(committee, feats_dir, pool.song_ids, lambda: committee.song_proba(pool),
+                                 listing=pool.listing)
+    looked_up = cached_song_proba(committee, feats_dir, pool.song_ids, None)
+    np.testing.assert_array_equal(looked_up, computed)
+    assert pool.listing == P.folder_listing(feats_dir)
+    other = dict(pool.listing)
+    other[next(iter(other))] = [1, 1]
+    assert cached_song_proba(committee, feats_dir, pool.song_ids, None, listing=other) is None

@@ -198,3 +198,20 @@ def test_human_consensus_property(rows):
         np.testing.assert_allclose(freqs.loc[song, list(QUADRANTS)].to_numpy(float), counts / counts.sum(),
                                    rtol=0, atol=1e-15)
         assert freqs.loc[song, "n_listeners"] == len(block)
+
+
+def test_entropy_normalizes_rows_as_scipy_does_and_is_quiet_on_a_zero_row():
+    """Counts or unnormalized rows are normalized first (scipy.stats.entropy's behaviour, kept
+    when scipy.stats stopped being imported: issue 22); an all-zero row is NaN, silently."""
+    import warnings
+
+    from scipy.stats import entropy as scipy_entropy
+
+    rows = np.array([[2.0, 2.0, 0.0, 0.0], [3.0, 1.0, 0.0, 0.0], [0.1, 0.1, 0.1, 0.1], [5.0, 0.0, 0.0, 0.0]])
+    expected = scipy_entropy(rows, axis=1)
+    assert np.array_equal(C.entropy(rows), expected)
+    assert C.entropy(rows)[0] == pytest.approx(np.log(2), abs=1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = C.entropy(np.array([[0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]]))
+    assert np.isnan(out[0]) and out[1] == pytest.approx(np.log(2), abs=1e-15)

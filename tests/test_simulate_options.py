@@ -214,3 +214,42 @@ def test_script_flags_reach_the_run(tmp_path, repo_root, script_env):
     assert set(sims[sims["iteration"] == 1]["n_annotations"]) == {6}
     assert not (out / "plots").exists()
     assert (out / "summary.md").exists()
+
+
+def _first_round_with_candidates(tmp_path, candidates, mode="mc", q=8):
+    annotations, features = _doubt_setup()
+    committee = _unscaled([("gnb_0", OneQuadrantDoubt())], features)
+    config = ExperimentConfig(min_annotations=50, modes=[mode], queries=[q], iterations=[2], updates=["batch"],
+                              repeats=1, algorithms=["gnb"], users=["me"], candidates=candidates)
+    out = tmp_path / f"{mode}-candidates-{candidates}"
+    run_experiment(annotations, features, config, out, committee=committee, progress=False, plots=False)
+    table = simulate.read_results(out)
+    return table[(table["mode"] == mode) & (table["algorithm"] == "committee")].set_index("iteration")
+
+
+def test_candidates_rank_a_sample_and_a_sample_of_the_whole_pool_changes_nothing(tmp_path):
+    """--candidates (issue 22): mc ranks a random sample of the remaining songs per round. The
+    doubtful songs are the Q1 songs, so mc over all songs asks only Q1; over a sample of 8 it
+    asks those 8, of every quadrant; a sample as large as the pool is the pool."""
+    every = _first_round_with_candidates(tmp_path, None)
+    covering = _first_round_with_candidates(tmp_path, 1000)
+    assert every[simulate.COUNT_COLUMNS].loc[1].tolist() == [8, 0, 0, 0]
+    pd.testing.assert_frame_equal(every.reset_index(drop=True), covering.reset_index(drop=True))
+    sampled = _first_round_with_candidates(tmp_path, 8)[simulate.COUNT_COLUMNS]
+    assert sampled.loc[1].sum() == 8 and sampled.loc[1].tolist() != [8, 0, 0, 0]
+    assert sampled.loc[2].sum() == 16
+    again = _first_round_with_candidates(tmp_path, 8)[simulate.COUNT_COLUMNS]
+    assert again.equals(sampled)  # seeded per user, repeat, mode and configuration
+
+
+def test_candidates_leave_random_queries_alone(tmp_path):
+    plain = _first_round_with_candidates(tmp_path, None, mode="rand")
+    sampled = _first_round_with_candidates(tmp_path, 3, mode="rand")
+    pd.testing.assert_frame_equal(plain.reset_index(drop=True), sampled.reset_index(drop=True))
+
+
+def test_candidates_must_be_positive():
+    from trompa_mer.errors import MERError
+
+    with pytest.raises(MERError, match="--candidates: expected a positive whole number of songs, got 0"):
+        ExperimentConfig(candidates=0).validate()

@@ -75,6 +75,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def candidates_count(text: str):
+    """--candidates: a positive whole number of songs, or 'all' (None: every song)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of songs or 'all', got {text!r}")
+
+
 def user_parser(description: str) -> argparse.ArgumentParser:
     """The parser of a per-user script: its description and the -i/--user-id flag."""
     parser = argparse.ArgumentParser(description=description)

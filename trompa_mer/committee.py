@@ -730,6 +730,20 @@ class Committee:
             members.append((name, member))
         return cls(members, scaler, manifest["feature_names"], manifest, layout)
 
+    @classmethod
+    def saved_digest(cls, directory, layout: Layout = COMMITTEE_LAYOUT):
+        """(content digest, number of members) of a saved committee folder, verified as load()
+        verifies it (manifest, every file's checksum) but without building any member, or None
+        when its predictions are not cacheable (audio members, see content_digest). A ranking
+        whose scores are all cached needs no more, and skips importing the members' libraries."""
+        directory = Path(directory)
+        manifest = read_manifest(directory, layout.manifest, ("feature_names", "members", "checksums", "scaler"),
+                                 layout.what, layout.missing_hint, layout.classes_required,
+                                 check=check_manifest, contents={})
+        if any(m.get("input_kind", "features") == "audio" for m in manifest["members"]):
+            return None
+        return content_digest(manifest), len(manifest["members"])
+
     def content_digest(self) -> str | None:
         """sha256 naming what this committee predicts, or None when it is not as saved on disk
         (built in memory, updated since load/save, joined) or reads audio (which may change)."""

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import atomic
 from .errors import MERError
@@ -185,6 +184,7 @@ def aggregate_windows(llds: np.ndarray) -> np.ndarray:
 
 def aggregate_windows_loop(llds: np.ndarray, frame_times: np.ndarray) -> pd.DataFrame:
     """The reference aggregation, cell by cell with pandas, kept only as the benchmark baseline."""
+    import pandas as pd
     frames = pd.DataFrame(llds, columns=DESCRIPTOR_NAMES)
     frames.insert(0, "frameTime", frame_times)
     out = pd.DataFrame(index=range(-(-len(frames) // FRAMES_PER_HOP)), columns=["frameTime", *FEATURE_NAMES])
@@ -198,6 +198,7 @@ def aggregate_windows_loop(llds: np.ndarray, frame_times: np.ndarray) -> pd.Data
 
 
 def features_from_signal(signal: np.ndarray, rate: int) -> pd.DataFrame:
+    import pandas as pd
     starts, llds = extract_llds(signal, rate)
     values = aggregate_windows(llds)
     table = pd.DataFrame(values, columns=FEATURE_NAMES)
@@ -230,6 +231,7 @@ def _rename_deam(columns) -> dict:
 
 def read_feature_csv(path) -> pd.DataFrame:
     """Read a window-feature CSV (this project's layout or DEAM's) as `frameTime` + FEATURE_NAMES."""
+    import pandas as pd
     path = Path(path)
     if not path.is_file():
         raise MERError(f"{path}: feature file not found")

@@ -31,3 +31,11 @@ XGB_AV_PARAMS = {**{k: v for k, v in XGB_PARAMS.items() if k not in ("objective"
 SONG_SGD_PARAMS = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-1, "max_iter": 200, "tol": None}
 SONG_XGB_PARAMS = {**XGB_PARAMS, "max_depth": 3, "eta": 0.1, "colsample_bytree": 0.3, "min_child_weight": 2}
 SONG_XGB_ROUNDS = 100
+
+# Songs a ranking scores when the committee must score them (get_hard_tracks.py --candidates).
+# Chosen by measurement (benchmarks/bench_scale.py, docs/scale.md): the shipped 5 SGD + 5
+# XGBoost committee costs ~1.4 ms of CPU per candidate on top of ~1.3 s of start-up, committee
+# load and pool opening at 10,000 songs, so 500 is the largest multiple of 250 that keeps a
+# ranking after a retrain within 2 s of CPU there (and ~2.7 s at 100,000 songs). A pool with at
+# most this many unlabelled songs is ranked whole, exactly as before.
+CANDIDATES = 500

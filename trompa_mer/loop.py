@@ -23,7 +23,7 @@ from .errors import MERError, warn
 from .pool import open_pool
 from .prediction import (av_keys, committee_of_member_file, input_window_proba, prediction_json,
                          read_input_features)
-from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba
+from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba, saved_song_proba
 from .quadrants import N_CLASSES, Labels, quadrant_name
 from .scales import INTERNAL
 from .users import (UPDATE_STRATEGIES, UserStore, parse_answer_labels, read_answers_arg, record_answers,
@@ -153,9 +153,18 @@ def rng_for(user_id: str, iteration: int, seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(user_id.encode()), int(iteration)])
 
 
+def candidate_sample(user_id: str, iteration: int, seed: int, unlabelled, size: int):
+    """(sorted sample of `size` of the `unlabelled` song ids, the seed that drew it): the songs a
+    round ranks when only `size` candidates are scored. Reproducible per user and round; the
+    trailing 1 keeps this stream apart from rng_for's (the rand mode's scores)."""
+    seed_parts = [int(seed), zlib.crc32(user_id.encode()), int(iteration), 1]
+    chosen = np.random.default_rng(seed_parts).choice(len(unlabelled), size=int(size), replace=False)
+    return np.asarray(unlabelled)[np.sort(chosen)], seed_parts
+
+
 def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: float = 60.0,
                     seed: int = 1987, jobs: int = 1, audio_dir=None, audio_cache_dir=None,
-                    strategy: str | None = None) -> dict:
+                    strategy: str | None = None, candidates: int | None = None) -> dict:
     """Rank the pool songs not asked yet by the user's mode, record the top `q` as pending.
 
     mc, mix and balanced follow the mean of the committee's listener members (the crowd-aware
@@ -165,20 +174,29 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
     entropy, the mc ranking as it always was); recorded in the state ("strategy") and in the
     round's history entry. Other modes take only the default.
     Asked again while a round is pending, it returns the same pending songs.
-    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score}} (and
-    "strategy" for an mc user).
+    candidates: where the committee scores songs (mc, mix, balanced) with the default strategy,
+    score only a random sample of this many unlabelled songs (candidate_sample; drawn per user and
+    round, recorded in the state), so a round's cost does not grow with the pool; None, or at
+    least as many as there are unlabelled songs, ranks every song exactly as before. hc and rand
+    rank every song (their scores cost nothing), and so do the other strategies (some compare
+    every song with the others).
+    Returns {"songs": [...], "reused": bool, "mode": ..., "scores": {song: score},
+    "candidates": the sample's record or None} (and "strategy" for an mc user).
     """
     validate_user_id(user_id)
     if int(q) < 1:
         raise MERError(f"number of tracks: expected a positive number, got {q}")
     strategy = strat.DEFAULT_STRATEGY if strategy is None else strategy
     strat.parse_strategy(strategy)  # an unknown name is refused before anything is read
+    if candidates is not None and int(candidates) < 1:
+        raise MERError(f"candidates: expected a positive number of songs to rank, got {candidates}")
     store = UserStore(users_dir)
     with store.lock(user_id, lock_timeout):
         state = store.read_state(user_id)
         store.tidy(user_id, state)
         if state["pending"]:
-            return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {}}
+            return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {},
+                    "candidates": state.get("pending_candidates")}
         mode = state["mode"]
         if mode != "mc" and strategy != strat.DEFAULT_STRATEGY:
             raise MERError(f"--strategy {strategy}: strategies rank the committee's songs (mode mc); user "
@@ -189,20 +207,56 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         settled = set(state["asked"]) | set(state.get("skipped", []))
         if settled.issuperset(song_ids.tolist()):  # said before any scoring
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
-        machine = predicted = human = None
-        if mode in ("mc", "mix") or state.get("balanced"):
+        machine = predicted = human = sample = listener = pool_songs = None
+        scored_by_committee = mode in ("mc", "mix") or bool(state.get("balanced"))
+        default_ranking = strategy == strat.DEFAULT_STRATEGY
+        all_song_ids = song_ids
+        if scored_by_committee and default_ranking and candidates is not None:
+            unlabelled = [s for s in song_ids.tolist() if s not in settled]
+            if int(candidates) < len(unlabelled):
+                song_ids, seed_parts = candidate_sample(user_id, state["iteration"], seed, unlabelled,
+                                                        int(candidates))
+                sample = {"size": int(candidates), "unlabelled": len(unlabelled), "seed": seed_parts}
+        # the committee's scores of the whole pool already cached (a new user of the default
+        # committee): taken from its verified manifest, no member built or its library imported
+        whole = None
+        if scored_by_committee and default_ranking and not state.get("crowd"):
+            whole = saved_song_proba(store.committee_dir(user_id, state), feats_dir, all_song_ids,
+                                     listing=pool.listing)
+        if whole is not None:
+            member_proba = whole if sample is None else whole[:, [pool.index_of(s) for s in song_ids.tolist()]]
+            machine = cons.machine_consensus(member_proba)
+            predicted = machine.argmax(axis=1)
+        elif scored_by_committee:
             committee = store.load_committee(user_id, state)
             listener = committee.listener()
-            pool_songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
-                                (audio_dir, audio_cache_dir))
-            # A saved committee scores a given pool the same way every time: reuse the cached
-            # song probabilities (every new user starts from the same default committee), and
-            # a retrained one reuses its pre-trained trees' margins (TreeMarginCache).
-            margin_cache = TreeMarginCache(feats_dir, committee.scaler, pool.signature)
-            member_proba = cached_song_proba(
-                listener, feats_dir, song_ids,
-                lambda: pool_song_proba(listener, pool, jobs, audio_source=pool_songs.audio,
-                                        crowd_rows=pool_songs.crowd, margin_cache=margin_cache))
+            if sample is None:
+                pool_songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
+                                    (audio_dir, audio_cache_dir))
+                # A saved committee scores a given pool the same way every time: reuse the cached
+                # song probabilities (every new user starts from the same default committee), and
+                # a retrained one reuses its pre-trained trees' margins (TreeMarginCache).
+                margin_cache = TreeMarginCache(feats_dir, committee.scaler, pool.signature)
+                member_proba = cached_song_proba(
+                    listener, feats_dir, song_ids,
+                    lambda: pool_song_proba(listener, pool, jobs, audio_source=pool_songs.audio,
+                                            crowd_rows=pool_songs.crowd, margin_cache=margin_cache),
+                    listing=pool.listing)
+            elif (whole := cached_song_proba(listener, feats_dir, all_song_ids, None,
+                                             listing=pool.listing)) is not None:
+                # this committee's scores on the whole pool are cached (a new user of the default
+                # committee, once any ranking of the whole pool was made): the sample's rows
+                member_proba = whole[:, [pool.index_of(s) for s in song_ids.tolist()]]
+            else:
+                # only the sample's windows are read from the pool store; the tree-margin cache
+                # (per window of the whole pool) is not read for a sample that changes each round
+                part = pool.subset(song_ids.tolist())
+                part_songs = _songs(listener, store, user_id, song_ids.tolist(), part.X, part.offsets,
+                                    (audio_dir, audio_cache_dir))
+                # one chunk per job (MER_JOBS threads): a sample is smaller than one default chunk
+                per_job = max(1, -(-int(part.offsets[-1]) // max(1, int(jobs))))
+                member_proba = pool_song_proba(listener, part, jobs, chunk_windows=min(60_000, per_job),
+                                               audio_source=part_songs.audio, crowd_rows=part_songs.crowd)
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
@@ -222,11 +276,11 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                                                      song_ids, member_proba, pool_songs)
         if not songs:
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
-        new_state = record_queries(state, songs)
+        new_state = record_queries(state, songs, candidates=sample)
         if mode == "mc":
             new_state["strategy"] = new_state["pending_strategy"] = strategy
         store.write_state(user_id, new_state)
-    return {"songs": songs, "reused": False, "mode": mode, "scores": chosen_scores,
+    return {"songs": songs, "reused": False, "mode": mode, "scores": chosen_scores, "candidates": sample,
             **({"strategy": strategy} if mode == "mc" else {})}
 
 

@@ -42,15 +42,29 @@ class Pool:
     offsets: np.ndarray             # (songs + 1,) int64: song i is X[offsets[i]:offsets[i+1]]
     frame_times: np.ndarray         # (windows,) float32
     feature_names: list = field(default_factory=lambda: list(FEATURE_NAMES))
-    # sha256 of the folder listing it was loaded from (set by load_pool; None for a subset):
-    # caches of predictions on this pool key on it
-    signature: str | None = None
     # {CSV file name: why it was left out}: files of the folder that are not readable feature
     # CSVs (truncated, garbled); their songs are not in the pool
     skipped: dict = field(default_factory=dict)
+    # (path, identity [inode, size, mtime_ns, ctime_ns], byte offset of the data) of the verified
+    # store file X is memory-mapped from (set by load_pool); subset() reads a few songs from it
+    # with pread, because touching a memory map maps whole large pages around each song (a
+    # sample of 1% of the songs made 90% of the file resident)
+    x_source: tuple | None = None
+    # the folder listing it was loaded from (set by load_pool; None for a subset)
+    listing: dict | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self._index = {s: i for i, s in enumerate(self.song_ids.tolist())}
+        self._signature = None
+
+    @property
+    def signature(self) -> str | None:
+        """sha256 of the folder listing it was loaded from (None for a subset): caches of
+        predictions on this pool key on it. Hashed on first use: a ranking of a sample never
+        needs it, and at 100,000 songs it costs a good part of a second."""
+        if self._signature is None and self.listing is not None:
+            self._signature = listing_signature(self.listing)
+        return self._signature
 
     def __len__(self) -> int:
         return len(self.song_ids)
@@ -78,9 +92,38 @@ class Pool:
         idx = [self._index[s] for s in song_ids]
         lengths = np.diff(self.offsets)[idx]
         rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]) if idx else np.zeros(0, int)
-        return Pool(np.asarray(song_ids, dtype=str), np.asarray(self.X[rows]),
+        return Pool(np.asarray(song_ids, dtype=str), self._rows_of_songs(idx, lengths),
                     np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
                     np.asarray(self.frame_times[rows]), list(self.feature_names))
+
+    def _rows_of_songs(self, idx, lengths) -> np.ndarray:
+        """X's rows of the songs at `idx` (each song's windows in order), read from the store
+        file with pread when it is still the verified file (same identity), else copied from X."""
+        width = self.X.shape[1]
+        if self.x_source is not None and idx:
+            path, identity, data_offset = self.x_source
+            out = np.empty((int(np.sum(lengths)), width), dtype=np.float32)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                fd = None
+            if fd is not None:
+                try:
+                    if cache_files.identity(os.fstat(fd)) == list(identity):
+                        row_bytes = width * out.itemsize
+                        at = 0
+                        for i, n in zip(idx, lengths):
+                            view = memoryview(out[at:at + n]).cast("B")
+                            if os.preadv(fd, [view], data_offset + int(self.offsets[i]) * row_bytes) != len(view):
+                                break
+                            at += n
+                        else:
+                            return out
+                finally:
+                    os.close(fd)
+        if not idx:
+            return np.zeros((0, width), dtype=self.X.dtype)
+        return np.concatenate([self.X[self.offsets[i]:self.offsets[i + 1]] for i in idx])
 
     def song_mean(self) -> np.ndarray:
         """Songs × features: the mean of each song's windows."""
@@ -100,9 +143,13 @@ def folder_listing(feats_dir: Path) -> dict:
 
 
 def listing_signature(listing: dict) -> str:
+    """sha256 of the listing in name order, one `name NUL size NUL mtime_ns LF` record per file
+    (unambiguous: a name holds no NUL, and the numbers no LF). Cheaper than sorted JSON, which
+    took a second of every step at 100,000 songs."""
     import hashlib
 
-    return hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()
+    records = "".join(f"{name}\0{listing[name][0]}\0{listing[name][1]}\n" for name in sorted(listing))
+    return hashlib.sha256(records.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _read_cache(cache: Path, mmap: bool, reported: set | None = None):
@@ -133,12 +180,17 @@ def _read_cache(cache: Path, mmap: bool, reported: set | None = None):
             return None
         if identity is not None:
             refreshed[name] = identity
+    x_source = None
+    if isinstance(arrays["X"], np.memmap) and arrays["X"].dtype == np.float32:
+        x_stat = refreshed.get("X") or (records.get("X") or {}).get("stat")
+        if x_stat is not None:
+            x_source = (str(cache / "X.npy"), list(x_stat), int(arrays["X"].offset))
     if refreshed:  # verified by content: remember the new identities (best effort)
         with contextlib.suppress(OSError):
             files = {k: dict(v, stat=refreshed.get(k, v.get("stat"))) for k, v in records.items()}
             atomic.write_json(meta_path, dict(meta, files=files), indent=None)
     return meta, Pool(arrays["song_ids"].astype(str), arrays["X"], arrays["offsets"], arrays["frame_times"],
-                      skipped=dict(meta.get("skipped", {})))
+                      skipped=dict(meta.get("skipped", {})), x_source=x_source)
 
 
 @contextlib.contextmanager
@@ -198,7 +250,7 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
     if cache:
         hit = _read_cache(cache_dir, mmap, reported)
         if hit is not None and hit[0]["listing"] == listing:
-            hit[1].signature = listing_signature(listing)
+            hit[1].listing = listing
             _warn_skipped(feats_dir, hit[1])
             return hit[1]
     with _locked(feats_dir):
@@ -210,7 +262,7 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
             pool = _build(feats_dir, listing, old, progress, jobs)
             if cache:
                 _write_cache(feats_dir, cache_dir, listing, pool)
-        pool.signature = listing_signature(listing)
+        pool.listing = listing
     _warn_skipped(feats_dir, pool)
     if len(pool.song_ids) == 0:
         raise MERError(f"{feats_dir}: none of the {len(listing)} feature CSVs in the pool folder is readable")

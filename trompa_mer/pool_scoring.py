@@ -128,7 +128,7 @@ SONG_PROBA_CACHE = ".song_proba_cache"
 SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
 
 
-def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
+def cached_song_proba(committee, feats_dir, song_ids, compute, listing: dict | None = None):
     """`compute()` ((n_members, n_songs, 4) song probabilities of `committee` on the pool in
     `feats_dir`), read from a cache file when the same committee already scored the same pool.
 
@@ -138,22 +138,44 @@ def cached_song_proba(committee, feats_dir, song_ids, compute) -> np.ndarray:
     `<key>-<sha256 of its bytes>.npy`, is written atomically beside the pool cache
     (`<feats_dir>/.song_proba_cache/`) and served only when its bytes match that checksum (else
     a warning and a recompute); a read-only pool folder, or a committee with no digest (see
-    Committee.content_digest), just computes.
+    Committee.content_digest), just computes. compute=None only looks: the cached array or
+    None. listing: the pool folder's listing as the pool was opened with (Pool.listing), so
+    the folder is not listed twice.
     """
     digest = committee.content_digest()
     if digest is None:
-        return compute()
+        return None if compute is None else compute()
+    return _cached_by_digest(digest, len(committee.members), feats_dir, song_ids, compute, listing)
+
+
+def saved_song_proba(committee_dir, feats_dir, song_ids, listing: dict | None = None):
+    """The cached song probabilities of the saved committee in `committee_dir` on the pool, or
+    None: cached_song_proba's lookup keyed from the folder's verified manifest alone (no member
+    is built, so their libraries are not imported)."""
+    from .committee import Committee
+
+    saved = Committee.saved_digest(committee_dir)
+    if saved is None:
+        return None
+    return _cached_by_digest(saved[0], saved[1], feats_dir, song_ids, None, listing)
+
+
+def _cached_by_digest(digest, n_members, feats_dir, song_ids, compute, listing):
     feats_dir = Path(feats_dir)
-    key = hashlib.sha256(json.dumps({"committee": digest, "pool": folder_listing(feats_dir),
+    if listing is None:
+        listing = folder_listing(feats_dir)
+    key = hashlib.sha256(json.dumps({"committee": digest, "pool": listing,
                                      "songs": [str(s) for s in song_ids]},
                                     sort_keys=True).encode()).hexdigest()
     cache_dir = feats_dir / SONG_PROBA_CACHE
-    expected_shape = (len(committee.members), len(song_ids), N_CLASSES)
+    expected_shape = (n_members, len(song_ids), N_CLASSES)
     for path in _candidates(cache_dir, key):
         cached = _read_checked(path, "song probabilities")
         if cached is not None and cached.shape == expected_shape and cached.dtype == np.float64 \
                 and np.all(np.isfinite(cached)):
             return cached
+    if compute is None:
+        return None
     proba = np.asarray(compute(), dtype=np.float64)
     try:
         _write_checked(cache_dir, key, proba)

@@ -76,7 +76,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pandas as pd
 
 from . import atomic
 from .checksummed import BLOB_NAME, BlobStore, share_folder
@@ -684,6 +683,8 @@ def previous_state(state: dict, where: str = "state") -> dict:
         new["pending_since"] = last["asked_at"]
     if last.get("strategy") is not None:  # the strategy that chose the round's songs (issue 21)
         new["pending_strategy"] = last["strategy"]
+    if last.get("candidates") is not None:  # the candidate sample it ranked (issue 22)
+        new["pending_candidates"] = last["candidates"]
     new["iteration"] = iteration - 1
     new["committee"] = committee_folder_name(iteration - 1)
     if new.get("crowd") is not None:
@@ -702,6 +703,7 @@ def write_consensus_csv(consensus: pd.DataFrame, path) -> None:
 
 
 def read_consensus_csv(path) -> pd.DataFrame:
+    import pandas as pd
     try:
         table = pd.read_csv(path, dtype={"song": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -733,13 +735,17 @@ def new_state(user_id, mode, balanced, committee_name, committee_source=None, an
     }
 
 
-def record_queries(state: dict, songs, when: str | None = None) -> dict:
-    """A copy of `state` with `songs` pending (a round opens)."""
+def record_queries(state: dict, songs, when: str | None = None, candidates: dict | None = None) -> dict:
+    """A copy of `state` with `songs` pending (a round opens). candidates: how the songs were
+    chosen when only a random sample of the unlabelled songs was ranked ({"size", "unlabelled",
+    "seed"}), kept as "pending_candidates" until the round is answered, then in its history."""
     if state["pending"]:
         raise MERError(f"user {state.get('user_id')!r}: a round is already pending; answer it first")
     new = json.loads(json.dumps(state))
     new["pending"] = list(songs)
     new["pending_since"] = when or now_iso()
+    if candidates is not None:
+        new["pending_candidates"] = dict(candidates)
     return new
 
 
@@ -975,9 +981,12 @@ def record_answers(state: dict, answers: dict, update: str, committee_name: str,
         **({"values": values} if values else {}),
         # the query strategy that chose the round (get_hard_tracks --strategy; mc users)
         **({"strategy": state["pending_strategy"]} if state.get("pending_strategy") else {}),
+        # the candidate sample it ranked (get_hard_tracks --candidates), when it was a sample
+        **({"candidates": state["pending_candidates"]} if state.get("pending_candidates") else {}),
     })
     new.pop("pending_since", None)
     new.pop("pending_strategy", None)
+    new.pop("pending_candidates", None)
     return new
 
 

@@ -1,13 +1,13 @@
 """Propose the songs a listener should annotate next (the most ambiguous for their mode).
 
-  python get_hard_tracks.py -i USER_ID -q NUM_TRACKS [--strategy NAME] [--json]
+  python get_hard_tracks.py -i USER_ID -q NUM_TRACKS [--strategy NAME] [--candidates N|all] [--json]
 """
 import json
 import sys
 
 from trompa_mer.commands import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper, positive_int, user_parser
+from trompa_mer.cli import candidates_count, main_wrapper, positive_int, user_parser
 from trompa_mer.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 
@@ -26,6 +26,12 @@ def parse_args(argv=None):
                              + ". Any score strategy + '+density' (euclidean) or '+density-cosine' is "
                                "weighted by how typical the song is of the pool (docs/loop.md, "
                                "\"Query strategies\")")
+    parser.add_argument("--candidates", type=candidates_count, default=settings.CANDIDATES,
+                        help="mc, mix and --balanced with the default strategy: score a random sample of this many unlabelled "
+                             "songs (drawn per user and round, recorded in the state) instead of all "
+                             "of them, so a ranking's cost does not grow with the pool; 'all' ranks "
+                             f"every song (default {settings.CANDIDATES}, MER_CANDIDATES; a pool with no "
+                             "more unlabelled songs than this is ranked whole, as before)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list of song ids instead of one id per line")
     return parser.parse_args(argv)
@@ -36,6 +42,7 @@ def main(argv=None):
     result = loop.get_hard_tracks(args.user_id, args.num_tracks, settings.USERS_DIR,
                                   settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S,
                                   seed=settings.SEED, jobs=settings.JOBS, strategy=args.strategy,
+                                  candidates=args.candidates,
                                   **settings.AUDIO_FOLDERS)
     if result["reused"]:
         print(f"note: user {args.user_id} has {len(result['songs'])} pending songs from the last "

@@ -116,6 +116,10 @@ CV_SPLITS = _int("MER_CV_SPLITS", 5, minimum=2)
 TEST_SIZE = _float("MER_TEST_SIZE", 0.2, minimum=0.0, below=1.0)
 JOBS = _int("MER_JOBS", 1, minimum=1)
 LOCK_TIMEOUT_S = _float("MER_LOCK_TIMEOUT", 60.0, minimum=0.0)
+# get_hard_tracks.py --candidates: how many unlabelled songs a round's committee scores (a
+# seeded random sample; the whole pool when it has no more). Chosen by measurement so that a
+# ranking after a retrain stays within ~3 s whole process at any pool size (docs/scale.md).
+CANDIDATES = _int("MER_CANDIDATES", _hp.CANDIDATES, minimum=1)
 
 # Member defaults live in the package (trompa_mer/hyperparameters.py), one source for both.
 XGB_PARAMS = {**_hp.XGB_PARAMS, "seed": SEED}

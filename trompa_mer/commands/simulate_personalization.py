@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "answered, each other listener's vote weighted by how often they agreed with "
                         "the listener's answers; similar-pretrained = similar, pre-trained on examples "
                         "weighted the same way (default plain; measured in docs/experiments.md)")
+    p.add_argument("--candidates", type=positive_int,
+                   help="mc, mix and --balanced: rank a random sample of this many of the songs not asked "
+                        "yet each round, as get_hard_tracks.py --candidates (default: all of them)")
     p.add_argument("--users", nargs="+", help="simulate only these users")
     p.add_argument("-j", "--jobs", type=positive_int, default=settings.JOBS,
                    help="users x modes in parallel (joblib processes; default MER_JOBS or 1)")
@@ -122,6 +125,7 @@ def main(argv=None) -> int:
         pretrain_test_size=settings.TEST_SIZE, users=args.users, crowd_member=args.crowd_member,
         crowd_variant=args.crowd_variant, max_annotations=pick("max_annotations", None),
         strategies=list(pick("strategies", [DEFAULT_STRATEGY])),
+        candidates=args.candidates,
         member_params={
             "sgd": {"params": dict(settings.SGD_PARAMS), "seed": settings.SEED},
             "xgb": {"params": dict(settings.XGB_PARAMS), "rounds": settings.XGB_ROUNDS,

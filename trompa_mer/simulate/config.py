@@ -67,6 +67,9 @@ class ExperimentConfig:
     max_annotations: int | None = None  # only users with at most this many songs (a development set)
     # how mode mc ranks (trompa_mer.strategies); each non-default one runs as mode "mc:<name>"
     strategies: list = field(default_factory=lambda: [DEFAULT_STRATEGY])
+    # mc/mix/balanced rank a random sample of this many of the remaining songs per round, as
+    # get_hard_tracks.py --candidates does (None: every remaining song, as before)
+    candidates: int | None = None
 
     def validate(self):
         if not self.modes or any(m not in MODES for m in self.modes):
@@ -78,6 +81,8 @@ class ExperimentConfig:
                            f"(got {len(self.queries)} and {len(self.iterations)})")
         if any(int(v) < 1 for v in [*self.queries, *self.iterations]) or self.repeats < 1:
             raise MERError("-q, -e and --repeats: expected positive whole numbers")
+        if self.candidates is not None and int(self.candidates) < 1:
+            raise MERError(f"--candidates: expected a positive whole number of songs, got {self.candidates}")
         if not 0 < self.test_size < 1:
             raise MERError(f"test size: expected a fraction between 0 and 1, got {self.test_size}")
         from ..crowd import variant_options

@@ -368,6 +368,8 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
             for config_name, q, e in cfg.configs():
                 # not seeded by the update strategy: in rand mode batch and cumulative see the same queries
                 rng = np.random.default_rng(seed_sequence(cfg.seed, "rand", user, repeat, mode, config_name))
+                sampler = np.random.default_rng(seed_sequence(cfg.seed, "candidates", user, repeat, mode, config_name))
+                sampled = cfg.candidates is not None and (mode in ("mc", "mix") or cfg.balanced)
                 committee = pretrained.copy()
                 asked: list = []
                 current_input = data.song_input  # the crowd members' rows after the answers so far
@@ -377,10 +379,13 @@ def simulate_user_mode(ctx: Context, user, mode: str, pretrained: Committee | No
                 for iteration in range(0, e + 1):
                     if iteration > 0:
                         asked_set = set(asked)
-                        keep = np.array([s not in asked_set for s in pool])
-                        remaining = [s for s, k in zip(pool, keep) if k]
-                        if not remaining:
+                        keep = np.flatnonzero([s not in asked_set for s in pool])
+                        if not len(keep):
                             break
+                        # the round's candidates only (the default ranking; a strategy ranks them all)
+                        if sampled and strategy is None and cfg.candidates < len(keep):
+                            keep = keep[np.sort(sampler.choice(len(keep), cfg.candidates, replace=False))]
+                        remaining = [pool[i] for i in keep]
                         if strategy is None:
                             machine = machine_consensus(proba[audio][:, pool_idx[keep]])
                             scores = mode_scores(mode, remaining, machine_proba=machine,
