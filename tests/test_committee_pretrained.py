@@ -24,6 +24,18 @@ def _committed():
 SHIPPED_ALGORITHMS = ("sgd", "xgb")
 
 
+def _rebuild(committee, folder, timeout):
+    """The committee rebuilt by the command in its manifest (its card), into `folder`, loaded."""
+    args = shlex.split(committee.manifest["command"])[2:]
+    args[args.index("-o") + 1] = str(folder)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / "deam_classifier.py"), *args, "--quiet",
+                             "--jobs", str(max(1, min(2, os.cpu_count() or 1)))],
+                            capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return Committee.load(folder, feature_names=FEATURE_NAMES)
+
+
 def test_default_committee_loads_and_is_small():
     committee = _committed()
     algorithms = committee.algorithms()
@@ -69,15 +81,7 @@ def test_every_shipped_member_carries_information():
 def test_rebuilding_the_default_committee_gives_identical_predictions(tmp_path):
     shared_path("4q", "audio")
     committee = _committed()
-    args = shlex.split(committee.manifest["command"])[2:]
-    out = args.index("-o") + 1
-    args[out] = str(tmp_path / "rebuilt")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(ROOT / "deam_classifier.py"), *args, "--quiet",
-                             "--jobs", str(max(1, min(2, os.cpu_count() or 1)))],
-                            capture_output=True, text=True, env=env, timeout=1800, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    rebuilt = Committee.load(tmp_path / "rebuilt", feature_names=FEATURE_NAMES)
+    rebuilt = _rebuild(committee, tmp_path / "rebuilt", timeout=1800)
     assert rebuilt.names() == committee.names()
     import settings
 
@@ -127,14 +131,7 @@ def test_rebuilding_the_musicnn_committee_and_its_members_carry_information(tmp_
     member within .02 of uniform on the real clips."""
     shared_path("4q", "audio")
     committee = _committed_musicnn()
-    args = shlex.split(committee.manifest["command"])[2:]
-    args[args.index("-o") + 1] = str(tmp_path / "rebuilt")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(ROOT / "deam_classifier.py"), *args, "--quiet",
-                             "--jobs", str(max(1, min(2, os.cpu_count() or 1)))],
-                            capture_output=True, text=True, env=env, timeout=3600, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    rebuilt = Committee.load(tmp_path / "rebuilt", feature_names=FEATURE_NAMES)
+    rebuilt = _rebuild(committee, tmp_path / "rebuilt", timeout=3600)
     assert rebuilt.names() == committee.names()
     import settings
 
