@@ -3,11 +3,14 @@ with their own recorded labels, and report per-user learning curves, F1, paired 
 
 Example (the TROMPA-MER benchmark, reads ../shared/data):
     python simulate_personalization.py --preset trompa-benchmark -o results/trompa
+Only the report (tables, plots/, figures/) of a finished run, from its results.csv:
+    python simulate_personalization.py --report-only results/trompa
 """
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from trompa_mer.commands import settings
 from trompa_mer.cli import main_wrapper, positive_int
@@ -30,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--features",
                    help="features: a folder of window-level feature CSVs (pool store) or a song-level "
                         "table (CSV/parquet, id column s_id/song + numeric columns)")
-    p.add_argument("-o", "--output", required=True,
-                   help="output folder (parts/, results.csv, summary.csv/md, tests.csv, plots/); "
+    p.add_argument("-o", "--output",
+                   help="output folder (parts/, results.csv, summary.csv/md, tests.csv, plots/, figures/); "
                         "rerunning with the same settings resumes where it stopped")
     p.add_argument("-n", "--min-annotations", type=positive_int,
                    help="simulate users with at least this many annotated songs that have features (default 80)")
@@ -91,9 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["joblib", "dask"], default="joblib",
                    help="where jobs run: joblib (local) or a Dask cluster (--scheduler)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG learning curves")
+    p.add_argument("--no-plots", action="store_true",
+                   help="skip the PNG learning curves (plots/) and the paper figures (figures/)")
+    p.add_argument("--report-only", metavar="DIR",
+                   help="simulate nothing: rewrite the report (summary.csv/md, tests.csv, plots/, figures/) "
+                        "of a finished run from DIR/results.csv")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _report_only(folder, plots: bool) -> int:
+    """The report of a finished run, from its results.csv alone (no data, no simulation)."""
+    import pandas as pd
+
+    from trompa_mer.errors import MERError
+    from trompa_mer.simulate import write_report
+
+    results = Path(folder) / "results.csv"
+    if not results.is_file():
+        raise MERError(f"--report-only {folder}: no results.csv there (a finished run's -o folder holds one)")
+    table = pd.read_csv(results, dtype={"user": str, "update": str, "config": str}, keep_default_na=False,
+                        na_values=[""])
+    for column in ("update", "config"):
+        table[column] = table[column].fillna("")
+    print(json.dumps(write_report(table, folder, plots=plots), indent=2))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -102,7 +127,12 @@ def main(argv=None) -> int:
     from trompa_mer.simulate import (PRESETS, ExperimentConfig, simulatable, load_annotation_table,
                                      load_features, run_experiment)
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.report_only:
+        return _report_only(args.report_only, plots=not args.no_plots)
+    if not args.output:
+        parser.error("the following arguments are required: -o/--output")
     preset = dict(PRESETS.get(args.preset, {}))
     for key in ("annotations", "features"):
         if key in preset:

@@ -27,7 +27,8 @@ this process, in joblib workers or on a Dask cluster.
 
 Modules, by job: `data` (features, annotations, users, splits, pre-training labels), `config`
 (ExperimentConfig, PRESETS), `protocol` (the committee under simulation, one user's simulation, F1), `runner`
-(jobs, part files, resume, executors, run_experiment), `report` (statistics, summary, plots).
+(jobs, part files, resume, executors, run_experiment), `report` (statistics, summary, plots),
+`figures` (paper-ready figures: per config x update, PNG/PDF/SVG with the spread across listeners).
 """
 from ..consensus import MODES
 from .config import ALGORITHMS, DEFAULT_ALGORITHMS, PRESETS, UPDATES, ExperimentConfig
@@ -36,6 +37,7 @@ from .data import (MIN_PRETRAIN_SONGS, FeatureTable, eligible_users, load_annota
                    user_split)
 from .protocol import (AV_METRICS, COMMITTEE, COUNT_COLUMNS, FULL, RESULT_COLUMNS, Context, audio_members,
                        av_scores, f1_scores, pretrain_for_user, simulatable, simulate_user_mode)
+from .figures import write_figures
 from .report import per_user_curves, plot_curves, summarize, write_report
 from .runner import read_results, run_experiment
 
@@ -46,5 +48,5 @@ __all__ = [
     "eligible_users", "f1_scores", "load_annotation_table", "load_features", "load_song_features",
     "prepare_annotations", "pretrain_for_user", "pretraining_labels", "read_results", "simulatable",
     "run_experiment", "simulate_user_mode", "user_split", "per_user_curves", "plot_curves", "summarize",
-    "write_report",
+    "write_figures", "write_report",
 ]

@@ -1,5 +1,6 @@
 """The report of an experiment: per-user learning curves, summary statistics, paired tests
-(t-test and Wilcoxon, Bonferroni-corrected), the markdown summary and the plots."""
+(t-test and Wilcoxon, Bonferroni-corrected), the markdown summary, the plots (plots/: one PNG
+per algorithm) and the paper-ready figures (figures/, written by figures.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -288,5 +289,11 @@ def write_report(table: pd.DataFrame, out_dir, plots: bool = True) -> dict:
         # the regression members' arousal/valence curves beside the F1 ones
         for metric in ("rmse_arousal", "rmse_valence", "tau_arousal", "tau_valence"):
             written += plot_curves(table, out_dir / "plots", metric=metric, prefix=f"{metric}_curves")
+    figures = []
+    if plots:  # the paper-ready figures (figures.py): per config x update, PNG + PDF + SVG
+        from .figures import write_figures
+
+        figures = write_figures(table, out_dir / "figures",
+                                metrics=["f1_weighted", *[m for m in AV_METRICS if m in table.columns]])
     return {"summary": str(out_dir / "summary.csv"), "tests": str(out_dir / "tests.csv"),
-            "report": str(out_dir / "summary.md"), "plots": written}
+            "report": str(out_dir / "summary.md"), "plots": written, "figures": figures}
