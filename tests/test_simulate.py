@@ -230,6 +230,9 @@ def test_balanced_and_all_modes_with_window_features(tmp_path):
     # fully absent from what the mc committee predicted... at least the count adds up
     assert (sims[sims.iteration == 1][simulate.COUNT_COLUMNS].sum(axis=1) == sims[sims.iteration == 1].queries).all()
     assert len(result["plots"]) == 3 and all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in result["plots"])
+    # and the paper figures (tests/test_figures.py): per config x update, mean and listeners, 3 formats
+    assert len(result["figures"]) == 2 * 2 * 2 * 3
+    assert {p.rsplit(".", 1)[1] for p in result["figures"]} == {"png", "pdf", "svg"}
     tests = pd.read_csv(tmp_path / "w" / "tests.csv")
     # one listener: no paired test has a verdict (values: tests/test_statistics.py)
     assert len(tests) > 0 and tests["p_t"].isna().all() and tests["p_t_bonferroni"].isna().all()
