@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .. import atomic
@@ -25,7 +24,7 @@ from ..consensus import MODES
 
 DPI = 300
 FORMATS = ("png", "pdf", "svg")
-PANEL = (2.6, 2.2)  # inches per panel: four panels fit a 7-inch two-column page width at 0.4 scale
+PANEL = (2.6, 2.2)  # inches per panel, 8-pt text: four panels scaled to a 7-inch page width keep 5-pt text
 REFERENCE_MODES = ("crowd", "own")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 # savefig settings for journals: embedded TrueType in PDF, editable text in SVG, and files
@@ -50,7 +49,8 @@ def _ordered_modes(modes) -> list[str]:
 
 
 def _style(modes: list[str]) -> dict:
-    """A fixed colour (colour-blind-safe tab10 order) and marker per mode, the same in every panel."""
+    """A fixed colour (the colour-blind-safe Okabe-Ito palette) and marker per mode, the same in every panel
+    (the markers tell the modes apart in greyscale print)."""
     colors = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
     return {m: (colors[i % len(colors)], _MARKERS[i % len(_MARKERS)]) for i, m in enumerate(modes)}
 
@@ -117,8 +117,9 @@ def mean_figure(table: pd.DataFrame, config: str, update: str, metric: str = "f1
                         label=mode)
             if crowd == crowd:
                 ax.axhline(crowd, color="black", linestyle="--", linewidth=0.8, label="crowd baseline")
-            if own.get(algorithm, float("nan")) == own.get(algorithm, float("nan")):
-                ax.axhline(own[algorithm], color="grey", linestyle=":", linewidth=0.9, label="own labels only")
+            own_value = own.get(algorithm, float("nan"))
+            if own_value == own_value:
+                ax.axhline(own_value, color="grey", linestyle=":", linewidth=0.9, label="own labels only")
             ax.set_title(algorithm)
             ax.set_xlabel("answers given")
             ax.grid(alpha=0.3, linewidth=0.5)
