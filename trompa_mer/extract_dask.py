@@ -1,0 +1,98 @@
+"""Feature extraction on an existing Dask distributed cluster (`extract_features.py --scheduler`).
+
+The workers decode and analyse the audio and send back each song's feature table; this process
+(the client) writes every CSV with the same atomic writer as a local run (write_feature_csv).
+So the files are written by one pandas (the client's: the bytes cannot depend on a worker's
+installation), the output folder needs to be writable only here, a file is never half-written
+by a worker that dies, and resuming (which songs are already complete) is decided here too.
+The workers need the audio at the same absolute path as this machine sees it (a shared or
+identically mounted folder) and the `trompa_mer` package importable (the project's Docker image,
+or the same pinned requirements). A table is small (≈ 2 KB per second of audio), so sending it
+back costs little next to the extraction.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from .errors import MERError
+
+
+def connect(address: str, timeout: float):
+    """A Client of the scheduler at `address`, or a MERError that says why not within `timeout` s."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise MERError("--scheduler needs dask and distributed (pip install -r requirements.txt, or the "
+                       "package's [cluster] extra)")
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:  # a malformed address is said so at once, not after the timeout
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location, 8786)
+    except (ValueError, TypeError) as err:
+        raise MERError(f"--scheduler {address!r}: not a Dask scheduler address ({err}); expected e.g. "
+                       f"tcp://10.0.0.5:8786")
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise MERError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
+                       f"({type(err).__name__}: {err}); is `dask scheduler` running there and its port "
+                       f"open from this machine? (--scheduler-timeout sets the wait)")
+
+
+@contextlib.contextmanager
+def cluster_runner(address: str, timeout: float, log, task, write):
+    """Connect to the cluster and yield run(todo): [(audio, csv)] -> (audio, error or None)
+    per song as its CSV is written here. `task(audio_path)` runs on a worker and returns
+    (table, None) or (None, error); `write(table, csv)` runs here (features.extract_table and
+    features.write_feature_csv: passed in, so this module does not import features, which
+    imports it). Closes the connection (not the cluster) at the end."""
+    client = connect(address, timeout)
+    try:
+        workers = client.scheduler_info().get("workers", {})
+        threads = sum(w.get("nthreads", 1) for w in workers.values())
+        if not workers:
+            print(f"note: the scheduler at {address} has no workers yet; the songs wait for one",
+                  file=log)
+        # at most this many songs submitted at once: a million paths never sit in the scheduler
+        in_flight = max(16, 4 * threads)
+        yield lambda todo: _run(client, todo, in_flight, task, write)
+    finally:
+        client.close()
+
+
+def _run(client, todo, in_flight: int, task, write):
+    from dask.distributed import as_completed
+
+    pending = iter(todo)
+    submitted = {}
+
+    def submit_next():
+        item = next(pending, None)
+        if item is None:
+            return None
+        # an absolute path: a worker's working folder is not this one
+        future = client.submit(task, str(Path(item[0]).resolve()), pure=False)
+        submitted[future.key] = item
+        return future
+
+    first = [f for f in (submit_next() for _ in range(in_flight)) if f is not None]
+    finished = as_completed(first, loop=client.loop)  # this client, not a default one
+    for future in finished:
+        src, dst = submitted.pop(future.key)
+        try:
+            table, error = future.result()
+        except Exception as err:  # the task itself was lost (a worker killed repeatedly, cancelled)
+            table, error = None, f"{src}: not extracted on the cluster ({type(err).__name__}: {err})"
+        future.release()
+        following = submit_next()
+        if following is not None:
+            finished.add(following)
+        if error is None:
+            try:
+                write(table, dst)
+            except (MERError, OSError) as err:
+                error = f"{dst}: cannot write ({err})"
+        yield src, error
