@@ -7,7 +7,7 @@ installation), the output folder needs to be writable only here, a file is never
 by a worker that dies, and resuming (which songs are already complete) is decided here too.
 The workers need the audio at the same absolute path as this machine sees it (a shared or
 identically mounted folder) and the `trompa_mer` package importable (the project's Docker image,
-or the same pinned requirements). A table is small (≈ 2 KB per second of audio), so sending it
+or the same pinned requirements). A table is small (≈ 4 KB per second of audio), so sending it
 back costs little next to the extraction.
 """
 from __future__ import annotations
