@@ -18,6 +18,33 @@ from pathlib import Path
 from .errors import MERError
 
 
+def environment() -> dict:
+    """The versions a song's features depend on: the decoder, openSMILE, the arithmetic, the
+    package, and pandas (the table travels pickled)."""
+    import numpy
+    import opensmile
+    import pandas
+    import soundfile
+
+    from . import __version__
+    return {"trompa_mer": __version__, "opensmile": opensmile.__version__, "numpy": numpy.__version__,
+            "pandas": pandas.__version__, "soundfile": soundfile.__version__,
+            "libsndfile": soundfile.__libsndfile_version__}
+
+
+def on_worker(task, expected: dict, audio_path: str):
+    """A worker's task: `task(audio_path)`, unless this worker's environment() differs from the
+    client's (`expected`), whose features could differ from a local run's: then the song's error."""
+    theirs = environment()
+    differ = [f"{name} {theirs.get(name)} (the client: {version})" for name, version in expected.items()
+              if theirs.get(name) != version]
+    if differ:
+        return None, (f"{audio_path}: not extracted: a worker has {', '.join(differ)}, so its features "
+                      f"could differ from a local run's; give the workers the client's pinned "
+                      f"requirements (or the same image)")
+    return task(audio_path)
+
+
 def connect(address: str, timeout: float):
     """A Client of the scheduler at `address`, or a MERError that says why not within `timeout` s."""
     try:
@@ -68,13 +95,14 @@ def _run(client, todo, in_flight: int, task, write):
 
     pending = iter(todo)
     submitted = {}
+    expected = environment()
 
     def submit_next():
         item = next(pending, None)
         if item is None:
             return None
         # an absolute path: a worker's working folder is not this one
-        future = client.submit(task, str(Path(item[0]).resolve()), pure=False)
+        future = client.submit(on_worker, task, expected, str(Path(item[0]).resolve()), pure=False)
         submitted[future.key] = item
         return future
 
