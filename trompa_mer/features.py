@@ -350,7 +350,8 @@ def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sy
     if scheduler is None:
         return _extract_files(files, out_dir, _run_local(jobs), progress, log)
     from .extract_dask import cluster_runner
-    with cluster_runner(scheduler, connect_timeout, log, extract_table, write_feature_csv) as run:  # connects (or fails) before any work
+    # connects (or fails) before any song is looked at
+    with cluster_runner(scheduler, connect_timeout, log, extract_table, write_feature_csv) as run:
         return _extract_files(files, out_dir, run, progress, log)
 
 
