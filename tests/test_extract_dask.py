@@ -143,3 +143,31 @@ def test_a_worker_with_other_versions_refuses_the_song(audio):
     table, error = extract_dask.on_worker(extract_table, client, wav)
     installed = extract_dask.environment()["opensmile"]
     assert table is None and f"a worker has opensmile {installed} (the client: 0.0.1)" in error and wav in error
+
+
+def _refuse_to_load():
+    raise RuntimeError("this task cannot be loaded\nhere")
+
+
+class _Unloadable:
+    """A task the cluster cannot deserialize, as on a scheduler or worker without the package."""
+
+    def __reduce__(self):
+        return _refuse_to_load, ()
+
+
+def test_songs_the_cluster_loses_are_one_line_each_and_many_in_a_row_stop_the_run(cluster, tmp_path):
+    import io
+
+    from trompa_mer import extract_dask
+    from trompa_mer.errors import MERError
+
+    def never(table, path):
+        raise AssertionError("nothing to write")
+
+    todo = [(str(tmp_path / f"s{i}.wav"), str(tmp_path / f"s{i}.csv")) for i in range(40)]
+    with extract_dask.cluster_runner(cluster.scheduler_address, 10, io.StringIO(), _Unloadable(), never) as run:
+        few = list(run(todo[:3]))
+        assert len(few) == 3 and all("not extracted on the cluster" in e and "\n" not in e for _, e in few), few
+        with pytest.raises(MERError, match=f"lost {extract_dask.GIVE_UP_AFTER} songs in a row"):
+            list(run(todo))

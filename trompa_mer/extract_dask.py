@@ -17,6 +17,10 @@ from pathlib import Path
 
 from .errors import MERError
 
+# this many songs in a row lost by the cluster itself (not failed by their own audio) stop the
+# run: a scheduler or workers that cannot run the task at all would otherwise fail every song
+GIVE_UP_AFTER = 16
+
 
 def environment() -> dict:
     """The versions a song's features depend on: the decoder, openSMILE, the arithmetic, the
@@ -108,12 +112,21 @@ def _run(client, todo, in_flight: int, task, write):
 
     first = [f for f in (submit_next() for _ in range(in_flight)) if f is not None]
     finished = as_completed(first, loop=client.loop)  # this client, not a default one
+    lost_in_a_row = 0
     for future in finished:
         src, dst = submitted.pop(future.key)
         try:
             table, error = future.result()
+            lost_in_a_row = 0
         except Exception as err:  # the task itself was lost (a worker killed repeatedly, cancelled)
-            table, error = None, f"{src}: not extracted on the cluster ({type(err).__name__}: {err})"
+            reason = " ".join(f"{type(err).__name__}: {err}".split())  # one line
+            lost_in_a_row += 1
+            if lost_in_a_row >= GIVE_UP_AFTER:
+                raise MERError(f"the cluster lost {lost_in_a_row} songs in a row, the last {src} ({reason}); "
+                               f"stopping. The CSVs written are kept: the same command resumes. If the "
+                               f"scheduler or the workers cannot deserialize the task, give them the "
+                               f"client's environment (docs/scale.md)")
+            table, error = None, f"{src}: not extracted on the cluster ({reason})"
         future.release()
         following = submit_next()
         if following is not None:
