@@ -36,7 +36,7 @@ def cluster():
 
     # process workers, as a real cluster's: each imports trompa_mer and openSMILE itself
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None) as local:
+                      dashboard_address=":0") as local:  # any free port: not 8787, maybe in use
         yield local
 
 
