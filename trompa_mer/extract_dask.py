@@ -13,6 +13,7 @@ back costs little next to the extraction.
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 from .errors import MERError
@@ -81,6 +82,14 @@ def cluster_runner(address: str, timeout: float, log, task, write):
     features.write_feature_csv: passed in, so this module does not import features, which
     imports it). Closes the connection (not the cluster) at the end."""
     client = connect(address, timeout)
+    # distributed's own log of a lost scheduler is tracebacks (the client's reconnection, its
+    # batched stream); what they mean reaches the user as the songs' `failed:` lines and the
+    # run's `error:` line, so its loggers are quiet while this client runs
+    quiet = [logging.getLogger(name) for name in ["distributed", *logging.root.manager.loggerDict]
+             if name.startswith("distributed.") or name == "distributed"]
+    levels = [log_.level for log_ in quiet]
+    for log_ in quiet:
+        log_.setLevel(logging.CRITICAL)
     try:
         workers = client.scheduler_info().get("workers", {})
         threads = sum(w.get("nthreads", 1) for w in workers.values())
@@ -92,6 +101,8 @@ def cluster_runner(address: str, timeout: float, log, task, write):
         yield lambda todo: _run(client, todo, in_flight, task, write)
     finally:
         client.close()
+        for log_, level in zip(quiet, levels):
+            log_.setLevel(level)
 
 
 def _run(client, todo, in_flight: int, task, write):
