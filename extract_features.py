@@ -3,6 +3,7 @@
 
   python extract_features.py -i song.mp3 -o song.csv
   python extract_features.py -i AUDIO_DIR -o FEATS_DIR --jobs 2 [--consolidate]
+  python extract_features.py -i AUDIO_DIR -o FEATS_DIR --scheduler tcp://HOST:8786
   python extract_features.py --consolidate FEATS_DIR
 """
 # The step lives in the package (trompa_mer/commands/extract_features.py), so the installed command

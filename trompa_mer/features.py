@@ -287,6 +287,17 @@ def _extract_one(audio_path: str, out_csv: str):
         return audio_path, f"{audio_path}: {type(err).__name__}: {err}"
 
 
+def extract_table(audio_path: str):
+    """A cluster worker's task (trompa_mer.extract_dask): the song's feature table, or the
+    error message _extract_one would report; the client writes the table."""
+    try:
+        return extract_features(audio_path), None
+    except MERError as err:
+        return None, str(err)
+    except Exception as err:  # report and carry on: one bad file must not stop a folder
+        return None, f"{audio_path}: {type(err).__name__}: {err}"
+
+
 def feature_csv_complete(path) -> bool:
     """Whether `path` looks like a whole feature CSV as write_feature_csv leaves it: the header
     of this layout, at least one row, every row with all 261 fields, ending with a newline, the
@@ -312,17 +323,19 @@ def feature_csv_complete(path) -> bool:
     return bool(np.all(np.isfinite(values[1:])))
 
 
-def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sys.stderr) -> dict:
+def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sys.stderr,
+                   scheduler: str | None = None, connect_timeout: float = 10.0) -> dict:
     """Extract every audio file under `in_dir` into `out_dir/<song_id>.csv`.
 
     Files already done are skipped (the run resumes); an output that is not a whole feature
     CSV (feature_csv_complete: a run killed mid-write elsewhere, a truncated copy) is extracted
     again. Failures are printed once each to `log` and skipped, and the summary counts what
     happened. A folder without audio files is an error.
-    """
-    from joblib import Parallel, delayed
-    from tqdm import tqdm
 
+    With `scheduler` (a Dask scheduler address) the songs are extracted on that cluster's
+    workers instead of `jobs` local processes (trompa_mer.extract_dask); everything else (what
+    is skipped, how failures are reported, the files written) is the same.
+    """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise MERError(f"{in_dir}: input folder not found")
@@ -334,11 +347,32 @@ def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sy
         raise MERError(f"{out_dir}: exists and is not a folder (folder input writes one CSV per audio file "
                        f"into an output folder)")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if scheduler is None:
+        return _extract_files(files, out_dir, _run_local(jobs), progress, log)
+    from .extract_dask import cluster_runner
+    # connects (or fails) before any song is looked at
+    with cluster_runner(scheduler, connect_timeout, log, extract_table, write_feature_csv) as run:
+        return _extract_files(files, out_dir, run, progress, log)
+
+
+def _run_local(jobs: int):
+    def run(todo):
+        from joblib import Parallel, delayed
+        return Parallel(n_jobs=jobs, return_as="generator_unordered")(
+            delayed(_extract_one)(src, dst) for src, dst in todo)
+    return run
+
+
+def _extract_files(files, out_dir: Path, run, progress: bool, log) -> dict:
+    """extract_folder's work: skip the complete outputs, `run(todo)` the rest ([(audio, csv)] ->
+    (audio, error or None) as each is written), report and count."""
+    from tqdm import tqdm
+
     todo, skipped, redone, failed, seen = [], 0, 0, [], {}
 
     def fail(src, error):
         failed.append((src, error))
-        print(f"failed: {error}", file=log)
+        tqdm.write(f"failed: {error}", file=log)  # a line of its own, under the progress bar
 
     for path in files:
         song = song_id_from_path(path)
@@ -354,8 +388,7 @@ def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sy
             redone += 1
             print(f"note: {target}: not a whole feature CSV, extracting it again", file=log)
         todo.append((str(path), str(target)))
-    results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(_extract_one)(src, dst) for src, dst in todo)
+    results = run(todo)
     done = 0
     for src, error in tqdm(results, total=len(todo), desc="extracting features", unit="file",
                            disable=not progress, file=log):
@@ -366,7 +399,8 @@ def extract_folder(in_dir, out_dir, jobs: int = 1, progress: bool = True, log=sy
     return {"found": len(files), "extracted": done, "skipped": skipped, "redone": redone, "failed": failed}
 
 
-def extract_input(source, output, jobs: int = 1, progress: bool = True, log=sys.stderr) -> dict:
+def extract_input(source, output, jobs: int = 1, progress: bool = True, log=sys.stderr,
+                  scheduler: str | None = None, connect_timeout: float = 10.0) -> dict:
     """What extract_features.py -i SOURCE -o OUTPUT does: one audio file into one .csv, or a
     folder of audio files into a folder of CSVs (extract_folder). Returns a summary with
     "mode" ("file" or "folder")."""
@@ -377,7 +411,11 @@ def extract_input(source, output, jobs: int = 1, progress: bool = True, log=sys.
         if output.suffix.lower() == ".csv":
             raise MERError(f"{output}: {source} is a folder, which is extracted into a folder of CSVs (one "
                            f"per audio file); give an output folder, not a .csv file")
-        return {"mode": "folder", **extract_folder(source, output, jobs=jobs, progress=progress, log=log)}
+        return {"mode": "folder", **extract_folder(source, output, jobs=jobs, progress=progress, log=log,
+                                                   scheduler=scheduler, connect_timeout=connect_timeout)}
+    if scheduler is not None:
+        raise MERError(f"{source}: --scheduler extracts a folder of audio files on a cluster; extract "
+                       f"one file locally (without --scheduler)")
     if output.suffix.lower() != ".csv" or output.is_dir():
         raise MERError(f"{output}: output must be a .csv file (for the audio file {source})")
     table = extract_file(source, output)
