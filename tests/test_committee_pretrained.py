@@ -125,6 +125,7 @@ def test_musicnn_committee_loads_meets_the_target_and_is_small():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a fresh clone embeds the 778 clips first (about 1 s each, 2 cores shared)
 def test_rebuilding_the_musicnn_committee_and_its_members_carry_information(tmp_path):
     """Rebuilt by its card's command: the same predictions up to the embeddings' float32
     rounding (the tagger's convolutions sum in another order on another thread count), and no
