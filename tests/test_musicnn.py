@@ -55,6 +55,9 @@ def test_patches_are_consecutive_three_second_blocks():
     short = musicnn.patches(mel[:100])  # shorter than a patch: repeated to fill one
     assert short.shape == (1, 187, 96)
     np.testing.assert_array_equal(short[0, 100], mel[0])
+    shorter = musicnn.patches(mel[:50])  # repeated four times to reach one patch
+    assert shorter.shape == (1, 187, 96)
+    np.testing.assert_array_equal(shorter[0, 150], mel[0])
 
 
 def test_patch_outputs_of_a_clip():

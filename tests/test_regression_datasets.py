@@ -59,9 +59,10 @@ def test_labeled_windows_stays_backwards_compatible():
     data = LabeledWindows(np.zeros((2, 3), np.float32), np.array([0, 1]), np.array(["a", "b"]), ["f"] * 3)
     assert data.av is None and data._replace(y=np.array([1, 1])).av is None
     # fields are only ever added at the end, with defaults: the 4-argument form and the first
-    # five fields keep their meaning (split_groups came with the 4Q corpus, issue 20)
-    assert data._fields == ("X", "y", "groups", "feature_names", "av", "split_groups")
-    assert data.split_groups is None
+    # five fields keep their meaning (split_groups came with the 4Q corpus, audio with the
+    # musicnn members, issue 20)
+    assert data._fields == ("X", "y", "groups", "feature_names", "av", "split_groups", "audio")
+    assert data.split_groups is None and data.audio is None
 
 
 def test_windows_with_av_derives_quadrants_from_the_stored_targets():

@@ -233,7 +233,7 @@ def test_retrain_with_out_of_range_values_past_the_parser_names_file_and_song(tm
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps({songs[0]: "Q1", songs[1]: {"arousal": 1.5, "valence": 0.2}}))
     monkeypatch.setattr(loop, "parse_answer_labels",
-                        lambda raw, state, source: ({songs[0]: 0, songs[1]: 0}, {songs[1]: (1.5, 0.2)}))
+                        lambda raw, state, source, scale=None: ({songs[0]: 0, songs[1]: 0}, {songs[1]: (1.5, 0.2)}))
     with pytest.raises(MERError, match=rf"answers.json: song '{songs[1]}': arousal and valence must lie in -1..1"):
         loop.retrain(TEST_USER, str(answers), users_dir, feats)
     assert snapshot(users_dir / TEST_USER) == before
