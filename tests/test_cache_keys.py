@@ -387,7 +387,7 @@ def test_content_digest_changes_with_each_component(scored):
     assert committee.content_digest() == digest
     assert content_digest(json.loads(json.dumps(manifest))) == digest
     variants = {
-        "a checksum": lambda m: m["checksums"].update({"scaler.skops": "0" * 64}),
+        "a checksum": lambda m: m["checksums"].update({"scaler.npy": "0" * 64}),
         "the feature layout": lambda m: m["feature_names"].reverse(),
         "a member name": lambda m: m["members"][0].update(name="renamed"),
         "a member algorithm": lambda m: m["members"][0].update(algorithm="sgd"),

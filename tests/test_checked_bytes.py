@@ -90,7 +90,7 @@ def test_a_file_swapped_after_its_check_is_not_used(loop_env, other_committee, m
     result = call_ok(env, "predict_emotion.py", "-i", one, "-o", env["dir"] / "raced.json", *args)
     monkeypatch.undo()
     _restore(saved)
-    assert {"gnb_0.skops", "sgd_0.skops", "xgb_0.ubj", "scaler.skops"} <= set(swapped), swapped
+    assert {"gnb_0.skops", "sgd_0.skops", "sgd_0.linear.npy", "xgb_0.ubj", "scaler.npy"} <= set(swapped), swapped
     raced = json.loads((env["dir"] / "raced.json").read_text())
     assert raced["mean_probs"] == expected["mean_probs"]
     assert raced["member_mean_probs"] == expected["member_mean_probs"]

@@ -97,7 +97,7 @@ def test_one_quadrant_update_through_the_committee(saved):
     assert np.all(p[:, 0, 2] > before[:, 0, 2])
 
 
-@pytest.mark.parametrize("victim", ["xgb_1.ubj", "sgd_0.skops", "gnb_1.json", "scaler.skops"])
+@pytest.mark.parametrize("victim", ["xgb_1.ubj", "sgd_0.skops", "sgd_0.linear.npy", "gnb_1.json", "scaler.npy"])
 def test_tampered_file_is_refused_naming_it(saved, victim):
     _, folder, _, _, _ = saved
     path = folder / victim

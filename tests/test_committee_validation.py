@@ -62,7 +62,7 @@ CASES = {
     "no members": (_set("members", []), "field 'members'"),
     "members not a list": (_set("members", {"a": 1}), "field 'members'"),
     "scaler is a member file": (_set("scaler", "gnb_0.skops"), "field 'scaler'"),
-    "scaler is a path": (_set("scaler", "../scaler.skops"), "field 'scaler'"),
+    "scaler is a path": (_set("scaler", "../scaler.npy"), "field 'scaler'"),
     "unknown format": (_set("format", 7), "field 'format'"),
     "no format": (_manifest_edit(lambda m, f: m.pop("format")), "field 'format'"),
     "feature names fewer than the members read": (_manifest_edit(_drop_feature), "feature"),

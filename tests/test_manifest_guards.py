@@ -83,8 +83,9 @@ def test_saved_checksums_are_the_files_sha256(saved_once, tmp_path):
         assert digest == _sha(folder / name), name
     assert manifest["scaler"] == SCALER_FILE and manifest["format"] == 1
     for entry in manifest["members"]:
+        linear = [f"{entry['name']}.linear.npy"] if entry["algorithm"] == "sgd" else []
         assert entry["files"] == [f"{entry['name']}.{'ubj' if entry['algorithm'] == 'xgb' else 'skops'}",
-                                  f"{entry['name']}.json"]
+                                  f"{entry['name']}.json", *linear]
         assert entry["input_kind"] == "features"
 
 
@@ -353,8 +354,8 @@ def test_audio_members_are_saved_and_loaded_without_a_feature_width(saved, tmp_p
 
 
 @pytest.mark.parametrize("field, value, needle", [
-    ("checksums", ["scaler.skops"], "checksums"),   # a list, not {file: sha256}
-    ("checksums", {"scaler.skops": 5}, "checksums"),  # a digest that is not a string
+    ("checksums", ["scaler.npy"], "checksums"),   # a list, not {file: sha256}
+    ("checksums", {"scaler.npy": 5}, "checksums"),  # a digest that is not a string
     ("members", ["gnb_0"], "member"),               # an entry that is not an object
 ])
 def test_malformed_manifest_fields_are_refused_in_one_line(saved, field, value, needle):

@@ -259,11 +259,23 @@ def _committee_with_a_nan_member(tmp_path, monkeypatch, algorithm="sgd"):
     return tmp_path / "committee", tmp_path / "song.csv"
 
 
-def test_predict_emotion_refuses_a_member_with_nan_weights(tmp_path, monkeypatch, script_env):
+@pytest.mark.parametrize("weights_array", [True, False], ids=["weights-array", "written-before-it"])
+def test_predict_emotion_refuses_a_member_with_nan_weights(tmp_path, monkeypatch, script_env, weights_array):
+    """Refused when its weights array is read (the folder's format since 2026-12-05), or, for a
+    member saved before the array existed, when its NaN output is seen."""
     committee, song = _committee_with_a_nan_member(tmp_path, monkeypatch)
+    if not weights_array:
+        manifest = json.loads((committee / "committee.json").read_text())
+        for entry in manifest["members"]:
+            for name in [f for f in entry["files"] if f.endswith(".linear.npy")]:
+                entry["files"].remove(name)
+                del manifest["checksums"][name]
+                (committee / name).unlink()
+        (committee / "committee.json").write_text(json.dumps(manifest))
     result = script("predict_emotion.py", ["-i", song, "-o", tmp_path / "out.json", "-m", committee],
                     env=script_env, cwd=tmp_path)
-    line = one_error(result, "sgd member: non-finite output (NaN)")
+    line = one_error(result, "sgd_1.linear.npy: weights must be finite" if weights_array
+                     else "sgd member: non-finite output (NaN)")
     assert "nan" not in result.stdout.lower() and "Q1=" not in result.stdout, line
     assert not (tmp_path / "out.json").exists()
 

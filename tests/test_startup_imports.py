@@ -63,7 +63,7 @@ def test_a_ranking_by_a_committee_without_tree_or_network_members_imports_neithe
             "    except SystemExit as exit_:\n        assert not exit_.code, exit_.code")
     linear_modules = modules_after(code.format(user=TEST_USER), env["env"])
     assert "xgboost" not in linear_modules and "torch" not in linear_modules
-    # (scikit-learn, needed to load the SGD and GaussianNB members, imports pandas and scipy.stats itself)
+    # (scikit-learn, needed to load the GaussianNB members, imports pandas and scipy.stats itself)
     assert "xgboost" in modules_after(code.format(user="trees"), env["env"])
 
 
@@ -79,3 +79,28 @@ def test_a_new_users_ranking_from_cached_scores_imports_no_member_library(loop_e
             "    try:\n        runpy.run_path('get_hard_tracks.py', run_name='__main__')\n"
             "    except SystemExit as exit_:\n        assert not exit_.code, exit_.code")
     assert modules_after(code, env["env"]) == set()
+
+
+def test_a_ranking_after_a_retrain_by_sgd_and_xgboost_members_imports_no_scikit_learn(loop_env, tmp_path):
+    """The shipped committee's member kinds: the SGD members score from their weights arrays,
+    the scaler is plain arrays and XGBoost is imported without scikit-learn, so a ranking by a
+    retrained committee (whose scores nothing has cached) imports XGBoost alone; the retrain
+    itself needs scikit-learn (partial_fit) and writes the weights arrays anew."""
+    from trompa_mer.committee import Committee
+    from trompa_mer.pool import open_pool
+
+    env = loop_env
+    full = Committee.load(env["dir"] / "pretrained")
+    shipped_kinds = [i for i, (_, m) in enumerate(full.members) if m.algorithm in ("sgd", "xgb")]
+    full.subset(shipped_kinds).save(tmp_path / "sgd-xgb")
+    ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc", "--committee", tmp_path / "sgd-xgb")
+    asked = ok(env, "get_hard_tracks.py", "-i", TEST_USER, "-q", "3").stdout.split()
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({song: "Q2" for song in asked}))
+    ok(env, "retrain_model.py", "-i", TEST_USER, "-a", answers)
+    open_pool(env["feats"])
+    code = ("import runpy, sys, contextlib, io\nsys.argv = ['get_hard_tracks.py', '-i', '" + TEST_USER +
+            "', '-q', '2']\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        runpy.run_path('get_hard_tracks.py', run_name='__main__')\n"
+            "    except SystemExit as exit_:\n        assert not exit_.code, exit_.code")
+    assert modules_after(code, env["env"]) == {"xgboost"}

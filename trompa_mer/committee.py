@@ -4,7 +4,9 @@ Folder layout (trompa_mer.checksummed writes and verifies it):
   committee.json        manifest: members (name, algorithm, input kind, files), feature names,
                         classes, provenance (corpus, label mapping, splits, scores, command),
                         library versions, sha256 of every other file
-  scaler.skops          StandardScaler fitted on the committee's training windows
+  scaler.npy            the committee's training windows' means and scales (2 x features,
+                        float64; Standardizer); folders written before 2026-12-05 hold a
+                        scikit-learn StandardScaler as scaler.skops instead, still read
   <member>.<ext>, <member>.json   one model file + metadata per member (see members.py)
 
 A --crowd-member user's crowd-aware members are kept in a folder of their own with the crowd
@@ -38,7 +40,7 @@ from .registry import member_class
 from .quadrants import N_CLASSES, QUADRANTS, Labels
 
 MANIFEST = "committee.json"
-SCALER_FILE = "scaler.skops"
+SCALER_FILE = "scaler.npy"
 FORMAT_VERSION = 1
 
 
@@ -61,20 +63,45 @@ CROWD_LAYOUT = Layout("crowd.json", "audio_scaler.npz", "crowd members",
 
 
 class Standardizer:
-    """Training means and scales of the window features (what a StandardScaler keeps)."""
+    """Training means and scales of the window features (what a StandardScaler keeps).
+
+    Saved as plain arrays, so loading a committee needs no scikit-learn: `.npy` (one 2 x
+    features array, mean then scale: np.save writes the same bytes for the same statistics,
+    so the shared store keeps one copy across users and rounds) or `.npz` (the crowd layout).
+    """
 
     def __init__(self, mean, scale):
         self.mean_ = np.asarray(mean, dtype=np.float64)
         self.scale_ = np.asarray(scale, dtype=np.float64)
         self.n_features_in_ = len(self.mean_)
 
+    def transform(self, X) -> np.ndarray:
+        """StandardScaler.transform's arithmetic, bit for bit: a float input keeps its dtype,
+        anything else becomes float64; then, on a copy, X -= mean and X /= scale
+        with the statistics cast to X's dtype first."""
+        X = np.asarray(X)
+        X = np.array(X, dtype=X.dtype if X.dtype in (np.float64, np.float32, np.float16) else np.float64, copy=True)
+        X -= self.mean_.astype(X.dtype)
+        X /= self.scale_.astype(X.dtype)
+        return X
+
     def save(self, path) -> None:
+        path = Path(path)
         with atomic.atomic_open(path, "wb") as handle:
-            np.savez(handle, mean=self.mean_, scale=self.scale_)
+            if path.suffix == ".npy":
+                np.save(handle, np.vstack([self.mean_, self.scale_]), allow_pickle=False)
+            else:
+                np.savez(handle, mean=self.mean_, scale=self.scale_)
 
     @classmethod
     def load(cls, path) -> "Standardizer":
+        path = Path(path)
         try:
+            if path.suffix == ".npy":
+                stacked = np.load(path, allow_pickle=False)
+                if stacked.ndim != 2 or stacked.shape[0] != 2:
+                    raise ValueError(f"expected a 2 x features array (mean, scale), got shape {stacked.shape}")
+                return cls(stacked[0], stacked[1])
             with np.load(path, allow_pickle=False) as data:
                 return cls(np.asarray(data["mean"]), np.asarray(data["scale"]))
         except (OSError, ValueError, KeyError) as err:
@@ -82,14 +109,14 @@ class Standardizer:
 
 
 def _save_scaler(scaler, path: Path) -> None:
-    if path.suffix == ".npz":
+    if path.suffix in (".npy", ".npz"):
         Standardizer(scaler.mean_, scaler.scale_).save(path)
     else:
         skops_dump(scaler, path)
 
 
 def _load_scaler(path: Path):
-    return Standardizer.load(path) if path.suffix == ".npz" else skops_load(path)
+    return Standardizer.load(path) if path.suffix in (".npy", ".npz") else skops_load(path)
 
 
 def library_versions() -> dict:

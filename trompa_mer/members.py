@@ -127,14 +127,22 @@ def skops_dump(obj, path) -> None:
 
 def skops_load(path):
     """Load a skops file, refusing any type outside SKOPS_TRUSTED_TYPES with a MERError."""
-    sio = skops_io()
-
     path = Path(path)
     try:
         data = path.read_bytes()
-        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in SKOPS_TRUSTED_TYPES]
     except FileNotFoundError:
         raise
+    except OSError as err:
+        raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
+    return skops_loads(data, path)
+
+
+def skops_loads(data: bytes, path):
+    """skops_load of bytes already read from `path` (named in messages)."""
+    sio = skops_io()
+
+    try:
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in SKOPS_TRUSTED_TYPES]
     except Exception as err:  # skops raises assorted errors on a damaged file
         raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
     if untrusted:
@@ -143,6 +151,32 @@ def skops_load(path):
         return sio.loads(data, trusted=SKOPS_TRUSTED_TYPES)
     except Exception as err:
         raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
+
+
+def import_xgboost():
+    """xgboost, imported without scikit-learn when scikit-learn is not loaded yet.
+
+    xgboost's package init imports scikit-learn, when it is installed, for its sklearn-style
+    wrappers (XGBClassifier...), which this package never uses: the members drive the native
+    Booster API. That import is most of a loop step's start-up (scikit-learn imports
+    scipy.stats and pandas: ~0.8 s of the 1.1 s `import xgboost` takes here), and a ranking
+    by committees whose other members score with numpy alone needs none of it. Hiding
+    scikit-learn for the duration of xgboost's import sends xgboost down its own
+    no-scikit-learn branch; scikit-learn stays importable for whatever needs it afterwards.
+    """
+    import sys
+
+    if "xgboost" in sys.modules or "sklearn" in sys.modules:
+        import xgboost
+
+        return xgboost
+    sys.modules["sklearn"] = None  # an import of it now raises ImportError
+    try:
+        import xgboost
+    finally:
+        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+            del sys.modules["sklearn"]
+    return xgboost
 
 
 def _temperature(value, where) -> float:
@@ -258,6 +292,10 @@ class Member:
     def log_proba_from_decision(self, Z) -> np.ndarray:
         return Z
 
+    def _checked_model(self):
+        """The model object whose arrays save() checks for non-finite values."""
+        return getattr(self, "model", None)
+
     def _check_width(self, X):
         if self.n_features is None:
             raise MERError(f"{self.algorithm} member: not trained yet")
@@ -269,7 +307,7 @@ class Member:
         model_path = base.with_name(base.name + self.model_suffix)
         meta_path = base.with_name(base.name + ".json")
         # no non-finite weights on disk: the model's fitted arrays and the member's own arrays
-        check_arrays([getattr(self, "model", None)]
+        check_arrays([self._checked_model()]
                      + [v for v in vars(self).values() if isinstance(v, np.ndarray)], model_path)
         self._save_model(model_path)
         atomic.write_json(meta_path, {
@@ -397,15 +435,49 @@ class GaussianNBMember(Member):
 
 
 class SGDMember(Member):
-    """Logistic regression by SGD (log loss, L2); update = partial_fit with classes fixed."""
+    """Logistic regression by SGD (log loss, L2); update = partial_fit with classes fixed.
+
+    Beside its skops file a saved member writes `<name>.linear.npy`: its decision function's
+    weights, one row per quadrant, with the intercept as the last column (float64, the
+    model's own bits). A loaded member scores from that array alone and deserializes the
+    scikit-learn model only when it is trained further or saved changed, so a ranking by a
+    committee of SGD and XGBoost members imports no scikit-learn (import_xgboost). A member
+    file without the array (written before it existed) loads the model at once, as before.
+    """
 
     algorithm = "sgd"
+    LINEAR_SUFFIX = ".linear.npy"
 
     def __init__(self, temperature: float = 1.0, params: dict | None = None, seed: int = 1987):
         super().__init__(temperature)
         self.sgd_params = dict(DEFAULT_SGD_PARAMS if params is None else params)
         self.seed = int(seed)
-        self.model = self._new_model()
+        self._model = None    # the SGDClassifier: built, or deserialized, on first use
+        self._pending = None  # (verified skops bytes, their path) of a loaded member until then
+        self._weights = None  # (4, features + 1) from the .linear.npy of a loaded member
+
+    @property
+    def model(self):
+        if self._model is None:
+            if self._pending is None:
+                self._model = self._new_model()
+            else:
+                data, path = self._pending
+                model = skops_loads(data, path)
+                if self._weights is not None and not np.array_equal(self._stacked(model), self._weights):
+                    raise MERError(f"{path}: the model's weights differ from its {self.LINEAR_SUFFIX} "
+                                   "array saved beside it; rebuild the member")
+                self._model, self._pending = model, None
+        return self._model
+
+    @model.setter
+    def model(self, value):
+        self._model, self._pending, self._weights = value, None, None
+
+    @staticmethod
+    def _stacked(model) -> np.ndarray:
+        return np.hstack([np.asarray(model.coef_, dtype=np.float64),
+                          np.asarray(model.intercept_, dtype=np.float64)[:, None]])
 
     def _new_model(self):
         from sklearn.linear_model import SGDClassifier
@@ -432,6 +504,7 @@ class SGDMember(Member):
 
     def _update(self, X, y):
         self.model.partial_fit(X, y, classes=CLASSES)
+        self._weights = None  # the model changed: its own weights from now on
 
     def _log_proba(self, X):
         weights, bias = self._linear()
@@ -439,6 +512,10 @@ class SGDMember(Member):
 
     def _linear(self):
         # the decision function of scikit-learn's linear models: X @ coef_.T + intercept_
+        if self._model is None and self._weights is not None:
+            # C-ordered copies, laid out as the model's own coef_ and intercept_: a strided view
+            # would send the product down another BLAS path and change the last bits
+            return np.ascontiguousarray(self._weights[:, :-1]).T, np.ascontiguousarray(self._weights[:, -1])
         return self.model.coef_.T, self.model.intercept_
 
     def linear_form(self):
@@ -449,11 +526,53 @@ class SGDMember(Member):
         # decision is very negative; the same normalization in log space stays finite.
         return log_expit(Z)
 
+    def _checked_model(self):
+        return self._model  # a model not deserialized yet is checked through its weights array
+
+    def save(self, path_without_suffix) -> list[str]:
+        files = super().save(path_without_suffix)
+        base = Path(path_without_suffix)
+        weights, bias = self._linear()
+        with atomic.atomic_open(base.with_name(base.name + self.LINEAR_SUFFIX), "wb") as handle:
+            np.save(handle, np.hstack([np.asarray(weights, dtype=np.float64).T,
+                                       np.asarray(bias, dtype=np.float64)[:, None]]), allow_pickle=False)
+        return [*files, base.name + self.LINEAR_SUFFIX]
+
     def _save_model(self, path):
-        skops_dump(self.model, path)
+        if self._model is None and self._pending is not None:
+            atomic.write_bytes(path, self._pending[0])  # unchanged since loaded: the same bytes
+        else:
+            skops_dump(self.model, path)
 
     def _load_model(self, path):
-        self.model = skops_load(path)
+        path = Path(path)
+        linear_path = path.with_name(path.name[:-len(self.model_suffix)] + self.LINEAR_SUFFIX)
+        self._model = self._weights = None
+        self._pending = None
+        if not linear_path.exists() or self.n_features is None:  # written before the sidecar existed
+            self._model = skops_load(path)
+            return
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
+        self._pending = (data, path)
+        self._weights = self._read_weights(linear_path)
+
+    def _read_weights(self, path) -> np.ndarray:
+        try:
+            weights = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise MERError(f"{path}: not a readable weights array ({err})") from None
+        expected = (N_CLASSES, (self.n_features or 0) + 1)
+        if weights.dtype != np.float64 or weights.shape != expected:
+            raise MERError(f"{path}: expected float64 weights of shape {expected} (quadrants x features "
+                           f"+ intercept), got {weights.dtype} {weights.shape}")
+        if not np.isfinite(weights).all():
+            raise MERError(f"{path}: weights must be finite")
+        return weights
 
 
 class BoostedTrees:
@@ -475,14 +594,14 @@ class BoostedTrees:
         return {**self.xgb_params, "rounds": self.rounds, "update_rounds": self.update_rounds}
 
     def _train_booster(self, X, label, sample_weight):
-        import xgboost as xgb
+        xgb = import_xgboost()
 
         dtrain = xgb.DMatrix(X, label=label, weight=sample_weight)
         self.booster = xgb.train(self.xgb_params, dtrain, num_boost_round=self.rounds)
 
     def _add_rounds(self, X, label):
         """update_rounds more rounds on (X, label), added to the booster in place."""
-        import xgboost as xgb
+        xgb = import_xgboost()
 
         dtrain = xgb.DMatrix(X, label=label)
         start = self.booster.num_boosted_rounds()
@@ -503,7 +622,7 @@ class BoostedTrees:
             self.booster.save_model(tmp)
 
     def _load_model(self, path):
-        import xgboost as xgb
+        xgb = import_xgboost()
 
         path = Path(path)
         if not path.exists():

@@ -766,7 +766,7 @@ def model_card(manifest: dict, report: dict) -> str:
         f"- Splits: {describe_protocol(report)}; member `<algorithm>_<k>` is the model trained on "
         f"split k's training songs, k < {manifest['splits']['n_splits']} (its held-out songs are listed in "
         "committee.json); the scores below are over every split.",
-        f"- Features standardized by one scaler ({manifest.get('scaler_fitted_on')}), `scaler.skops`.",
+        f"- Features standardized by one scaler ({manifest.get('scaler_fitted_on')}), `{manifest.get('scaler', 'scaler.npy')}`.",
         f"- Training windows: 1 in {manifest.get('window_stride', 1)} windows of each training song "
         "(windows overlap by half; all held-out windows are evaluated).",
         f"- Class imbalance: {'balanced sample weights' if manifest.get('class_balance') == 'weights' else 'none'}.",
@@ -819,7 +819,8 @@ def model_card(manifest: dict, report: dict) -> str:
         "- `committee.json`: members, feature names, classes, provenance, sha256 of every file "
         "(checked on load).",
         "- `<member>.skops` (scikit-learn, loaded against an explicit trusted-type list), "
-        "`<member>.ubj` (XGBoost's own format), `<member>.json` (metadata).",
+        "`<member>.ubj` (XGBoost's own format), `<member>.json` (metadata); an SGD member's "
+        "`<member>.linear.npy` holds its weights, so scoring needs no scikit-learn.",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()) + ".",
         "",
     ]
