@@ -538,6 +538,28 @@ def test_tree_margins_of_another_shape_or_type_are_not_served(tmp_path):
     assert cache.lookup(FakeTrees(5), N) is None
 
 
+def test_song_proba_cache_keeps_the_recently_read(scored):
+    """A read refreshes an entry: the default committee's scores, read by every new user, stay
+    while more entries than the cache keeps are written after them."""
+    committee, feats_dir, _, _ = scored
+    calls = []
+    folder = feats_dir / SONG_PROBA_CACHE
+    shutil.rmtree(folder, ignore_errors=True)
+    orders = [["s0"], ["s1"], ["s2"], ["s0", "s1"], ["s1", "s0"], ["s0", "s2"], ["s2", "s0"], ["s1", "s2"],
+              ["s2", "s1"], ["s0", "s1", "s2"]]
+    before = set(folder.glob("*.npy"))
+    _score(committee, feats_dir, calls, orders[0])
+    first = _new_file(folder, before)
+    os.utime(first, ns=(T0, T0))
+    for k, order in enumerate(orders[1:], start=1):
+        before = set(folder.glob("*.npy"))
+        _score(committee, feats_dir, calls, order)
+        os.utime(_new_file(folder, before), ns=(T0 + k, T0 + k))
+        _score(committee, feats_dir, calls, orders[0])  # read: served from the cache, refreshed
+    assert first.exists() and len(list(folder.glob("*.npy"))) == SONG_PROBA_CACHE_KEEP
+    assert len(calls) == len(orders)  # the first entry was never recomputed
+
+
 def test_tree_margins_store_keeps_the_recently_used(tmp_path):
     cache = TreeMarginCache(tmp_path, SCALER, "pool-a")
     folder = tmp_path / TREE_MARGIN_CACHE

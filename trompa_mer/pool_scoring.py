@@ -125,7 +125,7 @@ def _candidates(directory: Path, stem: str) -> list:
 
 # --- cached song probabilities of a committee on a pool -----------------------------------
 SONG_PROBA_CACHE = ".song_proba_cache"
-SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder: the default committee + recent retrains
+SONG_PROBA_CACHE_KEEP = 8  # files kept per pool folder, least recently used go first
 
 
 def cached_song_proba(committee, feats_dir, song_ids, compute, listing: dict | None = None):
@@ -173,6 +173,10 @@ def _cached_by_digest(digest, n_members, feats_dir, song_ids, compute, listing):
         cached = _read_checked(path, "song probabilities")
         if cached is not None and cached.shape == expected_shape and cached.dtype == np.float64 \
                 and np.all(np.isfinite(cached)):
+            # recently used: kept longest (the default committee's scores, read by every new
+            # user, would otherwise go after eight retrains' entries and be recomputed)
+            with contextlib.suppress(OSError):
+                os.utime(path)
             return cached
     if compute is None:
         return None
