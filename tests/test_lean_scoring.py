@@ -98,6 +98,25 @@ def test_an_unreadable_weights_array_is_refused_naming_it(saved_sgd):
         SGDMember.load(folder / "sgd_0")
 
 
+def test_a_damaged_model_file_is_refused_naming_it_when_it_is_read(saved_sgd):
+    _, folder, _ = saved_sgd
+    (folder / "sgd_0.skops").write_bytes(b"not a zip archive")
+    loaded = SGDMember.load(folder / "sgd_0")  # scores from the weights; the model is read later
+    with pytest.raises(MERError, match=r"sgd_0.skops: not a readable skops file \(BadZipFile: "):
+        loaded.update(X[:4], Y[:4])
+    (folder / "sgd_0.skops").unlink()
+    (folder / "sgd_0.skops").mkdir()
+    with pytest.raises(MERError, match=r"sgd_0.skops: not a readable skops file \(IsADirectoryError: "):
+        SGDMember.load(folder / "sgd_0")  # with its weights array
+    (folder / "sgd_0.linear.npy").unlink()
+    with pytest.raises(MERError, match=r"sgd_0.skops: not a readable skops file \(IsADirectoryError: "):
+        SGDMember.load(folder / "sgd_0")  # without: read at once
+    (folder / "sgd_0.skops").rmdir()
+    (folder / "sgd_0.skops").write_bytes(b"not a zip archive")
+    with pytest.raises(MERError, match=r"sgd_0.skops: not a readable skops file \(BadZipFile: "):
+        SGDMember.load(folder / "sgd_0")
+
+
 def test_a_member_saved_before_the_weights_array_loads_its_model_at_once(saved_sgd):
     member, folder, _ = saved_sgd
     (folder / "sgd_0.linear.npy").unlink()
@@ -128,6 +147,34 @@ def test_the_scaler_array_round_trips_with_the_same_bytes(tmp_path):
     np.save(tmp_path / "c.npy", np.zeros((3, 9)))
     with pytest.raises(MERError, match=r"c.npy: not a readable scaler \(expected a 2 x features array"):
         Standardizer.load(tmp_path / "c.npy")
+
+
+def test_the_crowd_layouts_npz_scaler_round_trips_as_float64(tmp_path):
+    mean, scale = RNG.normal(size=9).astype(np.float32), RNG.uniform(0.5, 2, size=9).astype(np.float32)
+    scaler = Standardizer(mean, scale)
+    assert scaler.mean_.dtype == np.float64 and scaler.scale_.dtype == np.float64 and scaler.n_features_in_ == 9
+    scaler.save(tmp_path / "audio_scaler.npz")
+    with np.load(tmp_path / "audio_scaler.npz") as data:
+        assert sorted(data.files) == ["mean", "scale"]
+    again = Standardizer.load(tmp_path / "audio_scaler.npz")
+    assert np.array_equal(again.mean_, mean.astype(np.float64)) and np.array_equal(again.scale_, scale.astype(np.float64))
+    from trompa_mer.committee import _load_scaler, _save_scaler
+
+    _save_scaler(again, tmp_path / "b.npz")
+    assert isinstance(_load_scaler(tmp_path / "b.npz"), Standardizer)
+    assert np.array_equal(_load_scaler(tmp_path / "b.npz").scale_, again.scale_)
+
+
+@pytest.mark.parametrize("name", ["scaler.npy", "audio_scaler.npz"])
+def test_a_scaler_file_holding_python_objects_is_refused_unread(tmp_path, name):
+    objects = np.empty((2, 3), dtype=object)
+    objects[:] = 1.0
+    if name.endswith(".npy"):
+        np.save(tmp_path / name, objects, allow_pickle=True)
+    else:
+        np.savez(tmp_path / name, mean=objects[0], scale=objects[1])
+    with pytest.raises(MERError, match=f"{name}: not a readable scaler"):
+        Standardizer.load(tmp_path / name)
 
 
 def _committee(folder):

@@ -35,7 +35,7 @@ import numpy as np
 from . import atomic
 from .checksummed import BlobStore, materialized, read_manifest, save_new_folder, share_files, write_manifest
 from .errors import MERError
-from .members import INPUT_KINDS, TARGET_KINDS, SongAudio, skops_dump, skops_load
+from .members import INPUT_KINDS, TARGET_KINDS, SongAudio, skops_load
 from .registry import member_class
 from .quadrants import N_CLASSES, QUADRANTS, Labels
 
@@ -109,10 +109,9 @@ class Standardizer:
 
 
 def _save_scaler(scaler, path: Path) -> None:
-    if path.suffix in (".npy", ".npz"):
-        Standardizer(scaler.mean_, scaler.scale_).save(path)
-    else:
-        skops_dump(scaler, path)
+    # always plain arrays (a folder's layout names scaler.npy or, crowd members, .npz); a
+    # StandardScaler read from an older folder's scaler.skops is written as its statistics
+    Standardizer(scaler.mean_, scaler.scale_).save(path)
 
 
 def _load_scaler(path: Path):

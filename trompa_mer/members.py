@@ -503,8 +503,7 @@ class SGDMember(Member):
                 self.model.partial_fit(X, y, classes=CLASSES, sample_weight=sample_weight)
 
     def _update(self, X, y):
-        self.model.partial_fit(X, y, classes=CLASSES)
-        self._weights = None  # the model changed: its own weights from now on
+        self.model.partial_fit(X, y, classes=CLASSES)  # the model is read now: _linear uses its weights
 
     def _log_proba(self, X):
         weights, bias = self._linear()
@@ -566,7 +565,7 @@ class SGDMember(Member):
             weights = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise MERError(f"{path}: not a readable weights array ({err})") from None
-        expected = (N_CLASSES, (self.n_features or 0) + 1)
+        expected = (N_CLASSES, self.n_features + 1)
         if weights.dtype != np.float64 or weights.shape != expected:
             raise MERError(f"{path}: expected float64 weights of shape {expected} (quadrants x features "
                            f"+ intercept), got {weights.dtype} {weights.shape}")
