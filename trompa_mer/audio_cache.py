@@ -212,6 +212,11 @@ class AudioCache(Mapping):
             "version": RECORD_VERSION, "source": str(resolved), "source_stat": before,
             "source_sha256": source_sha256, "sample_rate": self.sample_rate, **cache_files.record_of(entry)})
 
+    def is_cached(self, song_id) -> bool:
+        """Whether the song has a verified cache entry (reading it decodes nothing)."""
+        key = str(song_id).lower()
+        return key in self.files and self._cached(key, self.files[key]) is not None
+
     def prepare(self, song_ids=None, progress: bool = False) -> int:
         """Decode and cache every song (or the given ones) now; returns how many were built."""
         from tqdm.auto import tqdm
