@@ -165,6 +165,9 @@ def main(argv=None):
              "emomusic_annotations": args.emomusic_annotations}
     encoder_members = None
     if args.encoder:
+        from trompa_mer import cost
+
+        cost.configure(settings.COST_NOTE_S)
         encoder_members = {"encoder_dir": args.encoder, "transfer": args.transfer,
                            "audio_cache_dir": str(settings.AUDIO_CACHE_DIR / "emotify"),
                            "member_params": {"epochs": args.encoder_epochs, "full_epochs": args.full_epochs,
