@@ -127,6 +127,20 @@ def test_round_with_an_encoder_member(env):
     result = json.loads(out.read_text())
     assert set(result["member_mean_probs"]) == {"gnb_0", "encoder_0"}
     assert np.isclose(sum(result["mean_probs"]), 1.0)
+    assert "note:" not in ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "audio" / "clip03.wav",
+                             "-o", "-", "-u", USER).stderr
+
+    # a feature CSV carries no audio: the encoder member is left out, and the console says so
+    csv_run = ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats" / "clip03.csv", "-o",
+                 env["dir"] / "pred_csv.json", "-u", USER)
+    result = json.loads((env["dir"] / "pred_csv.json").read_text())
+    assert list(result["member_mean_probs"]) == ["gnb_0"] and "encoder_0" in result["skipped_members"]
+    notes = [line for line in csv_run.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: member(s) encoder_0 skipped: reads audio; "
+                                                   "the input is a feature CSV"), csv_run.stderr
+    batch = ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats", "-o", env["dir"] / "preds.jsonl",
+               "-u", USER, "-q")
+    assert f"note: member(s) encoder_0 skipped for {len(SONGS)} of {len(SONGS)} inputs: they read audio" in batch.stderr
 
 
 def test_member_save_load_and_refusals(tmp_path, assets):
