@@ -91,7 +91,8 @@ class RateNote:
                   if self.total_bytes is not None and self.total_bytes >= MEMORY_NOTE_BYTES else "")
         if remaining >= THRESHOLD_S or memory:
             total = f"{self.total:,} {plural(self.unit)}" + (f" x {self.repeats}" if self.repeats > 1 else "")
-            first = (f"items {self.measured_from + 1}-{self.done}" if self.measured_from
-                     else f"the first {self.done}")
+            first = (f"the first {self.done}" if not self.measured_from
+                     else f"item {self.done}" if measured == 1
+                     else f"items {self.measured_from + 1}-{self.done}")
             say(f"note: about {minutes(remaining)} more {self.what}{memory} (measured "
                 f"{per_item:.3g} s per {self.unit} over {first} of {total})", self.file)
