@@ -150,3 +150,62 @@ def test_rate_note_arithmetic(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "0.5 s per batch over items 2-4 of 200 batches)" in err and "about 2 min more to warm" in err
     assert slow_start.estimate_s == pytest.approx(100.0)
+
+
+def test_cost_note_formats_and_boundaries(monkeypatch, capsys):
+    import io
+
+    from trompa_mer import cost
+
+    assert [cost.minutes(s) for s in (0.2, 1.4, 89, 90, 7199, 7200, 9000)] == \
+        ["1 s", "1 s", "89 s", "2 min", "120 min", "2.0 h", "2.5 h"]
+    assert [cost.plural(u) for u in ("file", "song", "batch", "pass", "box", "dish", "member")] == \
+        ["files", "songs", "batches", "passes", "boxes", "dishes", "members"]
+    assert cost.gigabytes(2.46e9) == "2.5 GB"
+    buffer = io.StringIO()
+    cost.say("note: x", buffer)
+    cost.say("note: y")
+    assert buffer.getvalue() == "note: x\n" and capsys.readouterr().err == "note: y\n"
+    monkeypatch.setattr(cost, "THRESHOLD_S", 60.0)
+    cost.configure(None)
+    assert cost.THRESHOLD_S == 60.0
+    cost.configure(5)
+    assert cost.THRESHOLD_S == 5.0 and isinstance(cost.THRESHOLD_S, float)
+
+    now = [0.0]
+    monkeypatch.setattr(cost.time, "perf_counter", lambda: now[0])
+
+    def run(note, steps):
+        for step in steps:
+            now[0] += step
+            note.tick()
+        return capsys.readouterr().err
+
+    cost.configure(60)
+    # exactly at the threshold: said (0.5 s per item, 60 s to go after the 3rd of 123)
+    assert "note: about 60 s more to a (measured 0.5 s per item over the first 3 of 123 items)" in run(
+        cost.RateNote(123, "to a"), [0.5, 0.5, 0.5])
+    assert run(cost.RateNote(122, "to b"), [0.5, 0.5, 0.5]) == ""  # 59.5 s: quiet
+    # the measurement waits for 3 items or 2 s, whichever first
+    assert "over the first 2 of" in run(cost.RateNote(200, "to c"), [1, 1, 1])
+    assert "over the first 3 of" in run(cost.RateNote(400, "to d"), [0.5, 0.5, 0.5, 0.5])
+    # the last item is never a note (the work is over); nor a second note
+    assert run(cost.RateNote(3, "to e", min_items=3, min_seconds=1000), [100, 100, 100]) == ""
+    twice = cost.RateNote(1000, "to f")
+    assert run(twice, [1, 1, 1]).count("note:") == 1 and run(twice, [5] * 5) == ""
+    # repeats below 1 count as 1, warm-up below 0 as none
+    odd = cost.RateNote(500, "to g", repeats=0, warmup=-2)
+    assert "over the first 3 of 500 items)" in run(odd, [0.5] * 3) and odd.estimate_s == pytest.approx(250)
+    # memory: the whole estimate from set_bytes, said at 1 GiB even when the time is short
+    small = cost.RateNote(10, "to h")
+    small.set_bytes(cost.MEMORY_NOTE_BYTES)
+    assert "about 1.1 GB in memory" in run(small, [0.01, 0.01, 0.01])
+    below = cost.RateNote(10, "to i")
+    below.set_bytes(cost.MEMORY_NOTE_BYTES - 1)
+    assert run(below, [0.01, 0.01, 0.01]) == ""
+    per_item = cost.RateNote(10, "to j", bytes_per_item=cost.MEMORY_NOTE_BYTES / 10)
+    assert "GB in memory" in run(per_item, [0.01, 0.01, 0.01]) and per_item.total_bytes == cost.MEMORY_NOTE_BYTES
+    # a note to a given file
+    out = io.StringIO()
+    run(cost.RateNote(1000, "to k", file=out), [1, 1, 1])
+    assert out.getvalue().startswith("note: about 17 min more to k")

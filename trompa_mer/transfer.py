@@ -242,7 +242,7 @@ class EncoderMember:
 
     def fit_songs(self, song_ids, y, audio_source: Mapping) -> "EncoderMember":
         ids, labels = self._labels(song_ids, y)
-        return self.fit_patches(song_patches(ids, audio_source), labels)
+        return self.fit_patches(cut_song_patches(ids, audio_source), labels)
 
     def update_songs(self, song_ids, y, audio_source: Mapping, epochs: int | None = None) -> "EncoderMember":
         net = self._net()
@@ -283,7 +283,8 @@ class EncoderMember:
         return np.stack([proba[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
 
     def predict_proba_songs(self, song_ids, audio_source: Mapping) -> np.ndarray:
-        return self.predict_proba_patches(song_patches([str(s) for s in song_ids], audio_source))
+        # a whole pool the first time is long work (decoding): a cost note when it is
+        return self.predict_proba_patches(cut_song_patches(song_ids, audio_source))
 
     # --- the member protocol ---------------------------------------------------------------------
     @staticmethod
@@ -370,7 +371,9 @@ def cut_song_patches(song_ids, audio_source: Mapping, what: str = "") -> list:
     from .cost import RateNote
 
     ids = [str(s) for s in song_ids]
-    note = RateNote(len(ids), f"to decode {len(ids)} songs{what} and cut their log-mel patches", "song")
+    # the first song pays for start-up (the mel filterbank, torch's first STFT): not in the rate
+    note = RateNote(len(ids), f"to decode {len(ids)} songs{what} and cut their log-mel patches", "song",
+                    warmup=1 if len(ids) > 4 else 0)
     out, n_bytes = [], 0
     for song in ids:
         out.append(logmel.patches(get_audio(audio_source, song)))
