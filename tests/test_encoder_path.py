@@ -205,6 +205,17 @@ def test_cost_note_formats_and_boundaries(monkeypatch, capsys):
     assert run(below, [0.01, 0.01, 0.01]) == ""
     per_item = cost.RateNote(10, "to j", bytes_per_item=cost.MEMORY_NOTE_BYTES / 10)
     assert "GB in memory" in run(per_item, [0.01, 0.01, 0.01]) and per_item.total_bytes == cost.MEMORY_NOTE_BYTES
+    # the last item is never a note, even with a large memory estimate
+    last = cost.RateNote(3, "to l", min_seconds=1000)
+    last.set_bytes(10 * cost.MEMORY_NOTE_BYTES)
+    assert run(last, [1, 1, 1]) == ""
+    # one item measured (min_items=1, or a slow item after the warm-up): "item N"
+    assert "over the first 1 of 100 items)" in run(cost.RateNote(100, "to m", min_items=1, min_seconds=100), [1])
+    assert "3 s per batch over item 2 of 100 batches x 2)" in run(
+        cost.RateNote(100, "to n", "batch", repeats=2, warmup=1), [50, 3])
+    # repeats: 10 x 2 = 20 items, the note still comes at the 12th (past 10 / 2 and 10)
+    late = cost.RateNote(10, "to o", repeats=2, warmup=11)
+    assert "over item 12 of 10 items x 2)" in run(late, [0] * 11 + [100])
     # a note to a given file
     out = io.StringIO()
     run(cost.RateNote(1000, "to k", file=out), [1, 1, 1])
