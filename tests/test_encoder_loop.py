@@ -127,6 +127,20 @@ def test_round_with_an_encoder_member(env):
     result = json.loads(out.read_text())
     assert set(result["member_mean_probs"]) == {"gnb_0", "encoder_0"}
     assert np.isclose(sum(result["mean_probs"]), 1.0)
+    assert "note:" not in ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "audio" / "clip03.wav",
+                             "-o", "-", "-u", USER).stderr
+
+    # a feature CSV carries no audio: the encoder member is left out, and the console says so
+    csv_run = ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats" / "clip03.csv", "-o",
+                 env["dir"] / "pred_csv.json", "-u", USER)
+    result = json.loads((env["dir"] / "pred_csv.json").read_text())
+    assert list(result["member_mean_probs"]) == ["gnb_0"] and "encoder_0" in result["skipped_members"]
+    notes = [line for line in csv_run.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: member(s) encoder_0 skipped: reads audio; "
+                                                   "the input is a feature CSV"), csv_run.stderr
+    batch = ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats", "-o", env["dir"] / "preds.jsonl",
+               "-u", USER, "-q")
+    assert f"note: member(s) encoder_0 skipped for {len(SONGS)} of {len(SONGS)} inputs: they read audio" in batch.stderr
 
 
 def test_member_save_load_and_refusals(tmp_path, assets):
@@ -154,3 +168,21 @@ def test_member_save_load_and_refusals(tmp_path, assets):
     (tmp_path / "m.pt").write_bytes(b"not torch")
     with pytest.raises(MERError, match="m.pt"):
         EncoderMember.load(tmp_path / "m")
+
+
+def test_the_audio_folder_setting_is_explained_where_a_user_meets_it(env):
+    """An encoder committee without its audio: one error line naming the setting, its default and
+    the docs; with the default folder (<MER_DATA_DIR>/audio, MER_AUDIO_DIR unset) it works."""
+    ok(env, "create_user.py", "-i", USER, "-m", "mc", "--committee", env["committee"])
+    env["env"]["MER_AUDIO_DIR"] = str(env["dir"] / "no_such_folder")
+    refused = subprocess.run([sys.executable, str(ROOT / "get_hard_tracks.py"), "-i", USER, "-q", "2"],
+                             env=env["env"], cwd=env["dir"], capture_output=True, text=True, timeout=300)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), refused.stderr
+    for needle in ("no_such_folder", "encoder_0", "MER_AUDIO_DIR", "default <MER_DATA_DIR>/audio", "docs/loop.md"):
+        assert needle in lines[0], lines[0]
+    state = json.loads((env["users"] / USER / "state.json").read_text())
+    assert not state["pending"], "nothing recorded when the audio is missing"
+    del env["env"]["MER_AUDIO_DIR"]  # the default: <MER_DATA_DIR>/audio, where the fixture's audio is
+    songs = json.loads(ok(env, "get_hard_tracks.py", "-i", USER, "-q", 2, "--json").stdout)
+    assert len(songs) == 2 and set(songs) <= set(SONGS)

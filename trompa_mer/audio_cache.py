@@ -212,6 +212,11 @@ class AudioCache(Mapping):
             "version": RECORD_VERSION, "source": str(resolved), "source_stat": before,
             "source_sha256": source_sha256, "sample_rate": self.sample_rate, **cache_files.record_of(entry)})
 
+    def is_cached(self, song_id) -> bool:
+        """Whether the song has a verified cache entry (reading it decodes nothing)."""
+        key = str(song_id).lower()
+        return key in self.files and self._cached(key, self.files[key]) is not None
+
     def prepare(self, song_ids=None, progress: bool = False) -> int:
         """Decode and cache every song (or the given ones) now; returns how many were built."""
         from tqdm.auto import tqdm
@@ -252,12 +257,14 @@ def pool_audio_source(audio_dir, audio_cache_dir, song_ids, readers) -> "AudioCa
     names = ", ".join(readers)
     if audio_dir is None or audio_cache_dir is None:
         raise MERError(f"audio folder: not given; the committee's audio member(s) {names} read each "
-                       f"song's audio (the scripts pass MER_AUDIO_DIR and MER_AUDIO_CACHE_DIR)")
+                       f"song's audio (the scripts pass MER_AUDIO_DIR and MER_AUDIO_CACHE_DIR; "
+                       f"docs/loop.md)")
     audio_dir = Path(audio_dir).expanduser().resolve()
     if not audio_dir.is_dir():
         raise MERError(f"{audio_dir}: audio folder not found; the committee's audio member(s) "
-                       f"{names} read each song's audio (set MER_AUDIO_DIR to a folder "
-                       f"with one audio file per song, named <song_id>.<ext>)")
+                       f"{names} read each song's audio (set MER_AUDIO_DIR, default "
+                       f"<MER_DATA_DIR>/audio, to a folder with one audio file per song, named "
+                       f"<song_id>.<ext>; docs/loop.md)")
     key = hashlib.sha1(str(audio_dir).encode()).hexdigest()[:12]
     source = AudioCache.from_folder(audio_dir, Path(audio_cache_dir) / f"{audio_dir.name}-{key}")
     missing = [str(s) for s in song_ids if str(s) not in source]
@@ -265,5 +272,5 @@ def pool_audio_source(audio_dir, audio_cache_dir, song_ids, readers) -> "AudioCa
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise MERError(f"{audio_dir}: no audio file for song {missing[0]!r}{more}; the committee's "
                        f"audio member(s) {names} need <song_id>.<ext> for every song "
-                       f"(set MER_AUDIO_DIR)")
+                       f"(set MER_AUDIO_DIR, default <MER_DATA_DIR>/audio; docs/loop.md)")
     return source

@@ -376,8 +376,11 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
             raise MERError(f"{checkpoint_path}: cannot resume: {start_epoch} epochs already trained, "
                            f"--epochs {epochs} asks for fewer; use another --out folder")
 
+    from .cost import RateNote
+
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc=f"{method} w={width}", unit="epoch",
                disable=not progress, initial=start_epoch, total=epochs)
+    note = None
     for epoch in bar:
         started = time.perf_counter()
         model.train()
@@ -385,6 +388,10 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
         batches = _batches(items, batch_size, 2)
         if max_batches is not None:
             batches = batches[:max_batches]
+        if note is None:  # the rate of the first batches, times every batch of the epochs to go
+            note = RateNote(len(batches), f"to pre-train ({epochs - start_epoch} epochs of "
+                            f"{len(batches)} batches on {device.type})", "batch",
+                            repeats=epochs - start_epoch, warmup=1 if len(batches) > 4 else 0)
         total, count = 0.0, 0
         for b in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress):
             optimizer.zero_grad(set_to_none=True)
@@ -393,6 +400,7 @@ def pretrain(method: str, train: np.ndarray, heldout: np.ndarray, out_dir, width
             loss.backward()
             optimizer.step()
             total, count = total + value * len(b), count + len(b)
+            note.tick()
         train_loss = total / max(count, 1)
         held = evaluate(model, method, heldout, batch_size, device) if heldout.shape[1] else math.nan
         check_tensors(model.state_dict(), f"{out_dir}: pre-training epoch {epoch}")
@@ -474,44 +482,83 @@ def load_encoder(folder, device="cpu") -> tuple[PatchEncoder, dict]:
 
 
 # --- pre-training data from folders -----------------------------------------------------------------
+def select_files(source, hours_per_folder: float | None = None, max_files: int | None = None,
+                 seed: int = 0, progress: bool = False, label: str = "") -> list:
+    """The song ids of `source` (an AudioCache over one folder) kept for pre-training, decoding
+    only what the choice needs: files in a seeded random order (a permutation of the sorted
+    song ids), each decoded in turn (16 kHz, cached) to learn its length, kept while under
+    `max_files` and `hours_per_folder` (at least one file); files shorter than one STFT window
+    are passed over. So a limit decodes the kept files and at most one more (the file that
+    would pass the hours), never the whole folder. Without limits: every file."""
+    from tqdm.auto import tqdm
+
+    names = list(source)
+    order = np.random.default_rng(seed).permutation(len(names))
+    frames_allowed = (None if hours_per_folder is None
+                      else hours_per_folder * 3600 * logmel.SAMPLE_RATE / logmel.HOP_LENGTH)
+    if frames_allowed is None and max_files is None:
+        return names
+    from .cost import RateNote
+
+    most = min(len(names), max_files or len(names))
+    kept, total = [], 0
+    bar = tqdm(total=most, desc=f"choosing {label}", unit="file", disable=not progress)
+    note = RateNote(most, f"to decode the chosen audio files of {label}", "file")
+    for i in order:
+        if max_files is not None and len(kept) >= max_files:
+            break
+        fresh = not source.is_cached(names[i])
+        n_samples = len(source[names[i]])  # decodes this file only (then cached)
+        if fresh:
+            if frames_allowed is not None and kept:  # files still to come, from the mean length so far
+                note.total = min(most, int(math.ceil(frames_allowed / (total / len(kept)))))
+            note.tick()
+        if n_samples < logmel.WIN_LENGTH:
+            continue  # shorter than one window: nothing to learn from
+        frames = logmel.n_frames_of(n_samples)
+        if frames_allowed is not None and kept and total + frames > frames_allowed:
+            break
+        kept.append(names[i])
+        total += frames
+        bar.update(1)
+    bar.close()
+    return kept
+
+
 def pretraining_data(folders, cache_dir, hours_per_folder: float | None = None,
                      max_files_per_folder: int | None = None, seed: int = 0,
                      progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(train frames, held-out frames, summary) from folders of audio (each folder's log-mel
-    cached by `logmel.folder_stream`).
+    """(train frames, held-out frames, summary) from folders of audio (each folder's chosen
+    files' log-mel cached by `logmel.folder_stream`).
 
-    Per folder: files in a seeded random order, kept while under `hours_per_folder` and
-    `max_files_per_folder` (so a mixture of two folders is half of each); of those, the fixed
-    5 % (`heldout_files`) are held out. Each part is the kept files' frames concatenated in
-    name order (CPC sequences may cross from one file into the next one of the same folder)."""
+    Per folder: files chosen by `select_files` (a seeded random order, kept while under
+    `hours_per_folder` and `max_files_per_folder`, so a mixture of two folders is half of each;
+    only the chosen files, and at most one more, are decoded); of those, the fixed 5 %
+    (`heldout_files`) are held out. Each part is the kept files' frames concatenated in name
+    order (CPC sequences may cross from one file into the next one of the same folder)."""
     if not folders:
         raise MERError("--audio: expected at least one folder of audio")
     if hours_per_folder is not None and not hours_per_folder > 0:
         raise MERError(f"--hours-per-folder: expected a positive number of hours, got {hours_per_folder!r}")
     train_parts, held_parts, summary = [], [], {"folders": []}
     for folder in folders:
-        stream = logmel.folder_stream(folder, cache_dir, progress=progress)
+        source = logmel.folder_audio(folder, cache_dir)
+        chosen = select_files(source, hours_per_folder, max_files_per_folder, seed, progress, Path(folder).name)
+        stream = logmel.folder_stream(folder, cache_dir, progress=progress, songs=chosen)
         for i, name in enumerate(stream.names):
             if first_non_finite(stream.file_frames(i)) is not None:
                 raise MERError(f"{folder}: song {name!r}: its log-mel frames hold non-finite values "
                                f"(cached in {cache_dir}); expected finite audio (delete the cache "
                                "and check the file)")
         lengths = np.diff(stream.offsets)
-        order = np.random.default_rng(seed).permutation(len(stream.names))
-        if max_files_per_folder is not None:
-            order = order[:int(max_files_per_folder)]
-        if hours_per_folder is not None:
-            frames_allowed = hours_per_folder * 3600 * logmel.SAMPLE_RATE / logmel.HOP_LENGTH
-            cumulative = np.cumsum(lengths[order])
-            order = order[:max(1, int(np.searchsorted(cumulative, frames_allowed, side="right")))]
-        kept = sorted(order.tolist(), key=lambda i: stream.names[i])
-        held_names = set(heldout_files([stream.names[i] for i in kept]))
+        kept = list(range(len(stream.names)))  # already the chosen files, in name order
+        held_names = set(heldout_files(stream.names))
         train_idx = [i for i in kept if stream.names[i] not in held_names]
         held_idx = [i for i in kept if stream.names[i] in held_names]
         train_parts.append(stream.select(train_idx))
         held_parts.append(stream.select(held_idx))
         seconds = lambda idx: round(float(lengths[idx].sum()) * logmel.HOP_LENGTH / logmel.SAMPLE_RATE, 1)
-        summary["folders"].append({"folder": str(Path(folder).resolve()), "files_available": len(stream.names),
+        summary["folders"].append({"folder": str(Path(folder).resolve()), "files_available": len(source),
                                    "files_train": len(train_idx), "files_heldout": len(held_idx),
                                    "seconds_train": seconds(train_idx), "seconds_heldout": seconds(held_idx)})
     train = logmel.FrameStream.concat(train_parts).frames

@@ -155,22 +155,47 @@ def folder_key(audio_dir, source) -> str:
     return hashlib.sha1(blob).hexdigest()[:16]
 
 
-def folder_stream(audio_dir, cache_dir, progress: bool = False) -> FrameStream:
-    """The log-mel frames of every audio file in `audio_dir` (sorted by song id), computed once
-    and cached in `<cache_dir>/logmel-<name>-<key>.npy` + `.json` (the key: folder_key; the
-    index records the frames file's sha256, checked before the frames are used: a file that
-    does not match is a warning and a recompute); decoded audio goes to
-    `<cache_dir>/audio16k-<name>/` (trompa_mer.audio_cache, each entry tied to its source)."""
-    from tqdm.auto import tqdm
-
-    from . import cache_files
+def folder_audio(audio_dir, cache_dir):
+    """The folder's audio as an `AudioCache` (nothing decoded yet); decoded audio goes to
+    `<cache_dir>/audio16k-<name>/`."""
     from .audio_cache import AudioCache
 
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise MERError(f"{audio_dir}: audio folder not found, expected a folder of audio files")
-    source = AudioCache.from_folder(audio_dir, Path(cache_dir) / f"audio16k-{audio_dir.name}")
-    source.prepare(progress=progress)
+    return AudioCache.from_folder(audio_dir, Path(cache_dir) / f"audio16k-{audio_dir.name}")
+
+
+def n_frames_of(n_samples: int) -> int:
+    """Log-mel frames of `n_samples` 16 kHz samples (centred frames: 1 + n // hop)."""
+    return 1 + int(n_samples) // HOP_LENGTH
+
+
+def folder_stream(audio_dir, cache_dir, progress: bool = False, songs=None) -> FrameStream:
+    """The log-mel frames of every audio file in `audio_dir` (or of the song ids `songs` only:
+    the others are never decoded), sorted by song id, computed once and cached in
+    `<cache_dir>/logmel-<name>-<key>.npy` + `.json` (the key: folder_key, over the files used;
+    the index records the frames file's sha256, checked before the frames are used: a file
+    that does not match is a warning and a recompute); decoded audio goes to
+    `<cache_dir>/audio16k-<name>/` (trompa_mer.audio_cache, each entry tied to its source)."""
+    from tqdm.auto import tqdm
+
+    from . import cache_files
+    from .audio_cache import AudioCache
+    from .cost import RateNote
+
+    audio_dir = Path(audio_dir)
+    source = folder_audio(audio_dir, cache_dir)
+    if songs is not None:
+        unknown = [str(s) for s in songs if str(s) not in source]
+        if unknown:
+            raise MERError(f"{audio_dir}: no audio file for song id {unknown[0]!r}, expected <song_id>.<ext>")
+        source = AudioCache({str(s).lower(): source.files[str(s).lower()] for s in songs}, source.cache_dir)
+    todo = [song for song in source if not source.is_cached(song)]
+    note = RateNote(len(todo), f"to decode {len(todo)} audio files of {audio_dir.name}", "file")
+    for song in tqdm(todo, desc=f"decoding {audio_dir.name}", unit="file", disable=not progress):
+        source.prepare([song])
+        note.tick()
     key = folder_key(audio_dir, source)
     base = Path(cache_dir) / f"logmel-{audio_dir.name}-{key}"
     frames_path, index_path = base.with_suffix(".npy"), base.with_suffix(".json")

@@ -645,6 +645,10 @@ def run(dataset: str, paths: dict, algorithms: str, cv: int, out_dir=None, seed:
     if encoder_members is not None and dataset != "emotify":
         raise MERError(f"--encoder: needs --dataset emotify (encoder members read the clips' audio), "
                        f"got --dataset {dataset}")
+    if encoder_members is not None:  # a wrong encoder folder is refused before any long work
+        from .encoder import load_encoder
+
+        load_encoder(encoder_members["encoder_dir"])
     data, corpus, mapping = load_dataset(dataset, paths, label_scheme, jobs, progress, targets=targets)
     from .datasets.checks import check_corpus
 
@@ -710,6 +714,12 @@ def _add_encoder_members(data, paths, options, report, committee, cv, test_size,
           f"{np.mean(f1):.3f} ± {np.std(f1):.3f}, accuracy {np.mean(acc):.3f} over {len(f1)} splits", file=out)
     report["encoder_members"] = {"transfer": options["transfer"], "encoder": str(options["encoder_dir"]),
                                  "song_f1_macro": f1, "song_accuracy": acc}
+    # the same rows as every member algorithm: the song-level table and the per-quadrant F1
+    tested = [r for r in results if "truth" in r]
+    if tested:
+        report["song"]["encoder"] = _summary([scores(r["truth"], r["predicted"]) for r in tested])
+        report.setdefault("song_quadrants", {})["encoder"] = _quadrant_report(
+            [(r["truth"], r["predicted"]) for r in tested])
     if committee is None:
         return None
     from .committee import Committee
@@ -720,6 +730,7 @@ def _add_encoder_members(data, paths, options, report, committee, cv, test_size,
         {"name": r["name"], "algorithm": "encoder", "split": k, "temperature": 1.0,
          "transfer": options["transfer"]} for k, r in enumerate(results)]
     manifest["encoder_members"] = report["encoder_members"]
+    manifest["scores"] = {"window": report["window"], "song": report["song"]}
     return Committee(members, committee.scaler, committee.feature_names, manifest)
 
 

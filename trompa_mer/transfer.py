@@ -242,7 +242,7 @@ class EncoderMember:
 
     def fit_songs(self, song_ids, y, audio_source: Mapping) -> "EncoderMember":
         ids, labels = self._labels(song_ids, y)
-        return self.fit_patches(song_patches(ids, audio_source), labels)
+        return self.fit_patches(cut_song_patches(ids, audio_source), labels)
 
     def update_songs(self, song_ids, y, audio_source: Mapping, epochs: int | None = None) -> "EncoderMember":
         net = self._net()
@@ -283,7 +283,8 @@ class EncoderMember:
         return np.stack([proba[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
 
     def predict_proba_songs(self, song_ids, audio_source: Mapping) -> np.ndarray:
-        return self.predict_proba_patches(song_patches([str(s) for s in song_ids], audio_source))
+        # a whole pool the first time is long work (decoding): a cost note when it is
+        return self.predict_proba_patches(cut_song_patches(song_ids, audio_source))
 
     # --- the member protocol ---------------------------------------------------------------------
     @staticmethod
@@ -363,17 +364,45 @@ class EncoderMember:
 
 
 # --- pre-training members on a corpus's splits ------------------------------------------------------
+def cut_song_patches(song_ids, audio_source: Mapping, what: str = "") -> list:
+    """`song_patches` for a corpus: the same arrays, with a cost note (trompa_mer.cost) when the
+    decoding and cutting measured on the first songs projects to long work or to a lot of
+    memory (the patches, and a copy of a split's patches while a member embeds them)."""
+    from .cost import RateNote
+
+    ids = [str(s) for s in song_ids]
+    # the first song pays for start-up (the mel filterbank, torch's first STFT): not in the rate
+    note = RateNote(len(ids), f"to decode {len(ids)} songs{what} and cut their log-mel patches", "song",
+                    warmup=1 if len(ids) > 4 else 0)
+    out, n_bytes = [], 0
+    for song in ids:
+        out.append(logmel.patches(get_audio(audio_source, song)))
+        n_bytes += out[-1].nbytes
+        if not note.said:
+            note.set_bytes(2 * n_bytes / len(out) * len(ids))
+        note.tick()
+    return out
+
+
 def pretrain_encoder_members(song_ids, y, audio_source: Mapping, splits, encoder_dir,
                              name_prefix: str = "encoder", progress: bool = False, **member_kwargs) -> list:
     """One EncoderMember per (train index, test index) split over `song_ids`, each starting from
-    the encoder in `encoder_dir`. Returns dicts: name, member, n_train, n_test, f1_macro and
-    accuracy (song-level argmax on the split's test songs). Patches are cut once per song."""
+    the encoder in `encoder_dir`. Returns dicts: name, member, n_train, n_test, and on the
+    split's test songs truth and predicted (quadrant codes, song-level argmax), f1_macro and
+    accuracy. Patches are cut once per song. Cost notes (trompa_mer.cost) before long work:
+    the decoding and cutting, then the members (rate of the first split)."""
     from sklearn.metrics import accuracy_score, f1_score
     from tqdm.auto import tqdm
 
+    from .cost import RateNote
+
     ids = np.asarray([str(s) for s in song_ids])
     labels = np.asarray(y, dtype=np.int64)
-    patches = song_patches(ids, audio_source)
+    patches = cut_song_patches(ids, audio_source)
+    splits = list(splits)
+    transfer = member_kwargs.get("transfer", "feature-extractor")
+    note = RateNote(len(splits), f"to train {len(splits)} encoder members ({transfer})", "member",
+                    min_items=1, min_seconds=0.0)
     results = []
     for k, (train, test) in enumerate(tqdm(splits, desc="encoder members", unit="split", disable=not progress)):
         member = EncoderMember.from_folder(encoder_dir, **member_kwargs)
@@ -381,7 +410,9 @@ def pretrain_encoder_members(song_ids, y, audio_source: Mapping, splits, encoder
         result = {"name": f"{name_prefix}_{k}", "member": member, "n_train": len(train), "n_test": len(test)}
         if len(test):
             predicted = member.predict_proba_patches([patches[i] for i in test]).argmax(axis=1)
+            result.update(truth=labels[test], predicted=predicted)
             result["f1_macro"] = float(f1_score(labels[test], predicted, average="macro", zero_division=0))
             result["accuracy"] = float(accuracy_score(labels[test], predicted))
         results.append(result)
+        note.tick()
     return results

@@ -95,7 +95,11 @@ def parse_args(argv=None):
                    help="where extracted Emotify features are cached (default %(default)s)")
     p.add_argument("--encoder", metavar="DIR",
                    help="also train one encoder member per split (Emotify only) on this pre-trained "
-                        "encoder (pretrain_encoder.py --out DIR); added to the committee as encoder_<k>")
+                        "encoder (pretrain_encoder.py --out DIR); added to the committee as encoder_<k>, "
+                        "scored in the same table (row 'encoder'); the clips' patches and the members "
+                        "are long work: a 'note: about N min ...' line first, from the measured rate "
+                        "(MER_COST_NOTE_SECONDS sets when, default 60); in the loop the members read "
+                        "MER_AUDIO_DIR")
     p.add_argument("--transfer", choices=("feature-extractor", "full"), default="feature-extractor",
                    help="with --encoder: keep the encoder frozen and train the dense layers and heads "
                         "(feature-extractor), or then fine-tune everything (full) (default %(default)s)")
@@ -165,6 +169,9 @@ def main(argv=None):
              "emomusic_annotations": args.emomusic_annotations}
     encoder_members = None
     if args.encoder:
+        from trompa_mer import cost
+
+        cost.configure(settings.COST_NOTE_S)
         encoder_members = {"encoder_dir": args.encoder, "transfer": args.transfer,
                            "audio_cache_dir": str(settings.AUDIO_CACHE_DIR / "emotify"),
                            "member_params": {"epochs": args.encoder_epochs, "full_epochs": args.full_epochs,

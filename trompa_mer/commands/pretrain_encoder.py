@@ -6,7 +6,9 @@
 
 Writes <out>/encoder.pt (weights) + <out>/encoder.json (checksummed manifest), <out>/log.csv
 (per epoch) and <out>/checkpoint.pt (after every epoch): running the same command again
-resumes. See docs/speech_encoders.md.
+resumes. Long work (decoding, training) first prints `note: about N min ...`, estimated
+from the rate of its first files or batches (MER_COST_NOTE_SECONDS, default 60, sets when).
+See docs/speech_encoders.md.
 """
 import argparse
 import shlex
@@ -24,9 +26,12 @@ def parse_args(argv=None):
                    help="folder of audio files (repeatable; each folder is one 'language' or source)")
     p.add_argument("--hours-per-folder", type=float, default=None,
                    help="use at most this many hours of each folder, files in a seeded random order "
-                        "(e.g. 0.475 with two 0.95 h folders: a mixture of half of each) (default: all)")
+                        "(e.g. 0.475 with two 0.95 h folders: a mixture of half of each); only the "
+                        "files used, and at most one more, are decoded (default: all)")
     p.add_argument("--max-files-per-folder", type=positive_int, default=None,
-                   help="use at most this many files of each folder (default: all)")
+                   help="use at most this many files of each folder, in the same seeded order; only "
+                        "the files used are decoded (with --hours-per-folder: at most one more, to "
+                        "learn its length) (default: all)")
     p.add_argument("--width", type=int, default=8,
                    help="filters of the first conv block; the blocks have w, 2w, 4w (the paper: 32) "
                         "(default %(default)s)")
@@ -47,8 +52,9 @@ def parse_args(argv=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    from trompa_mer import encoder
+    from trompa_mer import cost, encoder
 
+    cost.configure(settings.COST_NOTE_S)
     encoder.check_method(args.method)
     encoder.check_width(args.width)
     train, heldout, summary = encoder.pretraining_data(

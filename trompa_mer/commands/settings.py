@@ -16,6 +16,9 @@ folder (MER_ROOT sets it):
   MER_AUDIO_CACHE_DIR  16 kHz .npy copies of that audio (default <cache>/audio16k, one
                    subfolder per audio folder), so the audio folder may be read-only
   MER_CACHE_DIR    caches (default <project>/.cache)
+  MER_COST_NOTE_SECONDS  long work (decoding, pre-training, encoder members) prints one
+                   `note: about N min ...` line, estimated from the rate of its first items,
+                   when the estimate reaches this many seconds (default 60)
 """
 from __future__ import annotations
 
@@ -107,6 +110,8 @@ SHARED_DATA_DIR = _path("MER_SHARED_DATA", ROOT.parent / "shared" / "data")
 CACHE_DIR = _path("MER_CACHE_DIR", ROOT / ".cache")
 AUDIO_DIR = _path("MER_AUDIO_DIR", DATA_DIR / "audio")
 AUDIO_CACHE_DIR = _path("MER_AUDIO_CACHE_DIR", CACHE_DIR / "audio16k")
+# cost notes before long work (trompa_mer.cost): printed when the measured estimate reaches this
+COST_NOTE_S = _float("MER_COST_NOTE_SECONDS", 60.0, minimum=0.0)
 # what the loop steps whose committee may have audio members are passed
 AUDIO_FOLDERS = {"audio_dir": AUDIO_DIR, "audio_cache_dir": AUDIO_CACHE_DIR}
 
