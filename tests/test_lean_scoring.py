@@ -253,3 +253,23 @@ def test_xgboost_after_scikit_learn_keeps_its_scikit_learn_wrappers():
                   "xgb = import_xgboost()\n"
                   "print(json.dumps(issubclass(xgb.XGBClassifier, sklearn.base.BaseEstimator)))")
     assert seen is True
+
+
+class _Payload:
+    def __init__(self):
+        self.value = 1
+
+
+class _Other:
+    def __init__(self):
+        self.value = 2
+
+
+def test_every_untrusted_type_in_a_model_file_is_named(tmp_path):
+    from trompa_mer.members import skops_load
+
+    skops_dump([_Payload(), _Other()], tmp_path / "two.skops")
+    with pytest.raises(MERError, match="two.skops: contains types that are not trusted: ") as refused:
+        skops_load(tmp_path / "two.skops")
+    named = str(refused.value).split("not trusted: ", 1)[1].split(", ")
+    assert sorted(n.rsplit(".", 1)[-1] for n in named) == ["_Other", "_Payload"], named
