@@ -1,0 +1,203 @@
+"""The sharded pool store (issue 22 item 3): built, read by sample, refreshed shard by shard,
+verified lazily, crash-safe, and the single-file store of before still read (and converted)."""
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trompa_mer import atomic, pool as P, pool_shards as S
+from trompa_mer.errors import MERError
+from trompa_mer.features import FEATURE_NAMES, read_feature_csv, write_feature_csv
+
+N_SONGS = 11
+PER_SHARD = 4
+
+
+def _song(rng, n):
+    table = pd.DataFrame(rng.normal(size=(n, 260)).astype(np.float32), columns=FEATURE_NAMES)
+    table.insert(0, "frameTime", np.arange(n) * 0.5)
+    return table
+
+
+@pytest.fixture
+def feats(tmp_path, monkeypatch):
+    monkeypatch.setenv("MER_POOL_SHARD_SONGS", str(PER_SHARD))
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "feats"
+    for i in range(N_SONGS):
+        write_feature_csv(_song(rng, int(rng.integers(1, 6))), folder / f"S{i:02d}.csv")
+    return folder
+
+
+def _store(folder):
+    return folder / S.STORE_NAME
+
+
+def _manifest(folder):
+    return json.loads((_store(folder) / S.MANIFEST).read_text())
+
+
+def _shard_files(folder):
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in _store(folder).glob("shard-*.npy")}
+
+
+def _csv_rows(folder, song):
+    table = read_feature_csv(folder / f"{song.upper()}.csv")
+    return table[FEATURE_NAMES].to_numpy(np.float32), table["frameTime"].to_numpy(np.float32)
+
+
+def _bump(path):
+    os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns + 10_000_000))
+
+
+def test_built_in_shards_of_fixed_size_and_a_subset_is_the_csv_rows_bit_for_bit(feats):
+    pool = P.load_pool(feats)
+    manifest = _manifest(feats)
+    assert manifest["version"] == S.VERSION and manifest["shard_songs"] == PER_SHARD
+    assert [len(r["csvs"]) for r in manifest["shards"].values()] == [4, 4, 3]
+    assert sorted(manifest["shards"]) == sorted(p.name for p in _store(feats).glob("shard-*.npy"))
+    assert not (feats / P.CACHE_NAME).exists()
+    assert pool.song_ids.tolist() == [f"s{i:02d}" for i in range(N_SONGS)]
+    chosen = ["s09", "s02", "s05"]  # three shards, out of order
+    sub = P.open_pool(feats).subset(chosen)
+    for i, song in enumerate(chosen):
+        X, times = _csv_rows(feats, song)
+        got = sub.X[sub.offsets[i]:sub.offsets[i + 1]]
+        assert got.dtype == np.float32 and got.tobytes() == X.tobytes()
+        assert sub.frame_times[sub.offsets[i]:sub.offsets[i + 1]].tobytes() == times.tobytes()
+    # the whole pool, slices of it and one song's windows: the same bits
+    whole = np.asarray(pool.X)
+    expected = np.concatenate([_csv_rows(feats, s)[0] for s in pool.song_ids.tolist()])
+    assert whole.tobytes() == expected.tobytes() and pool.X.shape == expected.shape
+    assert pool.X[3:17].tobytes() == expected[3:17].tobytes()
+    assert np.asarray(pool.windows("s07")).tobytes() == _csv_rows(feats, "s07")[0].tobytes()
+    assert pool.n_windows == len(expected) and len(pool.frame_times) == len(expected)
+    in_memory = P.load_pool(feats, mmap=False)
+    assert isinstance(in_memory.X, np.ndarray) and in_memory.X.tobytes() == expected.tobytes()
+    assert pool.signature == P.listing_signature(P.folder_listing(feats))
+
+
+def test_a_changed_song_rewrites_its_shard_only(feats, monkeypatch):
+    P.load_pool(feats)
+    before = _shard_files(feats)
+    manifest = _manifest(feats)
+    holder = next(n for n, r in manifest["shards"].items() if "S05.csv" in r["csvs"])
+    calls = []
+    real = P._read_song
+    monkeypatch.setattr(P, "_read_song", lambda path: calls.append(path.name) or real(path))
+    changed = _song(np.random.default_rng(99), 3)
+    write_feature_csv(changed, feats / "S05.csv")
+    _bump(feats / "S05.csv")
+    pool = P.load_pool(feats)
+    assert calls == ["S05.csv"]  # only the changed CSV is parsed; its neighbours come from the shard
+    after = _shard_files(feats)
+    new_manifest = _manifest(feats)
+    others = set(before) - {holder}
+    assert all(after[n] == before[n] for n in others)  # untouched: same file, same mtime
+    assert all(new_manifest["shards"][n]["sha256"] == manifest["shards"][n]["sha256"] for n in others)
+    rewritten = set(new_manifest["shards"]) - set(manifest["shards"])
+    assert len(rewritten) == 1 and new_manifest["retired"] == [holder]
+    assert new_manifest["shards"][rewritten.pop()]["csvs"] == manifest["shards"][holder]["csvs"]
+    assert np.asarray(pool.windows("s05")).tobytes() == changed[FEATURE_NAMES].to_numpy(np.float32).tobytes()
+    # a new song fills the newest shard (3 of 4 songs); a removed one rewrites its shard
+    write_feature_csv(_song(np.random.default_rng(7), 2), feats / "S11.csv")
+    (feats / "S00.csv").unlink()
+    calls.clear()
+    pool = P.load_pool(feats)
+    assert calls == ["S11.csv"]
+    final = _manifest(feats)
+    assert sorted(len(r["csvs"]) for r in final["shards"].values()) == [3, 4, 4]
+    assert pool.song_ids.tolist() == [f"s{i:02d}" for i in range(1, 12)]
+    assert set(final["shards"]).isdisjoint(new_manifest["retired"])
+    assert not (_store(feats) / holder).exists(), "retired files go at the next refresh"
+
+
+def test_a_corrupted_shard_is_an_error_naming_it_and_consolidate_rebuilds_it(feats):
+    P.load_pool(feats)
+    manifest = _manifest(feats)
+    name = sorted(manifest["shards"])[1]
+    path = _store(feats) / name
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    pool = P.open_pool(feats)  # opening reads the manifest only
+    assert pool.subset(["s00"]).X.shape[0] > 0  # a shard not read is not verified
+    with pytest.raises(MERError) as caught:
+        pool.subset(["s05"])
+    message = str(caught.value)
+    assert message.startswith(f"{path}: pool shard does not match its checksum")
+    assert manifest["shards"][name]["sha256"] in message and "4 songs" in message
+    assert "extract_features.py --consolidate" in message
+    with pytest.warns(Warning, match=f"{name}.*rebuilt from the CSVs"):
+        repaired = P.load_pool(feats, verify=True)
+    assert np.asarray(repaired.windows("s05")).tobytes() == _csv_rows(feats, "s05")[0].tobytes()
+    assert name not in _manifest(feats)["shards"]
+
+
+def test_a_killed_refresh_leaves_the_previous_store_readable(feats, monkeypatch):
+    pool = P.load_pool(feats)
+    expected = np.asarray(pool.X).copy()
+    manifest_bytes = (_store(feats) / S.MANIFEST).read_bytes()
+    write_feature_csv(_song(np.random.default_rng(1), 2), feats / "S03.csv")
+    _bump(feats / "S03.csv")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic, "write_json", killed)  # killed after its new shard, before the manifest
+    with pytest.raises(KeyboardInterrupt):
+        P.load_pool(feats)
+    monkeypatch.undo()
+    assert (_store(feats) / S.MANIFEST).read_bytes() == manifest_bytes
+    # the previous manifest and every shard it names are intact: a reader of it gets the old rows
+    old_manifest = json.loads(manifest_bytes)
+    ids, offsets, index = S.open_store(_store(feats), old_manifest, feats)
+    assert np.asarray(S.LazyRows(index, slice(1, None))).tobytes() == expected.tobytes()
+    # the next refresh finishes the job and removes the orphan
+    pool = P.load_pool(feats)
+    assert np.asarray(pool.windows("s03")).tobytes() == _csv_rows(feats, "s03")[0].tobytes()
+    assert sorted(p.name for p in _store(feats).iterdir()) == sorted(
+        [S.MANIFEST, *_manifest(feats)["shards"], *_manifest(feats)["retired"]])
+
+
+def test_the_single_file_store_of_before_opens_and_is_converted_when_consolidating(feats, monkeypatch):
+    P.write_single_file_store(feats)
+    assert (feats / P.CACHE_NAME / "X.npy").exists() and not _store(feats).exists()
+    calls = []
+    real = P._read_song
+    monkeypatch.setattr(P, "_read_song", lambda path: calls.append(path.name) or real(path))
+    old = P.open_pool(feats)
+    assert old.x_source is not None and old.shards is None and calls == []
+    expected = np.asarray(old.X).copy()
+    assert old.subset(["s04"]).X.tobytes() == _csv_rows(feats, "s04")[0].tobytes()
+    converted = P.load_pool(feats, verify=True)  # extract_features.py --consolidate
+    assert calls == [], "rows copied from the old store, no CSV parsed"
+    assert converted.shards is not None and not (feats / P.CACHE_NAME).exists()
+    assert np.asarray(converted.X).tobytes() == expected.tobytes()
+    assert converted.signature == old.signature  # caches keyed by the pool stay valid
+
+
+def test_a_copied_folder_hashes_the_shards_it_reads_and_consolidate_records_them(feats, tmp_path):
+    P.load_pool(feats)
+    copy = tmp_path / "copy"
+    shutil.copytree(feats, copy, copy_function=shutil.copy)  # new inodes and times: identities differ
+    for csv in feats.glob("*.csv"):
+        os.utime(copy / csv.name, ns=(csv.stat().st_atime_ns, csv.stat().st_mtime_ns))
+    pool = P.open_pool(copy)
+    assert pool.subset(["s06"]).X.tobytes() == _csv_rows(feats, "s06")[0].tobytes()
+    P.load_pool(copy, verify=True)
+    manifest = _manifest(copy)
+    from trompa_mer import cache_files
+
+    for name, record in manifest["shards"].items():
+        assert record["stat"] == cache_files.identity(os.stat(_store(copy) / name))
+
+
+def test_shard_size_setting_is_checked(feats, monkeypatch):
+    monkeypatch.setenv("MER_POOL_SHARD_SONGS", "0")
+    with pytest.raises(MERError, match="MER_POOL_SHARD_SONGS"):
+        P.load_pool(feats)
