@@ -331,7 +331,9 @@ def refresh(feats_dir: Path, store_dir: Path, listing: dict, old_manifest, old_s
                     lo, hi = int(pool.offsets[i]), int(pool.offsets[i + 1])
                     block = np.empty((hi - lo, WIDTH), dtype=np.float32)
                     block[:, 0] = pool.frame_times[lo:hi]
-                    block[:, 1:] = pool.X[lo:hi]
+                    # read with pread from the verified file (not through its memory map, which
+                    # would leave the whole old store resident by the end of the conversion)
+                    block[:, 1:] = pool._rows_of_songs([i], [hi - lo])
                     parts.append(block)
                     csvs.append(c)
                     continue
