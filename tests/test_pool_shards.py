@@ -201,3 +201,13 @@ def test_shard_size_setting_is_checked(feats, monkeypatch):
     monkeypatch.setenv("MER_POOL_SHARD_SONGS", "0")
     with pytest.raises(MERError, match="MER_POOL_SHARD_SONGS"):
         P.load_pool(feats)
+
+
+def test_lazy_rows_index_like_an_array(feats):
+    pool = P.load_pool(feats)
+    whole = np.asarray(pool.X)
+    for key in (0, 5, -1, slice(2, 9), slice(-4, None), slice(7, 3), (slice(1, 6), 3),
+                np.array([0, 3, 4]), whole[:, 0] > 0):
+        assert np.array_equal(pool.X[key], whole[key]), key
+    assert np.array_equal(pool.frame_times[1:4], np.asarray(pool.frame_times)[1:4])
+    assert np.asarray(pool.X, dtype=np.float64).dtype == np.float64 and len(pool.X) == len(whole)

@@ -1,15 +1,21 @@
-"""The pool store: a folder of per-song feature CSVs consolidated into one cached float32 table.
+"""The pool store: a folder of per-song feature CSVs consolidated into float32 tables.
 
-The cache lives beside the CSVs in `<feats_dir>/.pool_cache/` as plain `.npy` arrays, so a
-consolidated pool is memory-mapped instead of parsed (10,000 songs × 60 windows load in well
-under a second). It is rebuilt only when the folder changes (a file added, removed, or
-rewritten: name, size or modification time), and then only the changed songs are re-read.
-Nothing is served unverified: meta.json records each array file's sha256 and its identity on
-disk when written (inode, size, mtime_ns, ctime_ns). An array file whose identity is unchanged
-has not been written to since (any write or replacement changes its ctime or inode, which no
-user can set back); one whose identity changed (the folder copied, restored from a backup) is
-hashed, and used (its new identity recorded) only when the hash matches. A file that does not
-match is one warning naming it, and the pool is rebuilt from the CSVs.
+The store is the sharded one of `pool_shards` (`<feats_dir>/.pool_shards/`: shards of a fixed
+number of songs, each a checksummed .npy, and a manifest), so a consolidated pool is read
+from its shards instead of parsed, a sample reads only the shards holding its songs (each
+verified the first time it is read), and a changed folder (a file added, removed, or rewritten:
+name, size or modification time) rewrites only the shards of the changed songs.
+
+The single-file store of before (`<feats_dir>/.pool_cache/`: X, offsets, frame_times, song_ids
+as .npy and meta.json) is still read when it matches the folder, and converted into shards
+(its unchanged songs' rows copied, then removed) when the folder changed or the pool is
+consolidated. Nothing is served unverified: meta.json records each array file's sha256 and
+its identity on disk when written (inode, size, mtime_ns, ctime_ns). An array file whose
+identity is unchanged has not been written to since (any write or replacement changes its
+ctime or inode, which no user can set back); one whose identity changed (the folder copied,
+restored from a backup) is hashed, and used (its new identity recorded) only when the hash
+matches. A file that does not match is one warning naming it, and the pool is rebuilt from the
+CSVs (into shards).
 """
 from __future__ import annotations
 
@@ -358,6 +364,7 @@ def _build(feats_dir: Path, listing: dict, old, progress: bool, jobs: int) -> Po
 
 
 def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) -> None:
+    """The single-file store of before (write_single_file_store: tests and benchmarks)."""
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f"{CACHE_NAME}.tmp-", dir=feats_dir))
     except OSError:

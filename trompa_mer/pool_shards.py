@@ -177,6 +177,9 @@ class LazyRows:
         return self._index.rows(lo, hi)[:, self._columns]
 
     def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)) and -self.shape[0] <= key < self.shape[0]:
+            at = int(key) % self.shape[0]
+            return self.rows(at, at + 1)[0]
         if isinstance(key, slice) and key.step in (None, 1):
             lo, hi, _ = key.indices(self.shape[0])
             return self.rows(lo, max(lo, hi))
