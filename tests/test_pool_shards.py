@@ -211,3 +211,9 @@ def test_lazy_rows_index_like_an_array(feats):
         assert np.array_equal(pool.X[key], whole[key]), key
     assert np.array_equal(pool.frame_times[1:4], np.asarray(pool.frame_times)[1:4])
     assert np.asarray(pool.X, dtype=np.float64).dtype == np.float64 and len(pool.X) == len(whole)
+
+
+def test_two_csvs_of_one_song_id_are_refused(feats):
+    shutil.copy(feats / "S03.csv", feats / "s03.csv")
+    with pytest.raises(MERError, match="song id 's03' appears in more than one CSV"):
+        P.load_pool(feats)

@@ -257,6 +257,11 @@ def refresh(feats_dir: Path, store_dir: Path, listing: dict, old_manifest, old_s
     from tqdm import tqdm
 
     shard_songs = shard_songs_setting() if shard_songs is None else int(shard_songs)
+    seen = {}
+    for c in sorted(listing):
+        if seen.setdefault(c[:-4].lower(), c) != c:
+            raise MERError(f"{feats_dir}: song id {c[:-4].lower()!r} appears in more than one CSV (ids are "
+                           f"case-insensitive)")
     store_dir.mkdir(exist_ok=True)
     manifest = old_manifest if old_manifest is not None else {}
     old_listing = manifest.get("listing", {})
