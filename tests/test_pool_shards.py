@@ -217,3 +217,32 @@ def test_two_csvs_of_one_song_id_are_refused(feats):
     shutil.copy(feats / "S03.csv", feats / "s03.csv")
     with pytest.raises(MERError, match="song id 's03' appears in more than one CSV"):
         P.load_pool(feats)
+
+
+def test_a_slice_reads_only_the_songs_it_covers_and_never_the_whole_pool(feats, monkeypatch):
+    pool = P.open_pool(feats)
+    expected = np.concatenate([_csv_rows(feats, s)[0] for s in pool.song_ids.tolist()])
+    index = pool.shards
+    read = []
+    real = index.reader.read_rows
+    monkeypatch.setattr(index.reader, "read_rows", lambda locations: read.append(list(locations)) or real(locations))
+    lengths = np.diff(pool.offsets)
+    a = int(pool.offsets[3]) + (1 if lengths[3] > 1 else 0)  # inside song 3
+    b = int(pool.offsets[6])  # the end of song 5
+    got = pool.X[a:b]
+    assert got.tobytes() == expected[a:b].tobytes() and got.shape == (b - a, 260)
+    assert [len(r) for r in read] == [3] and [loc[0] for loc in read[0]] == [index.shard_of[i] for i in (3, 4, 5)]
+    assert index._whole is None, "a slice does not read the whole pool"
+    assert pool.X[b:b].shape == (0, 260) and pool.X[b:a].shape == (0, 260) and len(read) == 1
+    assert pool.X[-2:].tobytes() == expected[-2:].tobytes()
+    assert pool.X[0].tobytes() == expected[0].tobytes() and pool.X[-1].tobytes() == expected[-1].tobytes()
+    assert pool.X[(slice(a, b), slice(None, 5))].tobytes() == np.ascontiguousarray(expected[a:b, :5]).tobytes()
+    assert index._whole is None
+    read.clear()
+    whole = np.asarray(pool.X)
+    assert whole.flags["C_CONTIGUOUS"] and whole.dtype == np.float32 and whole.tobytes() == expected.tobytes()
+    assert np.asarray(pool.X, dtype=np.float64).dtype == np.float64
+    assert len(read) == 1, "the whole pool is read once, then kept"
+    assert pool.X[a:b].tobytes() == expected[a:b].tobytes() and len(read) == 1
+    times = np.asarray(pool.frame_times)
+    assert times.shape == (len(expected),) and times.flags["C_CONTIGUOUS"]
