@@ -246,3 +246,73 @@ def test_a_slice_reads_only_the_songs_it_covers_and_never_the_whole_pool(feats, 
     assert pool.X[a:b].tobytes() == expected[a:b].tobytes() and len(read) == 1
     times = np.asarray(pool.frame_times)
     assert times.shape == (len(expected),) and times.flags["C_CONTIGUOUS"]
+
+
+class _NoSlices:
+    """Stands in for a shard's memory map: any read through it fails the test."""
+
+    def __getitem__(self, key):
+        raise AssertionError("read through the memory map")
+
+
+def _maps_replaced(pool, songs):
+    index = pool.shards
+    for s in songs:
+        index.reader.shard(int(index.shard_of[pool.index_of(s)]))
+    for k, (array, identity, offset) in list(index.reader._open.items()):
+        index.reader._open[k] = (_NoSlices(), identity, offset)
+    return index.reader
+
+
+@pytest.mark.parametrize("copied", [False, True])
+def test_rows_are_read_with_pread_from_the_verified_shard_and_only_then(feats, tmp_path, copied):
+    if copied:  # verified by content: the identity pread checks is the file's new one
+        P.load_pool(feats)
+        shutil.copytree(feats, tmp_path / "copy", copy_function=shutil.copy)
+        for csv in feats.glob("*.csv"):
+            os.utime(tmp_path / "copy" / csv.name, ns=(csv.stat().st_atime_ns, csv.stat().st_mtime_ns))
+        feats = tmp_path / "copy"
+    pool = P.open_pool(feats)
+    chosen = ["s01", "s06", "s10"]
+    expected = np.concatenate([_csv_rows(feats, s)[0] for s in chosen])
+    reader = _maps_replaced(pool, chosen)
+    sub = pool.subset(chosen)  # through pread alone
+    assert sub.X.tobytes() == expected.tobytes()
+    k = int(pool.shards.shard_of[pool.index_of("s01")])
+    array, identity, offset = reader._open[k]
+    reader._open[k] = (array, [identity[0] + 1, *identity[1:]], offset)  # another file now: not read
+    with pytest.raises(AssertionError, match="memory map"):
+        pool.subset(["s01"])
+    reader._open[k] = (array, identity, offset + 10 ** 9)  # a read past the end: not used
+    with pytest.raises(AssertionError, match="memory map"):
+        pool.subset(["s01"])
+    reader._open[k] = (array, identity, offset)
+    assert pool.subset(["s01", "s06"]).X.tobytes() == expected[:len(_csv_rows(feats, "s01")[0]) + len(
+        _csv_rows(feats, "s06")[0])].tobytes()
+
+
+def test_a_shard_of_another_shape_or_type_or_unreadable_is_an_error(feats):
+    from trompa_mer import cache_files
+
+    P.load_pool(feats)
+    manifest = _manifest(feats)
+    name = sorted(manifest["shards"])[0]
+    path = _store(feats) / name
+    original = np.load(path)
+
+    def rewrite(array):
+        np.save(path, array)
+        manifest["shards"][name].update(cache_files.record_of(path))
+        (_store(feats) / S.MANIFEST).write_text(json.dumps(manifest))
+
+    rewrite(original[:-1])  # a row short, its checksum matching
+    with pytest.raises(MERError, match=rf"{name}: pool shard holds a float32 array of shape \({len(original) - 1}, 261\), "
+                                       rf"manifest.json expects float32 \({len(original)}, 261\)"):
+        P.open_pool(feats).subset(["s00"])
+    rewrite(original.astype(np.float64))
+    with pytest.raises(MERError, match=rf"{name}: pool shard holds a float64 array"):
+        P.open_pool(feats).subset(["s00"])
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(MERError, match=rf"{name}: pool shard (cannot be read|is not a readable array)"):
+        P.open_pool(feats).subset(["s00"])
