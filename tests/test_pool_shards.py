@@ -316,3 +316,29 @@ def test_a_shard_of_another_shape_or_type_or_unreadable_is_an_error(feats):
     path.mkdir()
     with pytest.raises(MERError, match=rf"{name}: pool shard (cannot be read|is not a readable array)"):
         P.open_pool(feats).subset(["s00"])
+
+
+def test_a_damaged_shard_holding_a_changed_song_is_rebuilt_from_the_csvs_with_a_warning(feats):
+    P.load_pool(feats)
+    manifest = _manifest(feats)
+    name = next(n for n, r in manifest["shards"].items() if "S05.csv" in r["csvs"])
+    path = _store(feats) / name
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    write_feature_csv(_song(np.random.default_rng(4), 2), feats / "S05.csv")
+    _bump(feats / "S05.csv")
+    with pytest.warns(Warning, match=rf"{name}: pool shard does not match its checksum") as caught:
+        pool = P.load_pool(feats)  # a step's refresh: the shard is rewritten anyway, from the CSVs
+    assert not any("None" == str(w.message) for w in caught)
+    for song in manifest["shards"][name]["csvs"]:
+        sid = song[:-4].lower()
+        assert np.asarray(pool.windows(sid)).tobytes() == _csv_rows(feats, sid)[0].tobytes()
+
+
+def test_song_ids_sharing_a_prefix_are_not_taken_for_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("MER_POOL_SHARD_SONGS", "2")
+    rng = np.random.default_rng(8)
+    for name in ("song1", "song2", "Song3"):
+        write_feature_csv(_song(rng, 2), tmp_path / f"{name}.csv")
+    assert P.load_pool(tmp_path).song_ids.tolist() == ["song1", "song2", "song3"]
