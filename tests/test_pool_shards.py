@@ -131,7 +131,7 @@ def test_a_corrupted_shard_is_an_error_naming_it_and_consolidate_rebuilds_it(fea
     message = str(caught.value)
     assert message.startswith(f"{path}: pool shard does not match its checksum")
     assert manifest["shards"][name]["sha256"] in message and "4 songs" in message
-    assert "extract_features.py --consolidate" in message
+    assert message.endswith(f"extract_features.py --consolidate {feats}")
     with pytest.warns(Warning, match=f"{name}.*rebuilt from the CSVs"):
         repaired = P.load_pool(feats, verify=True)
     assert np.asarray(repaired.windows("s05")).tobytes() == _csv_rows(feats, "s05")[0].tobytes()
@@ -342,3 +342,49 @@ def test_song_ids_sharing_a_prefix_are_not_taken_for_one(tmp_path, monkeypatch):
     for name in ("song1", "song2", "Song3"):
         write_feature_csv(_song(rng, 2), tmp_path / f"{name}.csv")
     assert P.load_pool(tmp_path).song_ids.tolist() == ["song1", "song2", "song3"]
+
+
+@pytest.mark.parametrize("doctor", ["version", "feature_names", "shards", "listing", "shard name", "record",
+                                    "csvs", "lengths", "lengths short", "not json"])
+def test_a_manifest_not_of_this_layout_is_rebuilt(feats, doctor):
+    P.load_pool(feats)
+    path = _store(feats) / S.MANIFEST
+    manifest = _manifest(feats)
+    first = sorted(manifest["shards"])[0]
+    if doctor == "version":
+        manifest["version"] = S.VERSION + 1
+    elif doctor == "feature_names":
+        manifest["feature_names"] = list(reversed(FEATURE_NAMES))
+    elif doctor == "shards":
+        manifest["shards"] = []
+    elif doctor == "listing":
+        manifest["listing"] = None
+    elif doctor == "shard name":
+        manifest["shards"]["../elsewhere.npy"] = manifest["shards"].pop(first)
+    elif doctor == "record":
+        manifest["shards"][first] = "a string"
+    elif doctor in ("csvs", "lengths"):
+        manifest["shards"][first][doctor] = "S00.csv"
+    elif doctor == "lengths short":
+        manifest["shards"][first]["lengths"] = manifest["shards"][first]["lengths"][:-1]
+    path.write_text("{" if doctor == "not json" else json.dumps(manifest))
+    assert S.read_manifest(_store(feats)) is None
+    pool = P.load_pool(feats)  # rebuilt from the CSVs
+    assert S.read_manifest(_store(feats)) is not None
+    assert np.asarray(pool.windows("s02")).tobytes() == _csv_rows(feats, "s02")[0].tobytes()
+
+
+def test_one_song_per_shard_is_a_valid_setting(feats, monkeypatch):
+    monkeypatch.setenv("MER_POOL_SHARD_SONGS", "1")
+    P.load_pool(feats)
+    assert [len(r["csvs"]) for r in _manifest(feats)["shards"].values()] == [1] * N_SONGS
+
+
+def test_lazy_rows_describe_themselves_and_cut_inside_a_song(feats):
+    pool = P.open_pool(feats)
+    n = pool.n_windows
+    assert pool.X.shape == (n, 260) and pool.X.ndim == 2 and pool.frame_times.shape == (n,)
+    assert pool.frame_times.ndim == 1 and pool.X.dtype == np.float32 and len(pool.frame_times) == n
+    expected = np.concatenate([_csv_rows(feats, s)[0] for s in pool.song_ids.tolist()])
+    for lo, hi in ((1, 2), (int(pool.offsets[2]) + 1, int(pool.offsets[4]) - 1), (3, n - 1)):
+        assert pool.X[lo:hi].tobytes() == expected[lo:hi].tobytes(), (lo, hi)
