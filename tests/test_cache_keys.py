@@ -82,7 +82,7 @@ def test_pool_cache_is_served_when_nothing_changed(feats, monkeypatch):
     reads = []
     monkeypatch.setattr(P, "_read_song", lambda path: reads.append(path.name))
     again = P.load_pool(folder)
-    assert reads == [] and isinstance(again.X, np.memmap)
+    assert reads == [] and again.shards is not None  # from the sharded store
     assert again.signature == first.signature == P.listing_signature(P.folder_listing(folder))
     np.testing.assert_array_equal(again.X, first.X)
 
@@ -164,24 +164,30 @@ def _tamper_cache(folder, version=None, feature_names=None):
 
 def test_pool_cache_of_another_version_or_layout_is_rebuilt(feats):
     folder, songs = feats
-    P.load_pool(folder)
+    P.write_single_file_store(folder)  # the single-file store of before
     _tamper_cache(folder)
     assert P.load_pool(folder).X.max() > 900, "negative control: an unchanged key is served from the cache"
     P.load_pool(folder, cache=False)
     for change in ({"version": P.CACHE_VERSION + 1}, {"feature_names": list(reversed(FEATURE_NAMES))}):
-        shutil.rmtree(folder / P.CACHE_NAME)
-        P.load_pool(folder)
+        shutil.rmtree(folder / P.pool_shards.STORE_NAME, ignore_errors=True)
+        P.write_single_file_store(folder)
         _tamper_cache(folder, **change)
         pool = P.load_pool(folder)
-        assert pool.X.max() < 900, change
+        assert np.asarray(pool.X).max() < 900, change
         np.testing.assert_array_equal(pool.windows("s0"), songs["s0"].astype(np.float32))
-        # and the rebuilt cache is written back with the current version
-        assert json.loads((folder / P.CACHE_NAME / "meta.json").read_text())["version"] == P.CACHE_VERSION
+        # and rebuilt as the sharded store of the current version, the old one removed
+        manifest = json.loads((folder / P.pool_shards.STORE_NAME / "manifest.json").read_text())
+        assert manifest["version"] == P.pool_shards.VERSION and not (folder / P.CACHE_NAME).exists()
+    # a sharded store of another version is rebuilt too
+    path = folder / P.pool_shards.STORE_NAME / "manifest.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), version=P.pool_shards.VERSION + 1)))
+    assert P.load_pool(folder).shards is not None
+    assert json.loads(path.read_text())["version"] == P.pool_shards.VERSION
 
 
 def test_pool_cache_memory_maps_x_only_and_only_when_asked(feats):
     folder, songs = feats
-    P.load_pool(folder)
+    P.write_single_file_store(folder)  # the single-file store of before
     mapped = P.load_pool(folder)
     assert isinstance(mapped.X, np.memmap)
     assert not any(isinstance(a, np.memmap) for a in (mapped.offsets, mapped.frame_times, mapped.song_ids))
@@ -199,21 +205,23 @@ def test_pool_cache_hit_takes_no_lock_and_is_quiet(feats, monkeypatch, capsys):
 
 
 def test_pool_cache_rebuilt_by_another_process_while_waiting_is_used(feats, monkeypatch):
-    """The fast path misses (another process is rebuilding); under the lock the fresh cache is
+    """The fast path misses (another process is rebuilding); under the lock the fresh store is
     found and served, not rebuilt again."""
     folder, songs = feats
     P.load_pool(folder)
-    real = P._read_cache
+    real = P.pool_shards.read_manifest
     calls = []
-    monkeypatch.setattr(P, "_read_cache", lambda *a, **k: calls.append(1) or (None if len(calls) == 1 else real(*a, **k)))
-    monkeypatch.setattr(P, "_build", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    monkeypatch.setattr(P.pool_shards, "read_manifest",
+                        lambda *a, **k: calls.append(1) or (None if len(calls) == 1 else real(*a, **k)))
+    monkeypatch.setattr(P.pool_shards, "refresh", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    monkeypatch.setattr(P, "_read_cache", lambda *a, **k: None)
     pool = P.load_pool(folder)
     assert len(calls) == 2 and pool.song_ids.tolist() == ["s0", "s1", "s2"]
     np.testing.assert_array_equal(pool.windows("s2"), songs["s2"].astype(np.float32))
 
 
 def test_pool_cache_is_assembled_inside_the_pool_folder(feats, monkeypatch):
-    """The new cache is written beside the CSVs and renamed into place (never across file
+    """The store is written beside the CSVs and renamed into place (never across file
     systems from the temp folder): with no usable temp folder it is still written."""
     import contextlib
     import tempfile
@@ -222,12 +230,12 @@ def test_pool_cache_is_assembled_inside_the_pool_folder(feats, monkeypatch):
     monkeypatch.setattr(P, "_locked", lambda _: contextlib.nullcontext())
     monkeypatch.setattr(tempfile, "tempdir", str(folder / "no_such_temp_folder"))
     P.load_pool(folder)
-    assert (folder / P.CACHE_NAME / "meta.json").exists()
+    assert (folder / P.pool_shards.STORE_NAME / "manifest.json").exists()
 
 
 def test_pool_without_cache_reads_the_csvs(feats):
     folder, songs = feats
-    P.load_pool(folder)
+    P.write_single_file_store(folder)
     _tamper_cache(folder)
     fresh = P.load_pool(folder, cache=False)
     np.testing.assert_array_equal(fresh.windows("s1"), songs["s1"].astype(np.float32))

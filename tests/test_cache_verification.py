@@ -82,22 +82,23 @@ def test_an_edited_tree_margin_cache_is_a_warning_and_a_recompute(loop_env, tmp_
     _one_warning(result, ".tree_margin_cache", "recomputed")
 
 
-def test_an_edited_pool_cache_is_a_warning_and_a_rebuild(loop_env, tmp_path):
+def test_an_edited_pool_shard_is_an_error_naming_it_and_consolidate_rebuilds_it(loop_env, tmp_path):
     env = loop_env
     for user in ("first", "second"):
         ok(env, "create_user.py", "-i", user, "-m", "mc")
     first, _ = _hard_tracks(env, "first")
     shutil.rmtree(env["feats"] / ".song_proba_cache")  # so the pool's windows are scored again
-    X = np.load(env["feats"] / ".pool_cache" / "X.npy")
+    shard = sorted((env["feats"] / ".pool_shards").glob("shard-*.npy"))[0]
+    X = np.load(shard)
     X[:] = 0.0
-    np.save(env["feats"] / ".pool_cache" / "X.npy", X)
+    np.save(shard, X)
+    result = run(env, "get_hard_tracks.py", "-i", "second", "-q", "4")
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {shard}: pool shard does not match its checksum")
+    assert "extract_features.py --consolidate" in result.stderr
+    fixed = run(env, "extract_features.py", "--consolidate", env["feats"], "-q")
+    assert fixed.returncode == 0 and f"{shard.name}" in fixed.stderr and "rebuilt from the CSVs" in fixed.stderr
     second, result = _hard_tracks(env, "second")
-    assert second == first
-    _one_warning(result, ".pool_cache", "X.npy", "rebuilt")
-    # the rebuilt cache is served quietly afterwards
-    ok(env, "create_user.py", "-i", "third", "-m", "mc")
-    third, result = _hard_tracks(env, "third")
-    assert third == first and "warning" not in result.stderr
+    assert second == first and "warning" not in result.stderr
 
 
 # --- the pool cache's checks, one at a time -----------------------------------------------
@@ -125,6 +126,7 @@ def test_pool_cache_edited_in_place_with_its_old_times_is_caught(small_pool, mon
 
     from trompa_mer import pool as P
 
+    P.write_single_file_store(small_pool)  # the single-file store of before (shards: test_pool_shards.py)
     expected = np.asarray(P.load_pool(small_pool).X).copy()
     path = small_pool / P.CACHE_NAME / "X.npy"
     st = path.stat()
@@ -152,6 +154,7 @@ def test_pool_cache_copied_elsewhere_is_hashed_once_and_served(small_pool, tmp_p
 
     from trompa_mer import pool as P
 
+    P.write_single_file_store(small_pool)  # the single-file store of before (shards: test_pool_shards.py)
     expected = np.asarray(P.load_pool(small_pool).X).copy()
     copy = tmp_path / "copied"
     shutil.copytree(small_pool, copy)  # copy2 keeps the CSVs' times: same listing
@@ -179,6 +182,7 @@ def test_pool_cache_without_a_checksum_or_a_file_is_rebuilt(small_pool, monkeypa
 
     from trompa_mer import pool as P
 
+    P.write_single_file_store(small_pool)  # the single-file store of before (shards: test_pool_shards.py)
     expected = np.asarray(P.load_pool(small_pool).X).copy()
     meta_path = small_pool / P.CACHE_NAME / "meta.json"
     meta = json.loads(meta_path.read_text())
@@ -203,7 +207,7 @@ def test_a_freshly_written_pool_cache_is_served_without_hashing(small_pool, monk
 
     from trompa_mer import pool as P
 
-    P.load_pool(small_pool)
+    P.write_single_file_store(small_pool)  # the single-file store of before (shards: test_pool_shards.py)
     meta = json.loads((small_pool / P.CACHE_NAME / "meta.json").read_text())
     assert set(meta["files"]) == set(P.CACHE_ARRAYS)
     for name, record in meta["files"].items():
@@ -227,7 +231,7 @@ def test_pool_cache_one_file_touched_is_hashed_and_the_others_keep_their_identit
 
     from trompa_mer import cache_files, pool as P
 
-    P.load_pool(small_pool)
+    P.write_single_file_store(small_pool)  # the single-file store of before (shards: test_pool_shards.py)
     path = small_pool / P.CACHE_NAME / "offsets.npy"
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # a touch: same bytes, new identity

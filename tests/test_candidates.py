@@ -10,7 +10,7 @@ from test_loop_support import TEST_USER, call, loop_assets, loop_env, song_ids  
 from trompa_mer import loop
 from trompa_mer.committee import Committee
 from trompa_mer.errors import MERError
-from trompa_mer.pool import open_pool
+from trompa_mer.pool import open_pool, write_single_file_store
 from trompa_mer.pool_scoring import pool_song_proba
 from trompa_mer import consensus
 
@@ -165,7 +165,7 @@ def test_the_default_is_a_positive_setting(monkeypatch):
 
 def test_subset_reads_the_same_rows_from_the_store_file_or_the_map(loop_env):
     env = loop_env
-    open_pool(env["feats"])  # builds the store; the next open maps it
+    write_single_file_store(env["feats"])  # the single-file store of before: still read with pread
     pool = open_pool(env["feats"])
     assert pool.x_source is not None
     chosen = [song_ids()[i] for i in (20, 3, 7)]
@@ -214,7 +214,7 @@ class _NoSlices:
 
 def test_subset_reads_a_verified_store_with_pread_and_only_then(loop_env):
     env = loop_env
-    open_pool(env["feats"])
+    write_single_file_store(env["feats"])  # the single-file store of before (shards: test_pool_shards.py)
     pool = open_pool(env["feats"])
     chosen = [song_ids()[i] for i in (0, 1, 5)]  # early songs: a wrong read would not hit the end of the file
     expected = np.concatenate([np.asarray(pool.windows(s)) for s in chosen])
@@ -294,7 +294,7 @@ def test_a_store_verified_by_its_content_after_a_copy_is_read_with_pread(loop_en
     """A copied pool folder: its store files have new identities, are hashed once, and the
     refreshed identity of X is the one subset() checks before reading with pread."""
     env = loop_env
-    open_pool(env["feats"])
+    write_single_file_store(env["feats"])  # the single-file store of before (shards: test_pool_shards.py)
     copy = tmp_path / "copied"
     import shutil
 

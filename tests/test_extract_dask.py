@@ -171,3 +171,41 @@ def test_songs_the_cluster_loses_are_one_line_each_and_many_in_a_row_stop_the_ru
         assert len(few) == 3 and all("not extracted on the cluster" in e and "\n" not in e for _, e in few), few
         with pytest.raises(MERError, match=f"lost {extract_dask.GIVE_UP_AFTER} songs in a row"):
             list(run(todo))
+
+
+def test_cluster_extraction_refreshes_the_sharded_store_as_a_local_one(cluster, audio, tmp_path):
+    """--consolidate after a cluster extraction: the same shards, byte for byte, as a local
+    extraction's; a song extracted again rewrites its shard only."""
+    import json
+    import os
+
+    (audio / "broken.wav").unlink()
+    local, dist = tmp_path / "local", tmp_path / "dist"
+    env = {**os.environ, "MER_POOL_SHARD_SONGS": "2"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(ROOT / "extract_features.py"), *map(str, args)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+
+    assert run("-i", audio, "-o", local, "-q", "--consolidate").returncode == 0
+    res = run("-i", audio, "-o", dist, "--scheduler", cluster.scheduler_address, "-q", "--consolidate")
+    assert res.returncode == 0, res.stderr
+    assert "pool " in res.stdout and "4 songs" in res.stdout
+
+    def shards(folder):
+        manifest = json.loads((folder / ".pool_shards" / "manifest.json").read_text())
+        return manifest, {n: (folder / ".pool_shards" / n).read_bytes() for n in manifest["shards"]}
+
+    (m_local, b_local), (m_dist, b_dist) = shards(local), shards(dist)
+    assert b_local == b_dist and len(b_dist) == 2
+    assert {n: (r["csvs"], r["lengths"], r["sha256"]) for n, r in m_local["shards"].items()} == \
+        {n: (r["csvs"], r["lengths"], r["sha256"]) for n, r in m_dist["shards"].items()}
+    # one song extracted again on the cluster: only its shard is rewritten
+    before = {n: (dist / ".pool_shards" / n).stat().st_mtime_ns for n in m_dist["shards"]}
+    (dist / "d.csv").unlink()
+    res = run("-i", audio, "-o", dist, "--scheduler", cluster.scheduler_address, "-q", "--consolidate")
+    assert res.returncode == 0 and "1 extracted" in res.stdout, res.stderr
+    m_after, b_after = shards(dist)
+    kept = [n for n, r in m_dist["shards"].items() if "d.csv" not in r["csvs"]]
+    assert len(kept) == 1 and (dist / ".pool_shards" / kept[0]).stat().st_mtime_ns == before[kept[0]]
+    assert sorted(b_after.values()) == sorted(b_local.values())  # the same bytes again

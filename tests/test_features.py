@@ -181,7 +181,7 @@ def test_cli_folder_mode_resumes_and_reports_failures(tmp_path):
     assert first.returncode == 1
     assert "broken.wav" in first.stderr and "2 extracted" in first.stdout and "1 failed" in first.stdout
     assert sorted(p.name for p in out.glob("*.csv")) == ["a.csv", "b.csv"]
-    assert (out / ".pool_cache" / "X.npy").exists()
+    assert (out / ".pool_shards" / "manifest.json").exists() and list((out / ".pool_shards").glob("shard-*.npy"))
     (audio / "broken.wav").unlink()
     mtime = (out / "a.csv").stat().st_mtime_ns
     second = _run("-i", audio, "-o", out)

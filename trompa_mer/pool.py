@@ -1,15 +1,21 @@
-"""The pool store: a folder of per-song feature CSVs consolidated into one cached float32 table.
+"""The pool store: a folder of per-song feature CSVs consolidated into float32 tables.
 
-The cache lives beside the CSVs in `<feats_dir>/.pool_cache/` as plain `.npy` arrays, so a
-consolidated pool is memory-mapped instead of parsed (10,000 songs × 60 windows load in well
-under a second). It is rebuilt only when the folder changes (a file added, removed, or
-rewritten: name, size or modification time), and then only the changed songs are re-read.
-Nothing is served unverified: meta.json records each array file's sha256 and its identity on
-disk when written (inode, size, mtime_ns, ctime_ns). An array file whose identity is unchanged
-has not been written to since (any write or replacement changes its ctime or inode, which no
-user can set back); one whose identity changed (the folder copied, restored from a backup) is
-hashed, and used (its new identity recorded) only when the hash matches. A file that does not
-match is one warning naming it, and the pool is rebuilt from the CSVs.
+The store is the sharded one of `pool_shards` (`<feats_dir>/.pool_shards/`: shards of a fixed
+number of songs, each a checksummed .npy, and a manifest), so a consolidated pool is read
+from its shards instead of parsed, a sample reads only the shards holding its songs (each
+verified the first time it is read), and a changed folder (a file added, removed, or rewritten:
+name, size or modification time) rewrites only the shards of the changed songs.
+
+The single-file store of before (`<feats_dir>/.pool_cache/`: X, offsets, frame_times, song_ids
+as .npy and meta.json) is still read when it matches the folder, and converted into shards
+(its unchanged songs' rows copied, then removed) when the folder changed or the pool is
+consolidated. Nothing is served unverified: meta.json records each array file's sha256 and
+its identity on disk when written (inode, size, mtime_ns, ctime_ns). An array file whose
+identity is unchanged has not been written to since (any write or replacement changes its
+ctime or inode, which no user can set back); one whose identity changed (the folder copied,
+restored from a backup) is hashed, and used (its new identity recorded) only when the hash
+matches. A file that does not match is one warning naming it, and the pool is rebuilt from the
+CSVs (into shards).
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, cache_files
+from . import atomic, cache_files, pool_shards
 from .errors import MERError, warn
 from .features import FEATURE_NAMES, read_feature_csv
 
@@ -52,6 +58,9 @@ class Pool:
     x_source: tuple | None = None
     # the folder listing it was loaded from (set by load_pool; None for a subset)
     listing: dict | None = field(default=None, repr=False)
+    # a pool opened from the sharded store (pool_shards): where each song's windows lie; X and
+    # frame_times are then pool_shards.LazyRows, read from the shards on demand
+    shards: object = field(default=None, repr=False)
 
     def __post_init__(self):
         self._index = {s: i for i, s in enumerate(self.song_ids.tolist())}
@@ -91,6 +100,11 @@ class Pool:
             raise MERError(f"pool: no features for song {missing[0]!r} ({len(missing)} missing)")
         idx = [self._index[s] for s in song_ids]
         lengths = np.diff(self.offsets)[idx]
+        if self.shards is not None:  # the sample's rows read from the shards holding them
+            rows = self.shards.reader.read_rows(self.shards.locations(idx))
+            return Pool(np.asarray(song_ids, dtype=str), np.ascontiguousarray(rows[:, 1:]),
+                        np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                        np.ascontiguousarray(rows[:, 0]), list(self.feature_names))
         rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in idx]) if idx else np.zeros(0, int)
         return Pool(np.asarray(song_ids, dtype=str), self._rows_of_songs(idx, lengths),
                     np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -124,6 +138,10 @@ class Pool:
         if not idx:
             return np.zeros((0, width), dtype=self.X.dtype)
         return np.concatenate([self.X[self.offsets[i]:self.offsets[i + 1]] for i in idx])
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.offsets[-1])
 
     def song_mean(self) -> np.ndarray:
         """Songs × features: the mean of each song's windows."""
@@ -237,8 +255,14 @@ def open_pool(feats_dir) -> Pool:
     return pool
 
 
-def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int = 1, mmap: bool = True) -> Pool:
-    """The pool of `feats_dir/*.csv`, from its cache when the folder has not changed."""
+def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int = 1, mmap: bool = True,
+              verify: bool = False) -> Pool:
+    """The pool of `feats_dir/*.csv`, from its sharded store (pool_shards) when the folder has
+    not changed; a changed folder refreshes the store (only the shards of changed songs are
+    rewritten). A single-file store of before (.pool_cache) that matches the folder is read as
+    it is; when the folder changed it is converted (its unchanged songs' rows copied into
+    shards, then removed). verify (extract_features.py --consolidate): check every shard
+    against the manifest, rebuilding one that does not match from the CSVs."""
     feats_dir = Path(feats_dir)
     if not feats_dir.is_dir():
         raise MERError(f"{feats_dir}: feature pool folder not found")
@@ -246,23 +270,59 @@ def load_pool(feats_dir, cache: bool = True, progress: bool = False, jobs: int =
     if not listing:
         raise MERError(f"{feats_dir}: no feature CSVs in the pool folder")
     cache_dir = feats_dir / CACHE_NAME
+    store_dir = feats_dir / pool_shards.STORE_NAME
     reported: set = set()
-    if cache:
-        hit = _read_cache(cache_dir, mmap, reported)
-        if hit is not None and hit[0]["listing"] == listing:
-            hit[1].listing = listing
-            _warn_skipped(feats_dir, hit[1])
-            return hit[1]
+    if cache and not verify:
+        manifest = pool_shards.read_manifest(store_dir)
+        if manifest is not None and manifest["listing"] == listing:
+            return _sharded(feats_dir, store_dir, manifest, listing, mmap)
+        if manifest is None:
+            hit = _read_cache(cache_dir, mmap, reported)
+            if hit is not None and hit[0]["listing"] == listing:
+                hit[1].listing = listing
+                _warn_skipped(feats_dir, hit[1])
+                return hit[1]
     with _locked(feats_dir):
-        old = _read_cache(cache_dir, mmap=True, reported=reported) if cache else None
         listing = folder_listing(feats_dir)
-        if old is not None and old[0]["listing"] == listing:
-            pool = old[1]
+        pool = None
+        if cache:
+            manifest = pool_shards.read_manifest(store_dir)
+            if manifest is not None and manifest["listing"] == listing and not verify:
+                return _sharded(feats_dir, store_dir, manifest, listing, mmap)
+            old = _read_cache(cache_dir, mmap=True, reported=reported) if manifest is None else None
+            if not os.access(feats_dir, os.W_OK):
+                pool = _build(feats_dir, listing, old, progress, jobs)  # a read-only folder: from memory
+            else:
+                manifest = pool_shards.refresh(feats_dir, store_dir, listing, manifest, old,
+                                               lambda paths: _read_songs(paths, jobs), progress, verify)
+                for path in (cache_dir, cache_dir.with_name(CACHE_NAME + ".old")):
+                    shutil.rmtree(path, ignore_errors=True)  # converted
+                return _sharded(feats_dir, store_dir, manifest, listing, mmap)
         else:
-            pool = _build(feats_dir, listing, old, progress, jobs)
-            if cache:
-                _write_cache(feats_dir, cache_dir, listing, pool)
+            pool = _build(feats_dir, listing, None, progress, jobs)
         pool.listing = listing
+    _warn_skipped(feats_dir, pool)
+    if len(pool.song_ids) == 0:
+        raise MERError(f"{feats_dir}: none of the {len(listing)} feature CSVs in the pool folder is readable")
+    return pool
+
+
+def _read_songs(paths, jobs: int):
+    if jobs > 1 and len(paths) > 1:
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=jobs)(delayed(_read_song)(p) for p in paths)
+    return [_read_song(p) for p in paths]
+
+
+def _sharded(feats_dir: Path, store_dir: Path, manifest: dict, listing: dict, mmap: bool) -> Pool:
+    """The pool of a sharded store's manifest: X read from the shards on demand (mmap), or
+    read whole into memory (mmap=False)."""
+    ids, offsets, index = pool_shards.open_store(store_dir, manifest, feats_dir)
+    X, times = pool_shards.LazyRows(index, slice(1, None)), pool_shards.LazyRows(index, 0)
+    if not mmap:
+        X, times, index = np.asarray(X), np.asarray(times), None
+    pool = Pool(ids, X, offsets, times, skipped=dict(manifest.get("skipped", {})), listing=listing, shards=index)
     _warn_skipped(feats_dir, pool)
     if len(pool.song_ids) == 0:
         raise MERError(f"{feats_dir}: none of the {len(listing)} feature CSVs in the pool folder is readable")
@@ -304,6 +364,7 @@ def _build(feats_dir: Path, listing: dict, old, progress: bool, jobs: int) -> Po
 
 
 def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) -> None:
+    """The single-file store of before (write_single_file_store: tests and benchmarks)."""
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f"{CACHE_NAME}.tmp-", dir=feats_dir))
     except OSError:
@@ -322,3 +383,14 @@ def _write_cache(feats_dir: Path, cache_dir: Path, listing: dict, pool: Pool) ->
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_single_file_store(feats_dir) -> None:
+    """Write the folder's single-file store of before (.pool_cache), removing the sharded store:
+    what a pool consolidated before the sharded store has on disk (tests and benchmarks of
+    reading, and converting, an old store)."""
+    feats_dir = Path(feats_dir)
+    listing = folder_listing(feats_dir)
+    pool = _build(feats_dir, listing, None, False, 1)
+    shutil.rmtree(feats_dir / pool_shards.STORE_NAME, ignore_errors=True)
+    _write_cache(feats_dir, feats_dir / CACHE_NAME, listing, pool)

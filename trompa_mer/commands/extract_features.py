@@ -43,8 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--scheduler-timeout", type=positive_float, default=10.0, metavar="SECONDS",
                         help="how long to try reaching the scheduler (default 10)")
     parser.add_argument("--consolidate", nargs="?", const=True, default=None, metavar="FEATS_DIR",
-                        help="consolidate a folder of feature CSVs into the cached pool table used "
-                        "by the other scripts; with -i DIR -o OUTDIR, consolidate OUTDIR after "
+                        help="consolidate a folder of feature CSVs into the sharded pool store "
+                        "(FEATS_DIR/.pool_shards) the other scripts read, rewriting only the shards of "
+                        "new, changed or removed songs; with -i DIR -o OUTDIR, consolidate OUTDIR after "
                         "extracting; alone, give the folder")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -64,9 +65,11 @@ def parse_args(argv=None):
 
 
 def consolidate(folder, quiet):
-    table = pool.load_pool(folder, progress=not quiet)
+    # the sharded store refreshed: only the shards of new, changed or removed songs are
+    # written, and every shard is checked against the manifest (a damaged one is rebuilt)
+    table = pool.load_pool(folder, progress=not quiet, verify=True)
     skipped = f", {len(table.skipped)} unreadable CSVs skipped (see the warnings)" if table.skipped else ""
-    print(f"pool {folder}: {len(table.song_ids)} songs, {table.X.shape[0]} windows{skipped}")
+    print(f"pool {folder}: {len(table.song_ids)} songs, {table.n_windows} windows{skipped}")
 
 
 def main(argv=None):
