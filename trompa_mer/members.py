@@ -127,14 +127,18 @@ def skops_dump(obj, path) -> None:
 
 def skops_load(path):
     """Load a skops file, refusing any type outside SKOPS_TRUSTED_TYPES with a MERError."""
+    return skops_loads(read_skops_bytes(path), path)
+
+
+def read_skops_bytes(path) -> bytes:
+    """A skops file's bytes (a missing file raises FileNotFoundError, as loaders expect)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise
     except OSError as err:
         raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
-    return skops_loads(data, path)
 
 
 def skops_loads(data: bytes, path):
@@ -551,13 +555,7 @@ class SGDMember(Member):
         if not linear_path.exists() or self.n_features is None:  # written before the sidecar existed
             self._model = skops_load(path)
             return
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise MERError(f"{path}: not a readable skops file ({type(err).__name__}: {err})") from None
-        self._pending = (data, path)
+        self._pending = (read_skops_bytes(path), path)
         self._weights = self._read_weights(linear_path)
 
     def _read_weights(self, path) -> np.ndarray:
