@@ -219,3 +219,18 @@ def test_image_environment_matches_settings():
     ("experiments/fourq_nested.py", False), ("docker/wheels/README.md", False), ("tools/mutation.py", True)])
 def test_dockerignore_matcher(path, expected):
     assert dockerignore_excludes(path) is expected
+
+
+def test_the_engine_check_runs_every_script_and_is_documented():
+    """tools/docker_check.sh (run where a Docker engine is; not in CI) runs every root script and
+    the experiments in a container, and docs/docker.md says so."""
+    import os
+
+    script = ROOT / "tools" / "docker_check.sh"
+    assert script.is_file() and os.access(script, os.X_OK), "tools/docker_check.sh missing or not executable"
+    text = script.read_text()
+    for name in sorted(p.name for p in ROOT.glob("*.py")) + ["experiments/*.py"]:
+        if name != "settings.py":
+            assert f'"$IMAGE" {name}' in text or f"{name} --help" in text or f'"{name}' in text, (
+                f"tools/docker_check.sh never runs {name}")
+    assert "tools/docker_check.sh" in (ROOT / "docs" / "docker.md").read_text()
