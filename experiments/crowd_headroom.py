@@ -12,7 +12,10 @@ songs as their answers (leave-one-out: 19-171 answers, more than the loop's 60):
 Accuracy (not F1: no model here), mean over listeners, paired one-sided t-test against majority.
 
   python experiments/crowd_headroom.py            # both sets, a few seconds
+
+Reads trompa/annotations.json and trompa/track_features.csv under ../shared/data (MER_SHARED_DATA).
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from scipy import stats  # noqa: E402
 
 import settings  # noqa: E402
 from trompa_mer import simulate as sim  # noqa: E402
+from trompa_mer.cli import main_wrapper  # noqa: E402
 from trompa_mer.crowd import agreement_weights  # noqa: E402
 
 
@@ -55,7 +59,8 @@ def listener_accuracies(labels: np.ndarray, i: int) -> dict:
     return {k: float(np.mean(v)) for k, v in hits.items()}
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     shared = settings.SHARED_DATA_DIR
     annotations = sim.prepare_annotations(sim.load_annotation_table(str(shared / "trompa/annotations.json")))
     features = sim.load_features(str(shared / "trompa/track_features.csv"))
@@ -76,4 +81,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_wrapper(main)  # a missing corpus is one error: line, not a traceback

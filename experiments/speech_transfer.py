@@ -25,13 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import settings  # noqa: E402  (MER_SHARED_DATA; outside the venv it prints the set-up command)
 import numpy as np  # noqa: E402
 
 COLUMNS = ("english", "mandarin", "music", "mixture")
 
 
 def parse_args(argv=None):
-    shared = ROOT.parent / "shared" / "data"
+    shared = settings.SHARED_DATA_DIR  # ../shared/data, or MER_SHARED_DATA (/shared in the image)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="results folder (created; reruns resume)")
     p.add_argument("--emotify", default=str(shared / "emotify"), help="Emotify folder (audio/, annotations.csv)")

@@ -196,3 +196,23 @@ def test_report_only_rewrites_the_report_from_results_csv(tmp_path, repo_root, s
     out = subprocess.run([sys.executable, script, "-a", "x", "-i", "y"], capture_output=True, text=True,
                          env=script_env)
     assert out.returncode == 2 and "-o/--output" in out.stderr
+
+
+def test_images_the_readme_and_docs_show_are_committed_and_small():
+    """Every image a README/docs Markdown file shows exists in the repository and is a PNG of at
+    most 300 KB (the benchmark figure in the README's measured section)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shown = []
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", doc.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path = (doc.parent / target).resolve()
+            assert path.is_file(), f"{doc.name} shows {target}, which does not exist"
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{target} is not a PNG"
+            assert path.stat().st_size <= 300_000, f"{target}: {path.stat().st_size} bytes > 300 KB"
+            shown.append(path)
+    assert root / "docs" / "figures" / "trompa_benchmark_q4x15_cumulative.png" in shown
