@@ -6,19 +6,14 @@ member beside a tiny CNN member; the top-level scripts driven as subprocesses.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from audio_loop_support import audio_loop_env, ok, write_audio_pool
 from trompa_mer.pool_scoring import pool_song_proba
 
-ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
 TONES = (220.0, 880.0, 440.0, 1760.0)  # one pitch per quadrant
 SONGS = [f"clip{i:02d}" for i in range(8)]
@@ -35,33 +30,24 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     """Audio folder, pool of features, and a saved GNB + tiny CNN committee."""
-    import soundfile
-    from sklearn.preprocessing import StandardScaler
-
     from trompa_mer.audio_cache import AudioCache
     from trompa_mer.cnn import CNNMember
     from trompa_mer.committee import Committee
-    from trompa_mer.features import FEATURE_NAMES, extract_features, write_feature_csv
+    from trompa_mer.features import FEATURE_NAMES
     from trompa_mer.members import make_member
 
     base = tmp_path_factory.mktemp("cnn_loop")
-    audio_dir, feats_dir = base / "data" / "audio", base / "data" / "feats"
-    audio_dir.mkdir(parents=True)
-    feats_dir.mkdir(parents=True)
     rng = np.random.default_rng(5)
-    windows, labels = [], []
-    for song in SONGS:
+
+    def clip_of(song):
         t = np.arange(int(rng.uniform(3.0, 5.0) * 22050)) / 22050  # resampled to 16 kHz by the cache
         clip = 0.4 * np.sin(2 * np.pi * TONES[quadrant_of(song)] * t) + 0.05 * rng.standard_normal(t.size)
-        soundfile.write(audio_dir / f"{song.upper()}.wav", clip.astype(np.float32), 22050)  # id = lowercased stem
-        table = extract_features(audio_dir / f"{song.upper()}.wav")
-        write_feature_csv(table, feats_dir / f"{song}.csv")
-        windows.append(table[FEATURE_NAMES].to_numpy(dtype=np.float32))
-        labels.append(np.full(len(table), quadrant_of(song)))
-    X_raw, y = np.concatenate(windows), np.concatenate(labels)
-    scaler = StandardScaler().fit(X_raw)
+        return clip.astype(np.float32), 22050
+
+    # upper-case file names: a song's id is its lowercased stem
+    audio_dir, scaler, X, y = write_audio_pool(base, SONGS, clip_of, quadrant_of, audio_name=str.upper)
     gnb = make_member("gnb")
-    gnb.fit(((X_raw - scaler.mean_) / scaler.scale_).astype(np.float32), y)
+    gnb.fit(X, y)
     audio = AudioCache.from_folder(audio_dir, base / "fixture_cache")
     cnn = CNNMember(n_channels=2, epochs=1, update_epochs=1, batch_size=4, progress=False,
                     device="cpu", seed=2)
@@ -73,29 +59,7 @@ def assets(tmp_path_factory):
 
 @pytest.fixture
 def env(assets, tmp_path):
-    shutil.copytree(assets / "data", tmp_path / "data")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
-    environ.update({
-        "MER_MODELS_DIR": str(tmp_path / "models"),
-        "MER_DATA_DIR": str(tmp_path / "data"),
-        "MER_AUDIO_DIR": str(tmp_path / "data" / "audio"),
-        "MER_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-    })
-    return {"env": environ, "dir": tmp_path, "committee": assets / "committee",
-            "users": tmp_path / "models" / "users"}
-
-
-def run(env, script, *args):
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env["env"],
-                          cwd=env["dir"], capture_output=True, text=True, timeout=180)
-
-
-def ok(env, script, *args):
-    result = run(env, script, *args)
-    assert result.returncode == 0, f"{script} {args} failed: {result.stderr}"
-    return result
+    return audio_loop_env(assets, tmp_path)
 
 
 def call_ok(env, script, *args):

@@ -3,7 +3,6 @@ member runs a round of the live loop: hard tracks, retraining with answers, pred
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from audio_loop_support import audio_loop_env, ok, write_audio_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 TONES = (220.0, 880.0, 440.0, 1760.0)
@@ -26,36 +27,27 @@ def quadrant_of(song: str) -> int:
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    import soundfile
-    from sklearn.preprocessing import StandardScaler
-
     from trompa_mer import encoder as E
     from trompa_mer import logmel
     from trompa_mer.audio_cache import AudioCache
     from trompa_mer.committee import Committee
-    from trompa_mer.features import FEATURE_NAMES, extract_features, write_feature_csv
+    from trompa_mer.features import FEATURE_NAMES
     from trompa_mer.members import make_member
     from trompa_mer.transfer import EncoderMember
 
     base = tmp_path_factory.mktemp("encoder_loop")
-    audio_dir, feats_dir = base / "data" / "audio", base / "data" / "feats"
-    audio_dir.mkdir(parents=True)
-    feats_dir.mkdir(parents=True)
     rng = np.random.default_rng(3)
-    windows, labels, frames = [], [], []
-    for song in SONGS:
+    frames = []
+
+    def clip_of(song):
         t = np.arange(int(rng.uniform(3.0, 4.0) * 16000)) / 16000
         clip = (0.4 * np.sin(2 * np.pi * TONES[quadrant_of(song)] * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
-        soundfile.write(audio_dir / f"{song}.wav", clip, 16000)
-        table = extract_features(audio_dir / f"{song}.wav")
-        write_feature_csv(table, feats_dir / f"{song}.csv")
-        windows.append(table[FEATURE_NAMES].to_numpy(dtype=np.float32))
-        labels.append(np.full(len(table), quadrant_of(song)))
         frames.append(logmel.logmel(clip))
-    X_raw, y = np.concatenate(windows), np.concatenate(labels)
-    scaler = StandardScaler().fit(X_raw)
+        return clip, 16000
+
+    audio_dir, scaler, X, y = write_audio_pool(base, SONGS, clip_of, quadrant_of)
     gnb = make_member("gnb")
-    gnb.fit(((X_raw - scaler.mean_) / scaler.scale_).astype(np.float32), y)
+    gnb.fit(X, y)
     stream = np.concatenate(frames, axis=1)
     E.pretrain("scae", stream, stream[:, :0], base / "encoder", width=1, epochs=1, batch_size=8,
                progress=False, max_batches=2)
@@ -70,21 +62,7 @@ def assets(tmp_path_factory):
 
 @pytest.fixture
 def env(assets, tmp_path):
-    import shutil
-
-    shutil.copytree(assets / "data", tmp_path / "data")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
-    environ.update({"MER_MODELS_DIR": str(tmp_path / "models"), "MER_DATA_DIR": str(tmp_path / "data"),
-                    "MER_AUDIO_DIR": str(tmp_path / "data" / "audio"), "MER_CACHE_DIR": str(tmp_path / "cache"),
-                    "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    return {"env": environ, "dir": tmp_path, "committee": assets / "committee", "users": tmp_path / "models" / "users"}
-
-
-def ok(env, script, *args):
-    result = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env["env"],
-                            cwd=env["dir"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{script} {args} failed: {result.stderr}"
-    return result
+    return audio_loop_env(assets, tmp_path)
 
 
 def member_state(env):

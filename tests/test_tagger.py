@@ -4,20 +4,16 @@ scripts (generated clips; the audio read through MER_AUDIO_DIR as for the CNN)."
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from audio_loop_support import audio_loop_env, ok, write_audio_pool
 from trompa_mer import tagger
 from trompa_mer.errors import MERError
 from trompa_mer.members import SongAudio
 
-ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
 TONES = (220.0, 880.0, 440.0, 1760.0)  # one pitch per quadrant
 SONGS = [f"clip{i:02d}" for i in range(8)]
@@ -158,27 +154,13 @@ def test_pretrain_with_audio_and_refused_without(tmp_path):
 # --- the live loop ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    import soundfile
-    from sklearn.preprocessing import StandardScaler
-
     from trompa_mer.committee import Committee
-    from trompa_mer.features import FEATURE_NAMES, extract_features, write_feature_csv
+    from trompa_mer.features import FEATURE_NAMES
     from trompa_mer.members import make_member
 
     base = tmp_path_factory.mktemp("tagger_loop")
-    audio_dir, feats_dir = base / "data" / "audio", base / "data" / "feats"
-    audio_dir.mkdir(parents=True)
-    feats_dir.mkdir(parents=True)
-    windows, labels = [], []
-    for song in SONGS:
-        soundfile.write(audio_dir / f"{song}.wav", clip(song), SR)
-        table = extract_features(audio_dir / f"{song}.wav")
-        write_feature_csv(table, feats_dir / f"{song}.csv")
-        windows.append(table[FEATURE_NAMES].to_numpy(dtype=np.float32))
-        labels.append(np.full(len(table), quadrant_of(song)))
-    X_raw, y = np.concatenate(windows), np.concatenate(labels)
-    scaler = StandardScaler().fit(X_raw)
-    sgd = make_member("sgd").fit(((X_raw - scaler.mean_) / scaler.scale_).astype(np.float32), y)
+    _, scaler, X, y = write_audio_pool(base, SONGS, lambda song: (clip(song), SR), quadrant_of)
+    sgd = make_member("sgd").fit(X, y)
     source = {s: clip(s) for s in SONGS}
     musicnn = tagger.MusicnnMember().fit(SongAudio(SONGS, source), [quadrant_of(s) for s in SONGS])
     Committee([("sgd_0", sgd), ("musicnn_0", musicnn)], scaler, FEATURE_NAMES,
@@ -188,21 +170,7 @@ def assets(tmp_path_factory):
 
 @pytest.fixture
 def env(assets, tmp_path):
-    shutil.copytree(assets / "data", tmp_path / "data")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MER_")}
-    environ.update({"MER_MODELS_DIR": str(tmp_path / "models"), "MER_DATA_DIR": str(tmp_path / "data"),
-                    "MER_AUDIO_DIR": str(tmp_path / "data" / "audio"),
-                    "MER_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT),
-                    "OMP_NUM_THREADS": "1"})
-    return {"env": environ, "dir": tmp_path, "committee": assets / "committee",
-            "users": tmp_path / "models" / "users"}
-
-
-def ok(env, script, *args):
-    result = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env["env"],
-                            cwd=env["dir"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{script} {args} failed: {result.stderr}"
-    return result
+    return audio_loop_env(assets, tmp_path)
 
 
 def test_a_round_of_the_loop_with_musicnn_members(env):
