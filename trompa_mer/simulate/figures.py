@@ -91,14 +91,19 @@ def _label(metric: str) -> str:
     return {"f1_weighted": "weighted F1", "f1_macro": "macro F1"}.get(metric, metric.replace("_", " "))
 
 
+def _selection(table: pd.DataFrame, config: str, update: str, metric: str):
+    """The per-listener curves of one configuration and update, the algorithms and modes
+    drawn, and each mode's (colour, marker): what both figure kinds start from."""
+    curves = listener_curves(table, metric)
+    curves = curves[(curves["config"] == config) & (curves["update"] == update)]
+    modes = _ordered_modes(curves["mode"].unique())
+    return curves, _algorithms(curves), modes, _style(modes)
+
+
 def mean_figure(table: pd.DataFrame, config: str, update: str, metric: str = "f1_weighted"):
     """One panel per algorithm, a line per mode (mean over listeners) with a mean +- sd band."""
     plt = _pyplot()
-    curves = listener_curves(table, metric)
-    curves = curves[(curves["config"] == config) & (curves["update"] == update)]
-    algorithms = _algorithms(curves)
-    modes = _ordered_modes(curves["mode"].unique())
-    style = _style(modes)
+    curves, algorithms, modes, style = _selection(table, config, update, metric)
     crowd, own = _references(table, metric)
     n_users = curves["user"].nunique()
     with plt.rc_context(_RC):
@@ -137,11 +142,7 @@ def mean_figure(table: pd.DataFrame, config: str, update: str, metric: str = "f1
 def listener_figure(table: pd.DataFrame, config: str, update: str, metric: str = "f1_weighted"):
     """Algorithms (rows) x modes (columns): a thin line per listener, their mean in bold."""
     plt = _pyplot()
-    curves = listener_curves(table, metric)
-    curves = curves[(curves["config"] == config) & (curves["update"] == update)]
-    algorithms = _algorithms(curves)
-    modes = _ordered_modes(curves["mode"].unique())
-    style = _style(modes)
+    curves, algorithms, modes, style = _selection(table, config, update, metric)
     with plt.rc_context(_RC):
         fig, axes = plt.subplots(len(algorithms), len(modes), squeeze=False, sharex=True, sharey=True,
                                  figsize=(PANEL[0] * 0.8 * len(modes), PANEL[1] * 0.8 * len(algorithms) + 0.4),
