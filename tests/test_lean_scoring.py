@@ -255,6 +255,37 @@ def test_xgboost_after_scikit_learn_keeps_its_scikit_learn_wrappers():
     assert seen is True
 
 
+def test_scikit_learn_for_a_retrain_is_imported_without_pandas_which_stays_importable():
+    seen = _fresh(
+        "import json, sys, numpy as np\n"
+        "from trompa_mer.members import skops_io\n"
+        "skops_io()\n"
+        "import sklearn.utils.fixes\n"
+        "before = sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)\n"
+        "import pandas as pd\n"
+        "from sklearn.linear_model import SGDClassifier\n"
+        "frame = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0], 'b': [1.0, 0.0, 1.0, 0.0]})\n"
+        "model = SGDClassifier(random_state=0).fit(frame, [0, 1, 0, 1])\n"
+        "print(json.dumps({'before': before, 'pd': sklearn.utils.fixes.pd is None,\n"
+        "                  'names': list(model.feature_names_in_), 'skops': 'skops.io' in sys.modules}))")
+    # scikit-learn saw no pandas on import, yet a DataFrame handed to it later is a DataFrame
+    assert seen == {"before": [], "pd": True, "names": ["a", "b"], "skops": True}
+
+
+def test_pandas_loaded_first_is_left_alone_by_the_scikit_learn_import():
+    seen = _fresh("import json, pandas\nfrom trompa_mer.members import import_sklearn\n"
+                  "import_sklearn()\nimport sklearn.utils.fixes\n"
+                  "print(json.dumps(sklearn.utils.fixes.pd is pandas))")
+    assert seen is True
+
+
+def test_an_sgd_member_built_in_a_fresh_process_imports_no_pandas():
+    seen = _fresh("import json, sys, numpy as np\nfrom trompa_mer.members import SGDMember\n"
+                  "m = SGDMember(seed=0)\nm._new_model()\n"
+                  "print(json.dumps(['sklearn.linear_model' in sys.modules, 'pandas' in sys.modules]))")
+    assert seen == [True, False]
+
+
 class _Payload:
     def __init__(self):
         self.value = 1

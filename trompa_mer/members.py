@@ -22,8 +22,10 @@ so a member file can never run code), XGBoost boosters in XGBoost's own UBJSON.
 """
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +98,36 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
+@contextlib.contextmanager
+def _pandas_hidden():
+    """While scikit-learn's modules are first imported, `import pandas` (and pyarrow) fails.
+
+    sklearn.utils.fixes imports pandas at module level (about 0.25 s with pyarrow) only to bind
+    a name `pd` that nothing in scikit-learn reads; a loop step that trains an SGD member never
+    touches a DataFrame. Nothing is hidden when pandas is loaded already, and the names are
+    given back on exit, so a later `import pandas` in the same process works as usual
+    (scikit-learn recognises DataFrames through sys.modules, not through that name).
+    """
+    hidden = [name for name in ("pandas", "pyarrow") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None   # the import system's "refuse this import"
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def import_sklearn():
+    """scikit-learn's base and linear models, first imported without pandas (see above)."""
+    if "sklearn.linear_model" not in sys.modules:
+        with _pandas_hidden():
+            import sklearn.base  # noqa: F401
+            import sklearn.linear_model  # noqa: F401
+    return sys.modules["sklearn"]
+
+
 def skops_io():
     """skops.io, imported without its scikit-learn walk.
 
@@ -104,15 +136,15 @@ def skops_io():
     a busy machine, in every script call. Files here are loaded against SKOPS_TRUSTED_TYPES
     only, so that default list is not needed and the walk is skipped.
     """
-    import sys
-
     if "skops.io" not in sys.modules:
+        import_sklearn()
         import sklearn.utils
 
         original = sklearn.utils.all_estimators
         sklearn.utils.all_estimators = lambda *args, **kwargs: []
         try:
-            import skops.io  # noqa: F401
+            with _pandas_hidden():
+                import skops.io  # noqa: F401
         finally:
             sklearn.utils.all_estimators = original
     return sys.modules["skops.io"]
@@ -484,6 +516,7 @@ class SGDMember(Member):
                           np.asarray(model.intercept_, dtype=np.float64)[:, None]])
 
     def _new_model(self):
+        import_sklearn()
         from sklearn.linear_model import SGDClassifier
 
         return SGDClassifier(random_state=self.seed, **self.sgd_params)
