@@ -97,7 +97,7 @@ COPY settings.py create_user.py extract_features.py predict_emotion.py get_hard_
 COPY experiments/ ./experiments/
 COPY trompa_mer/ ./trompa_mer/
 COPY models/pretrained/ ./models/pretrained/
-COPY models/pretrained-musicnn/ ./models/pretrained-musicnn/
+COPY models/pretrained-features/ ./models/pretrained-features/
 
 # The shipped committee stays in the image; users, encoders, data and caches live on the volumes.
 # Matplotlib's and numba's caches in /tmp: with `--user "$(id -u):$(id -g)"` the container's

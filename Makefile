@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench pretrain pretrain-musicnn simulate-benchmark mutation clean
+.PHONY: setup demo test bench pretrain pretrain-features simulate-benchmark mutation clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -35,13 +35,14 @@ bench: setup
 	$(VPY) benchmarks/bench_cnn.py
 	$(VPY) benchmarks/bench_simulate.py
 
-# Rebuild the shipped committee from ../shared/data/4q (the command in its model card).
+# Rebuild the default committee from ../shared/data/4q (the command in its model card): xgb members
+# on the window features beside musicnn members that read each song's audio (README "The default committee").
 pretrain: setup
-	$(VPY) deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained
+	$(VPY) deam_classifier.py --dataset 4q -m xgb,musicnn --window-stride 2 -o models/pretrained
 
-# The committee with musicnn members (reads each song's audio; see README "The default committee").
-pretrain-musicnn: setup
-	$(VPY) deam_classifier.py --dataset 4q -m xgb,musicnn --window-stride 2 -o models/pretrained-musicnn
+# The feature-only committee (sgd + xgb; the default until issue 20; never reads audio).
+pretrain-features: setup
+	$(VPY) deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained-features
 
 # The offline TROMPA-MER benchmark (docs/experiments.md).
 simulate-benchmark: setup

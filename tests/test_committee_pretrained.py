@@ -1,4 +1,7 @@
-"""The committed default committee: it loads, it is small, and rebuilding it gives the same predictions."""
+"""The committed committees: they load, they are small, and rebuilding them gives the same predictions.
+
+`models/pretrained` is the default (xgb + musicnn, reads each song's audio); `models/pretrained-features`
+is the feature-only one (sgd + xgb) that was the default until issue 20."""
 import json
 import os
 import shlex
@@ -13,15 +16,15 @@ from trompa_mer.committee import Committee
 from trompa_mer.features import FEATURE_NAMES
 
 PRETRAINED = ROOT / "models" / "pretrained"
+SHIPPED_ALGORITHMS = ("xgb", "musicnn")
+PRETRAINED_FEATURES = ROOT / "models" / "pretrained-features"
+FEATURE_ALGORITHMS = ("sgd", "xgb")
 
 
-def _committed():
-    if not (PRETRAINED / "committee.json").exists():
-        pytest.fail(f"{PRETRAINED}/committee.json is missing: the default committee must be committed")
-    return Committee.load(PRETRAINED, feature_names=FEATURE_NAMES)
-
-
-SHIPPED_ALGORITHMS = ("sgd", "xgb")
+def _committed(folder=PRETRAINED):
+    if not (folder / "committee.json").exists():
+        pytest.fail(f"{folder}/committee.json is missing: the shipped committees must be committed")
+    return Committee.load(folder, feature_names=FEATURE_NAMES)
 
 
 def _rebuild(committee, folder, timeout):
@@ -36,33 +39,45 @@ def _rebuild(committee, folder, timeout):
     return Committee.load(folder, feature_names=FEATURE_NAMES)
 
 
-def test_default_committee_loads_and_is_small():
-    committee = _committed()
-    algorithms = committee.algorithms()
-    for algorithm in SHIPPED_ALGORITHMS:
-        assert algorithms.count(algorithm) == 5
-    assert sorted(set(algorithms)) == sorted(SHIPPED_ALGORITHMS)
-    size = sum(p.stat().st_size for p in PRETRAINED.iterdir() if p.is_file())
-    assert size < 8 * 2**20, f"default committee is {size / 2**20:.1f} MiB"
+def _card_checks(committee, folder, algorithms):
+    """What both cards claim: 5 members per algorithm, under 8 MiB, the 4Q corpus split by artist,
+    every algorithm well above the majority baseline, and the card naming the command that
+    rebuilds the committee into the folder it lives in."""
+    found = committee.algorithms()
+    assert sorted(set(found)) == sorted(algorithms)
+    assert all(found.count(a) == 5 for a in algorithms)
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    assert size < 8 * 2**20, f"{folder.name} is {size / 2**20:.1f} MiB"
     manifest = committee.manifest
     assert manifest["corpus"]["name"] == "4Q audio emotion dataset"
     assert manifest["splits"]["grouped_by"] == "artist" and manifest["splits"]["protocol"] == "kfold"
     assert manifest["command"].startswith("python deam_classifier.py --dataset 4q")
+    assert shlex.split(manifest["command"])[-1] == f"models/{folder.name}"
+    assert manifest["command"] in (folder / "README.md").read_text()
     song = manifest["scores"]["song"]
-    # the card's claims: every member algorithm beats the majority-class baseline, and the
-    # committee is at least as good as its best algorithm less a point
-    for algorithm in (*SHIPPED_ALGORITHMS, "committee"):
+    for algorithm in (*algorithms, "committee"):
         assert song[algorithm]["f1_macro"][0] > song["majority"]["f1_macro"][0] + 0.3
-    assert song["committee"]["f1_macro"][0] >= max(song[a]["f1_macro"][0] for a in SHIPPED_ALGORITHMS) - 0.01
-    card = (PRETRAINED / "README.md").read_text()
-    assert manifest["command"] in card
+    return song
 
 
-def test_every_shipped_member_carries_information():
+def test_default_committee_loads_meets_the_target_and_is_small():
+    song = _card_checks(_committed(), PRETRAINED, SHIPPED_ALGORITHMS)
+    # issue 20's target on the artist-grouped repeated folds
+    assert song["committee"]["f1_macro"][0] >= 0.72
+
+
+def test_feature_committee_loads_and_is_small():
+    song = _card_checks(_committed(PRETRAINED_FEATURES), PRETRAINED_FEATURES, FEATURE_ALGORITHMS)
+    # the committee is at least as good as its best algorithm less a point
+    assert song["committee"]["f1_macro"][0] >= max(song[a]["f1_macro"][0] for a in FEATURE_ALGORITHMS) - 0.01
+
+
+def test_every_feature_member_carries_information():
     """No member within .02 of uniform on real songs (the Emotify GaussianNB members were, at
-    temperature 256): on the 4Q clips, each member's mean max |p - 1/4| is well above that."""
+    temperature 256): on the 4Q clips, each member's mean max |p - 1/4| is well above that.
+    (The default committee's members are checked with the audio in the slow rebuild test.)"""
     shared_path("4q", "audio")
-    committee = _committed()
+    committee = _committed(PRETRAINED_FEATURES)
     from trompa_mer.datasets import fourq
     import settings
 
@@ -78,9 +93,9 @@ def test_every_shipped_member_carries_information():
 
 
 @pytest.mark.slow
-def test_rebuilding_the_default_committee_gives_identical_predictions(tmp_path):
+def test_rebuilding_the_feature_committee_gives_identical_predictions(tmp_path):
     shared_path("4q", "audio")
-    committee = _committed()
+    committee = _committed(PRETRAINED_FEATURES)
     rebuilt = _rebuild(committee, tmp_path / "rebuilt", timeout=1800)
     assert rebuilt.names() == committee.names()
     import settings
@@ -95,43 +110,14 @@ def test_rebuilding_the_default_committee_gives_identical_predictions(tmp_path):
         committee.manifest["scores"]
 
 
-# --- the committee with musicnn members (reads audio; models/pretrained-musicnn) ----------------
-PRETRAINED_MUSICNN = ROOT / "models" / "pretrained-musicnn"
-MUSICNN_ALGORITHMS = ("xgb", "musicnn")
-
-
-def _committed_musicnn():
-    if not (PRETRAINED_MUSICNN / "committee.json").exists():
-        pytest.fail(f"{PRETRAINED_MUSICNN}/committee.json is missing: the musicnn committee must be committed")
-    return Committee.load(PRETRAINED_MUSICNN, feature_names=FEATURE_NAMES)
-
-
-def test_musicnn_committee_loads_meets_the_target_and_is_small():
-    committee = _committed_musicnn()
-    algorithms = committee.algorithms()
-    assert sorted(set(algorithms)) == sorted(MUSICNN_ALGORITHMS)
-    assert all(algorithms.count(a) == 5 for a in MUSICNN_ALGORITHMS)
-    size = sum(p.stat().st_size for p in PRETRAINED_MUSICNN.iterdir() if p.is_file())
-    assert size < 8 * 2**20, f"musicnn committee is {size / 2**20:.1f} MiB"
-    manifest = committee.manifest
-    assert manifest["corpus"]["name"] == "4Q audio emotion dataset"
-    assert manifest["splits"]["grouped_by"] == "artist" and manifest["splits"]["protocol"] == "kfold"
-    song = manifest["scores"]["song"]
-    # issue 20's target on the artist-grouped repeated folds, and every kind above the baseline
-    assert song["committee"]["f1_macro"][0] >= 0.72
-    for algorithm in (*MUSICNN_ALGORITHMS, "committee"):
-        assert song[algorithm]["f1_macro"][0] > song["majority"]["f1_macro"][0] + 0.3
-    assert manifest["command"] in (PRETRAINED_MUSICNN / "README.md").read_text()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # a fresh clone embeds the 778 clips first (about 1 s each, 2 cores shared)
-def test_rebuilding_the_musicnn_committee_and_its_members_carry_information(tmp_path):
+def test_rebuilding_the_default_committee_and_its_members_carry_information(tmp_path):
     """Rebuilt by its card's command: the same predictions up to the embeddings' float32
     rounding (the tagger's convolutions sum in another order on another thread count), and no
     member within .02 of uniform on the real clips."""
     shared_path("4q", "audio")
-    committee = _committed_musicnn()
+    committee = _committed()
     rebuilt = _rebuild(committee, tmp_path / "rebuilt", timeout=3600)
     assert rebuilt.names() == committee.names()
     import settings

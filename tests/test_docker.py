@@ -152,7 +152,7 @@ def test_every_root_script_and_the_experiments_are_in_the_image():
     for script in sorted(p.name for p in ROOT.glob("*.py")):
         assert copied_into_image(script), f"the Dockerfile does not copy {script}"
     for needed in ("experiments/fourq_nested.py", "trompa_mer/weights/musicnn_msd.npz",
-                   "models/pretrained/committee.json", "models/pretrained-musicnn/committee.json"):
+                   "models/pretrained/committee.json", "models/pretrained-features/committee.json"):
         assert (ROOT / needed).is_file(), needed
         assert copied_into_image(needed), f"the Dockerfile does not copy {needed}"
         assert not dockerignore_excludes(needed), f".dockerignore excludes {needed}"
@@ -183,7 +183,7 @@ def test_documented_pretraining_is_the_shipped_committees_command():
     Makefile's target), only the output folder on the models volume."""
     makefile = (ROOT / "Makefile").read_text()
     runs = [c for doc, c in docker_run_commands() if doc.name == "docker.md" and "deam_classifier.py" in c]
-    for folder, target in (("pretrained", "pretrain"), ("pretrained-musicnn", "pretrain-musicnn")):
+    for folder, target in (("pretrained", "pretrain"), ("pretrained-features", "pretrain-features")):
         card = (ROOT / "models" / folder / "README.md").read_text()
         card_command = re.search(r"^python deam_classifier\.py .*$", card, flags=re.M).group(0)
         make_command = re.search(rf"^{re.escape(target)}:.*\n\t\$\(VPY\) (deam_classifier\.py .*)$", makefile,
