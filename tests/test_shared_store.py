@@ -13,7 +13,9 @@ from trompa_mer.committee import Committee
 from trompa_mer.errors import MERError
 from trompa_mer.users import UserStore
 
-PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+# The shipped feature-only committee (sgd + xgb): these tests score random windows, which the
+# default committee's musicnn members (they read audio) cannot; the store is the same for both.
+PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "pretrained-features"
 
 
 def _size(folder: Path) -> int:
@@ -31,7 +33,7 @@ def _windows(seed=0, songs=10, per_song=30):
 @pytest.fixture
 def store(tmp_path):
     if not (PRETRAINED / "committee.json").is_file():
-        pytest.skip("models/pretrained not present")
+        pytest.skip("models/pretrained-features not present")
     store = UserStore(tmp_path / "users")
     store.create("bob", PRETRAINED, "mc")
     return store
@@ -180,3 +182,17 @@ def test_deleting_a_user_folder_forgets_the_user_and_spares_the_others(store, tm
     assert np.array_equal(store.load_committee("carol", store.read_state("carol")).song_proba(X, sow),
                           Committee.load(PRETRAINED).song_proba(X, sow))
     store.create("bob", PRETRAINED, "mc")  # the id is free again
+
+
+def test_a_user_of_the_default_committee_is_stored_the_same_way(tmp_path):
+    """The default committee (xgb + musicnn) goes into the store like the feature-only one: the
+    user folder holds manifests only, and the user's committee is the shipped one."""
+    default = PRETRAINED.parent / "pretrained"
+    store = UserStore(tmp_path / "users")
+    store.create("erin", default, "mc")
+    user = tmp_path / "users" / "erin"
+    assert _size(user) < 0.5e6 < _size(default)
+    committee = store.load_committee("erin", store.read_state("erin"))
+    assert committee.names() == Committee.load(default).names()
+    assert [m["checksums"] for m in (json.loads((user / "committee-0000" / "committee.json").read_text()),)] == \
+        [json.loads((default / "committee.json").read_text())["checksums"]]

@@ -198,6 +198,92 @@ def test_a_round_of_the_loop_with_musicnn_members(env):
     assert set(result["member_mean_probs"]) == {"sgd_0", "musicnn_0"}
 
 
+def test_without_an_audio_folder_the_musicnn_members_are_skipped_and_kept(env):
+    """No audio folder at all (a pool of feature CSVs only): ranking, retraining and
+    recommending go on with the other members, each saying which members it skipped; the
+    musicnn member is not updated (history "not_updated"), the answers are kept, and once the
+    audio is back a cumulative retrain trains it on every answer so far."""
+    import shutil
+
+    from trompa_mer.committee import Committee
+
+    ok(env, "create_user.py", "-i", USER, "-m", "mc", "--committee", env["committee"])
+    audio = env["dir"] / "data" / "audio"
+    shutil.move(audio, env["dir"] / "kept_audio")
+    ranked = ok(env, "get_hard_tracks.py", "-i", USER, "-q", 3, "--json")
+    songs = json.loads(ranked.stdout)
+    assert len(songs) == 3 and set(songs) <= set(SONGS)
+    assert "note: member(s) musicnn_0 skipped: reads audio; no audio folder" in ranked.stderr
+    assert str(audio) in ranked.stderr and "MER_AUDIO_DIR" in ranked.stderr
+    answers = {s: f"Q{(quadrant_of(s) + 1) % 4 + 1}" for s in songs}
+    state_dir = env["users"] / USER
+
+    def committee():
+        return Committee.load(state_dir / json.loads((state_dir / "state.json").read_text())["committee"])
+
+    before = committee()
+    retrained = ok(env, "retrain_model.py", "-i", USER, "-a", json.dumps(answers))
+    assert "note: member(s) musicnn_0 skipped" in retrained.stderr and "not updated" in retrained.stderr
+    state = json.loads((state_dir / "state.json").read_text())
+    assert state["iteration"] == 1 and state["answers"] == answers
+    assert state["history"][-1]["not_updated"] == ["musicnn_0"]
+    after = committee()
+    source = {s: clip(s) for s in SONGS}
+    for name, changed in (("musicnn_0", False), ("sgd_0", True)):
+        old, new = dict(before.members)[name], dict(after.members)[name]
+        inputs = SongAudio(SONGS, source) if name == "musicnn_0" else np.zeros((2, 260), dtype=np.float32) + 0.5
+        assert np.allclose(old.predict_proba(inputs), new.predict_proba(inputs)) is not changed, name
+    playlists = env["dir"] / "data" / "playlists.csv"
+    playlists.write_text("group,song\n" + "".join(f"g,{s}\n" for s in SONGS))
+    recommended = ok(env, "get_recommendations.py", "-i", USER, "-r", "g", "--playlists", playlists, "--json")
+    assert "musicnn_0 skipped" in recommended.stderr and len(json.loads(recommended.stdout)) == 4
+    # the audio back: the next (cumulative) round trains the musicnn member on every answer so far
+    shutil.move(env["dir"] / "kept_audio", audio)
+    more = json.loads(ok(env, "get_hard_tracks.py", "-i", USER, "-q", 2, "--json").stdout)
+    retrained = ok(env, "retrain_model.py", "-i", USER, "-a",
+                   json.dumps({s: f"Q{quadrant_of(s) + 1}" for s in more}))
+    assert "skipped" not in retrained.stderr
+    state = json.loads((state_dir / "state.json").read_text())
+    assert "not_updated" not in state["history"][-1]
+    assert not np.allclose(dict(before.members)["musicnn_0"].predict_proba(SongAudio(SONGS, source)),
+                           dict(committee().members)["musicnn_0"].predict_proba(SongAudio(SONGS, source)))
+
+
+def test_the_shipped_default_committee_reads_the_audio_and_goes_on_without_it(env):
+    """A user of the shipped models/pretrained (xgb + musicnn): with the pool's audio every
+    member scores the songs; without an audio folder the musicnn members are skipped with a note
+    and the xgb members rank, retrain and predict alone."""
+    import shutil
+
+    from trompa_mer.committee import Committee
+    from trompa_mer.pool import load_pool
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+    environ = dict(env["env"], MER_PRETRAINED_DIR=str(shipped))
+    env = dict(env, env=environ)
+    ok(env, "create_user.py", "-i", USER, "-m", "mc")
+    ranked = ok(env, "get_hard_tracks.py", "-i", USER, "-q", 2, "--json")
+    assert "skipped" not in ranked.stderr
+    assert len(list((env["dir"] / "cache").rglob("musicnn-*/*.npy"))) == len(SONGS)  # every member scored
+    ok(env, "retrain_model.py", "-i", USER, "-a", json.dumps({s: f"Q{quadrant_of(s) + 1}" for s in json.loads(ranked.stdout)}))
+    shutil.rmtree(env["dir"] / "data" / "audio")
+    ranked = ok(env, "get_hard_tracks.py", "-i", USER, "-q", 2, "--json")
+    names = ", ".join(f"musicnn_{k}" for k in range(5))
+    assert f"note: member(s) {names} skipped: reads audio; no audio folder" in ranked.stderr
+    retrained = ok(env, "retrain_model.py", "-i", USER, "-a",
+                   json.dumps({s: f"Q{quadrant_of(s) + 1}" for s in json.loads(ranked.stdout)}))
+    assert f"note: member(s) {names} skipped" in retrained.stderr
+    out = env["dir"] / "pred.json"
+    predicted = ok(env, "predict_emotion.py", "-i", env["dir"] / "data" / "feats" / "clip02.csv", "-o", out, "-u", USER)
+    assert f"note: member(s) {names} skipped" in predicted.stderr
+    result = json.loads(out.read_text())
+    assert sorted(result["skipped_members"]) == names.split(", ")
+    state = json.loads((env["users"] / USER / "state.json").read_text())
+    assert state["iteration"] == 2 and state["history"][-1]["not_updated"] == names.split(", ")
+    assert Committee.load(env["users"] / USER / state["committee"]).algorithms() == ["xgb"] * 5 + ["musicnn"] * 5
+    assert len(load_pool(env["dir"] / "data" / "feats").song_ids) == len(SONGS)
+
+
 # --- what mutation testing found untested -----------------------------------------------------
 def test_samples_are_keyed_as_float32_and_embeddings_kept_in_memory(tmp_path, monkeypatch):
     samples = clip("clip03").astype(np.float64)

@@ -117,3 +117,14 @@ def add_scale(parser, what: str) -> None:
                         help=f"{what} on this scale instead of -1..1 (e.g. 1..9: 1 is -1, 5 the "
                              f"neutral 0, 9 is +1); stored on -1..1 inside. A scale starting with "
                              f"'-' is written --scale=-3..3")
+
+
+def skipped_note(skipped: dict, inputs: int = 1) -> str:
+    """One stderr line naming the members left out and why."""
+    names = ", ".join(sorted(skipped))
+    why = next(iter(skipped.values())) if isinstance(next(iter(skipped.values())), str) else None
+    if why is None:  # batch: {name: [inputs]}
+        count = max(len(v) for v in skipped.values())
+        return (f"note: member(s) {names} skipped for {count} of {inputs} inputs: they read audio and those "
+                f"inputs are feature CSVs (give the audio files to use them)")
+    return f"note: member(s) {names} skipped: {why}"

@@ -607,10 +607,11 @@ class Committee:
         for i in crowd_members:
             out[i, none] = cap_confidence(out[i, none], bound)
 
-    def update(self, songs, y, song_of_window=None, **sources) -> None:
+    def update(self, songs, y, song_of_window=None, only=None, **sources) -> None:
         """Continue training every member on labeled songs (one label per song; a batch may
         lack quadrants): window members on every window of a song with the song's label.
-        `songs` as in song_proba (raw windows alone: one label per window)."""
+        `songs` as in song_proba (raw windows alone: one label per window). only: the indices
+        of the members to train (the others are left as they are; default every member)."""
         songs = _as_songs(songs, song_of_window, **sources)
         if isinstance(y, Labels):
             labels = y
@@ -624,10 +625,13 @@ class Committee:
         for part in self.parts:
             part._saved_digest = None
         self._saved_digest = None
-        for kind in dict.fromkeys(m.input_kind for _, m in self.members):
+        chosen = range(len(self.members)) if only is None else sorted(set(only))
+        for kind in dict.fromkeys(self.members[i][1].input_kind for i in chosen):
             X_in = self.member_input(kind, songs)
             rows = songs.window_labels(labels) if kind == "features" else labels
             for i in self.of_kind(kind):
+                if i not in chosen:
+                    continue
                 member = self.members[i][1]
                 # classifiers read the quadrants; regression members the Labels themselves
                 member.update(X_in, rows if member.target_kind == "av" else rows.quadrant)

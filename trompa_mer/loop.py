@@ -53,9 +53,10 @@ def _load_committee(path) -> Committee:
 
 def _songs(committee, store, user_id, song_ids, X, offsets, audio_dirs) -> Songs:
     """`song_ids` (windows X, offsets) with what the committee's other member kinds read: the
-    pool audio for audio members, the user's crowd rows for crowd-aware members."""
+    pool audio for audio members (the committee's, or those of the evidence a crowd listener's
+    confidence is bounded by), the user's crowd rows for crowd-aware members."""
     audio = crowd = None
-    readers = [committee.members[i][0] for i in committee.of_kind("audio")]
+    readers = _audio_names(committee) + _audio_names(committee.evidence)
     if readers:
         audio = pool_audio_source(*audio_dirs, song_ids, readers)
     if committee.of_kind("crowd+features"):
@@ -63,6 +64,46 @@ def _songs(committee, store, user_id, song_ids, X, offsets, audio_dirs) -> Songs
 
         crowd = crowd_rows(store.read_crowd_table(user_id), song_ids)
     return Songs.from_offsets(X, offsets, song_ids, audio=audio, crowd=crowd)
+
+
+def _audio_names(committee) -> list[str]:
+    return [] if committee is None else [committee.members[i][0] for i in committee.of_kind("audio")]
+
+
+def _audio_folder_absent(audio_dirs) -> bool:
+    audio_dir, cache_dir = audio_dirs
+    return audio_dir is None or cache_dir is None or not Path(audio_dir).expanduser().is_dir()
+
+
+def absent_audio_note(audio_dirs) -> str:
+    where = "not given" if audio_dirs[0] is None else f"{Path(audio_dirs[0]).expanduser()} not found"
+    return (f"reads audio; no audio folder ({where}; set MER_AUDIO_DIR, default <MER_DATA_DIR>/audio, "
+            f"to a folder with <song_id>.<ext> per song to use them; docs/loop.md)")
+
+
+def _without_absent_audio(committee, audio_dirs):
+    """(committee to score with, {skipped member: why}). When there is no audio folder at all
+    (not given, or not there) and the committee also has members of other kinds, its audio
+    members are left out (the default committee's musicnn members on a pool without audio);
+    otherwise the committee as it is: a committee of audio members only, a missing folder
+    for it, or a folder without some song's audio is refused by pool_audio_source."""
+    names = _audio_names(committee) + _audio_names(committee.evidence)
+    if not names or not _audio_folder_absent(audio_dirs):
+        return committee, {}
+    audio = set(committee.of_kind("audio"))
+    keep = [i for i in range(len(committee.members)) if i not in audio]
+    if not keep:
+        return committee, {}
+    reduced = committee if len(keep) == len(committee.members) else committee.subset(keep)
+    evidence = committee.evidence
+    if evidence is not None and evidence.of_kind("audio"):
+        others = [i for i in range(len(evidence.members)) if i not in set(evidence.of_kind("audio"))]
+        evidence = evidence.subset(others) if others else None
+        if reduced is committee:
+            reduced = committee.subset(keep)
+    reduced.evidence = evidence
+    why = absent_audio_note(audio_dirs)
+    return reduced, {name: why for name in names}
 
 
 # --- create_user ----------------------------------------------------------------------------
@@ -208,6 +249,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         if settled.issuperset(song_ids.tolist()):  # said before any scoring
             raise MERError(f"user {user_id!r}: every song of the pool ({len(song_ids)}) has been asked already")
         machine = predicted = human = sample = listener = pool_songs = None
+        skipped_members = {}
         scored_by_committee = mode in ("mc", "mix") or bool(state.get("balanced"))
         default_ranking = strategy == strat.DEFAULT_STRATEGY
         all_song_ids = song_ids
@@ -229,7 +271,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
             predicted = machine.argmax(axis=1)
         elif scored_by_committee:
             committee = store.load_committee(user_id, state)
-            listener = committee.listener()
+            listener, skipped_members = _without_absent_audio(committee.listener(), (audio_dir, audio_cache_dir))
             if sample is None:
                 pool_songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
                                     (audio_dir, audio_cache_dir))
@@ -281,7 +323,8 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
             new_state["strategy"] = new_state["pending_strategy"] = strategy
         store.write_state(user_id, new_state)
     return {"songs": songs, "reused": False, "mode": mode, "scores": chosen_scores, "candidates": sample,
-            **({"strategy": strategy} if mode == "mc" else {})}
+            **({"strategy": strategy} if mode == "mc" else {}),
+            **({"skipped_members": skipped_members} if skipped_members else {})}
 
 
 def _strategy_queries(strategy, q, state, settled, listener, pool, song_ids, member_proba, pool_songs):
@@ -358,22 +401,29 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         # the pool store is memory-mapped: a retrain reads only its songs' rows
         windows = [np.asarray(pool.windows(s), dtype=np.float32) for s in songs]
         offsets = np.concatenate([[0], np.cumsum([len(w) for w in windows])])
-        batch = _songs(committee, store, user_id, songs, np.concatenate(windows), offsets,
+        # no audio folder at all: the audio members keep what they knew (the answers are stored,
+        # so a cumulative update with the audio back trains them on every answer so far)
+        trained, skipped_members = _without_absent_audio(committee, (audio_dir, audio_cache_dir))
+        batch = _songs(trained, store, user_id, songs, np.concatenate(windows), offsets,
                        (audio_dir, audio_cache_dir))
         # a quadrant per song, and the listener's own (arousal, valence) where they gave them:
         # each member reads what its target kind needs (Committee.update)
         labels = Labels([training[s] for s in songs],
                         [training_values.get(s, (np.nan, np.nan)) for s in songs], where=source, names=songs)
-        committee.update(batch, labels)
+        committee.update(batch, labels, only=[i for i, (name, _) in enumerate(committee.members)
+                                              if name not in skipped_members])
         folders = store.save_committee(user_id, committee, int(state["iteration"]) + 1)
         new_state = record_answers(state, answers, update, folders["committee"], n_windows=int(offsets[-1]),
                                    values=values)
+        if skipped_members:
+            new_state["history"][-1]["not_updated"] = sorted(skipped_members)
         new_state.update(folders)
         store.write_state(user_id, new_state)  # the commit point
         store.tidy(user_id, new_state)         # the previous committee folders go
     return {"user_id": user_id, "iteration": new_state["iteration"], "answered": len(answers),
             "skipped": new_state["history"][-1]["skipped"], "update": update,
-            "trained_songs": len(songs), "trained_windows": int(offsets[-1])}
+            "trained_songs": len(songs), "trained_windows": int(offsets[-1]),
+            **({"skipped_members": skipped_members} if skipped_members else {})}
 
 
 # --- predict --------------------------------------------------------------------------------
@@ -633,7 +683,9 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
                  f"(extract their features to recommend them)")
         sub = pool.subset(candidates)
         committee = store.load_committee(user_id, state)
-        listener = committee.listener()
+        listener, skipped_members = _without_absent_audio(committee.listener(), (audio_dir, audio_cache_dir))
+        if skipped_members:
+            warn(f"member(s) {', '.join(sorted(skipped_members))} skipped: {next(iter(skipped_members.values()))}")
         sub_ids = np.asarray(sub.song_ids).tolist()
         songs = _songs(listener, store, user_id, sub_ids, sub.X, sub.offsets, (audio_dir, audio_cache_dir))
         proba = cons.machine_consensus(listener.song_proba(songs))

@@ -7,7 +7,7 @@ import sys
 
 from trompa_mer.commands import settings
 from trompa_mer import loop
-from trompa_mer.cli import candidates_count, main_wrapper, positive_int, user_parser
+from trompa_mer.cli import candidates_count, main_wrapper, positive_int, skipped_note, user_parser
 from trompa_mer.strategies import DEFAULT_STRATEGY, STRATEGIES
 
 
@@ -44,6 +44,8 @@ def main(argv=None):
                                   seed=settings.SEED, jobs=settings.JOBS, strategy=args.strategy,
                                   candidates=args.candidates,
                                   **settings.AUDIO_FOLDERS)
+    if result.get("skipped_members"):
+        print(skipped_note(result["skipped_members"]), file=sys.stderr)
     if result["reused"]:
         print(f"note: user {args.user_id} has {len(result['songs'])} pending songs from the last "
               f"call; answer them with retrain_model.py", file=sys.stderr)

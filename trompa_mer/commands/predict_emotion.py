@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trompa_mer.commands import settings
 from trompa_mer import loop
-from trompa_mer.cli import add_scale, add_user_id, main_wrapper
+from trompa_mer.cli import add_scale, add_user_id, main_wrapper, skipped_note
 from trompa_mer.errors import MERError
 from trompa_mer.quadrants import QUADRANTS
 
@@ -55,17 +55,6 @@ def parse_args(argv=None):
                              "reuses it)")
     parser.add_argument("-q", "--quiet", action="store_true", help="several inputs: no progress lines")
     return parser.parse_args(argv)
-
-
-def skipped_note(skipped: dict, inputs: int = 1) -> str:
-    """One stderr line naming the members left out and why."""
-    names = ", ".join(sorted(skipped))
-    why = next(iter(skipped.values())) if isinstance(next(iter(skipped.values())), str) else None
-    if why is None:  # batch: {name: [inputs]}
-        count = max(len(v) for v in skipped.values())
-        return (f"note: member(s) {names} skipped for {count} of {inputs} inputs: they read audio and those "
-                f"inputs are feature CSVs (give the audio files to use them)")
-    return f"note: member(s) {names} skipped: {why}"
 
 
 def single(args):

@@ -5,9 +5,11 @@
 ANNOTATIONS.json: {"song_id": "Q1".."Q4" | {"arousal": a, "valence": v}, ...} (a, v in -1..1)
 """
 
+import sys
+
 from trompa_mer.commands import settings
 from trompa_mer import loop
-from trompa_mer.cli import add_scale, main_wrapper, user_parser
+from trompa_mer.cli import add_scale, main_wrapper, skipped_note, user_parser
 from trompa_mer.users import UPDATE_STRATEGIES
 
 
@@ -39,6 +41,12 @@ def main(argv=None):
     summary = loop.retrain(args.user_id, args.annotations, settings.USERS_DIR, settings.FEATS_DIR,
                            update=args.update, lock_timeout=settings.LOCK_TIMEOUT_S, scale=args.scale,
                            **settings.AUDIO_FOLDERS)
+    if summary.get("skipped_members"):
+        print(skipped_note(summary["skipped_members"]) + (
+            "; they were not updated (the answers are kept: a cumulative update with the audio trains "
+            "them on every answer so far)" if summary["update"] == "cumulative" else
+            "; they were not updated and, with --update batch, will not learn this round's answers"),
+            file=sys.stderr)
     skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
     print(f"user {summary['user_id']}: iteration {summary['iteration']}, {summary['answered']} "
           f"answers{skipped}, {summary['update']} update on {summary['trained_songs']} songs "
