@@ -7,10 +7,12 @@
 Steps: clips -> extract_features.py -> a committee (the shipped models/pretrained when it
 exists, else one trained here on the generated clips) -> create_user.py -> three rounds of
 get_hard_tracks.py and scripted answers -> retrain_model.py -> predict_emotion.py before and
-after -> get_recommendations.py.
+after -> get_recommendations.py. The shipped committee's musicnn members read each song's
+audio: the demo points MER_AUDIO_DIR at the clips and predicts from the audio files.
 
 Everything is written under MER_DEMO_DIR (default data/demo), which the demo points the
-scripts at through MER_MODELS_DIR / MER_DATA_DIR; the demo user is recreated on every run.
+scripts at through MER_MODELS_DIR / MER_DATA_DIR (the decoded audio and the musicnn
+embeddings go to MER_DEMO_DIR/cache, kept between runs); the demo user is recreated on every run.
 MER_DEMO_LIMIT (default 40) caps how many real audio files are used, to keep it short.
 """
 from __future__ import annotations
@@ -142,8 +144,10 @@ def train_demo_committee(feats_dir: Path, labels: dict, out_dir: Path) -> None:
                     manifest={"note": "demo committee: trained by demo.py on 4 generated clips"})
 
 
-def summary(feats_dir: Path, committee_dir: Path, user_dir: Path, labels: dict) -> None:
-    """Every pool song's predicted quadrant, default committee vs the listener's (in-process)."""
+def summary(feats_dir: Path, committee_dir: Path, user_dir: Path, labels: dict, audio_dirs) -> None:
+    """Every pool song's predicted quadrant, default committee vs the listener's (in-process;
+    audio members read the songs' audio from `audio_dirs`, (audio folder, cache folder))."""
+    from trompa_mer.audio_cache import pool_audio_source
     from trompa_mer.committee import Committee
     from trompa_mer.pool import load_pool
 
@@ -152,7 +156,10 @@ def summary(feats_dir: Path, committee_dir: Path, user_dir: Path, labels: dict) 
     answered = set(state.get("answers", {}))
     tables = {}
     for name, folder in (("before", committee_dir), ("after", user_dir / state["committee"])):
-        proba = Committee.load(folder).song_proba(pool).mean(axis=0)
+        committee = Committee.load(folder)
+        readers = [committee.members[i][0] for i in committee.of_kind("audio")]
+        audio = pool_audio_source(*audio_dirs, pool.song_ids.tolist(), readers) if readers else None
+        proba = committee.song_proba(pool, audio=audio).mean(axis=0)
         tables[name] = [f"Q{q + 1}" for q in proba.argmax(axis=1)]
     songs = pool.song_ids.tolist()
     if all(s in labels for s in songs):
@@ -216,8 +223,10 @@ def main(argv=None) -> int:
         say(f"generated {len(labels)} clips of {CLIP_SECONDS:g} s in {gen_dir} "
             "(tempo, mode, brightness and loudness chosen per quadrant)")
 
+    # the shipped committee's musicnn members read the clips themselves (docs/loop.md)
+    audio_cache_dir = demo_dir / "cache" / "audio16k"
     env = dict(os.environ, MER_MODELS_DIR=str(models_dir), MER_DATA_DIR=str(data_dir),
-               PYTHONPATH=str(ROOT))
+               MER_AUDIO_DIR=str(audio_dir), MER_AUDIO_CACHE_DIR=str(audio_cache_dir), PYTHONPATH=str(ROOT))
     env.pop("MER_FEATS_DIR", None)
     env.pop("MER_USERS_DIR", None)
     scripts = Scripts(env)
@@ -229,7 +238,12 @@ def main(argv=None) -> int:
     step(3, "Committee")
     committee = shipped_committee()
     if committee is not None:
-        say(f"using the shipped committee {committee}")
+        from trompa_mer.committee import Committee
+
+        shipped = Committee.load(committee)
+        kinds = " + ".join(f"{shipped.algorithms().count(a)} {a}" for a in dict.fromkeys(shipped.algorithms()))
+        reads = f"; its audio members read the clips in {audio_dir} (MER_AUDIO_DIR)" if shipped.of_kind("audio") else ""
+        say(f"using the shipped committee {committee} ({kinds} members{reads})")
     else:
         committee = demo_dir / "committee"
         train_feats = feats_dir
@@ -244,14 +258,18 @@ def main(argv=None) -> int:
 
     from trompa_mer.pool import load_pool
 
+    from trompa_mer.features import find_audio
+
     songs = load_pool(feats_dir).song_ids.tolist()
+    audio_of = {f.stem.lower(): f for f in find_audio(audio_dir)}  # song id -> its audio file
     # a clip the demo committee did not train on (see train_demo_committee)
     probe = next((s for s in songs if s in labels and int(s[4:6]) % 3 and not s.endswith("q1")), songs[0])
-    probe_csv = feats_dir / f"{probe}.csv"
+    # predicted from the audio file (its windows come from the pool), so audio members take part
+    probe_input = audio_of.get(probe, feats_dir / f"{probe}.csv")
 
     step(4, f"Prediction before personalization ({probe})")
     before_json = demo_dir / "prediction_before.json"
-    scripts("predict_emotion.py", "-i", probe_csv, "-o", before_json, "-m", "default")
+    scripts("predict_emotion.py", "-i", probe_input, "-o", before_json, "-m", "default")
     before = json.loads(before_json.read_text())
 
     step(5, f"A listener: {USER} (machine-consensus queries)")
@@ -273,7 +291,8 @@ def main(argv=None) -> int:
             if song in labels:
                 answers[song] = answer(song, None)
             else:
-                scripts("predict_emotion.py", "-i", feats_dir / f"{song}.csv", "-o", out, "-u", USER, show=False)
+                scripts("predict_emotion.py", "-i", audio_of.get(song, feats_dir / f"{song}.csv"), "-o", out,
+                        "-u", USER, show=False)
                 answers[song] = answer(song, json.loads(out.read_text())["mean_probs"])
         answers_path = demo_dir / f"answers_round{round_no}.json"
         answers_path.write_text(json.dumps(answers, indent=1))
@@ -282,12 +301,12 @@ def main(argv=None) -> int:
 
     step(6 + ROUNDS, f"Prediction after personalization ({probe})")
     after_json = demo_dir / "prediction_after.json"
-    scripts("predict_emotion.py", "-i", probe_csv, "-o", after_json, "-u", USER)
+    scripts("predict_emotion.py", "-i", probe_input, "-o", after_json, "-u", USER)
     after = json.loads(after_json.read_text())
     say(f"  before: {mean_line(before)}")
     say(f"  after:  {mean_line(after)}" + (f"   (designed as {labels[probe]})" if probe in labels else ""))
 
-    summary(feats_dir, committee, models_dir / "users" / USER, labels)
+    summary(feats_dir, committee, models_dir / "users" / USER, labels, (audio_dir, audio_cache_dir))
 
     step(7 + ROUNDS, "Recommendations from a playlist group")
     playlists = data_dir / "playlists.csv"
