@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio_loop_support import audio_loop_env, ok, write_audio_pool
+from audio_loop_support import audio_loop_env, ok, run, write_audio_pool
 from trompa_mer import tagger
 from trompa_mer.errors import MERError
 from trompa_mer.members import SongAudio
@@ -199,22 +199,26 @@ def test_a_round_of_the_loop_with_musicnn_members(env):
 
 
 def test_without_an_audio_folder_the_musicnn_members_are_skipped_and_kept(env):
-    """No audio folder at all (a pool of feature CSVs only): ranking, retraining and
-    recommending go on with the other members, each saying which members it skipped; the
-    musicnn member is not updated (history "not_updated"), the answers are kept, and once the
-    audio is back a cumulative retrain trains it on every answer so far."""
+    """No audio folder at all (MER_AUDIO_DIR unset, no <MER_DATA_DIR>/audio: a pool of feature
+    CSVs only): ranking, retraining and recommending go on with the other members, each saying
+    which members it skipped; the musicnn member is not updated (history "not_updated"), the
+    answers are kept, and once the audio is back a cumulative retrain trains it on every answer
+    so far. A folder MER_AUDIO_DIR names but that is not there is still refused."""
     import shutil
 
+    from test_loop_support import assert_refused
     from trompa_mer.committee import Committee
 
     ok(env, "create_user.py", "-i", USER, "-m", "mc", "--committee", env["committee"])
     audio = env["dir"] / "data" / "audio"
     shutil.move(audio, env["dir"] / "kept_audio")
+    assert_refused(run(env, "get_hard_tracks.py", "-i", USER, "-q", 3), str(audio), "MER_AUDIO_DIR")
+    del env["env"]["MER_AUDIO_DIR"]  # the default, <MER_DATA_DIR>/audio, is not there
     ranked = ok(env, "get_hard_tracks.py", "-i", USER, "-q", 3, "--json")
     songs = json.loads(ranked.stdout)
     assert len(songs) == 3 and set(songs) <= set(SONGS)
     assert "note: member(s) musicnn_0 skipped: reads audio; no audio folder" in ranked.stderr
-    assert str(audio) in ranked.stderr and "MER_AUDIO_DIR" in ranked.stderr
+    assert "MER_AUDIO_DIR" in ranked.stderr
     answers = {s: f"Q{(quadrant_of(s) + 1) % 4 + 1}" for s in songs}
     state_dir = env["users"] / USER
 
@@ -267,6 +271,7 @@ def test_the_shipped_default_committee_reads_the_audio_and_goes_on_without_it(en
     assert len(list((env["dir"] / "cache").rglob("musicnn-*/*.npy"))) == len(SONGS)  # every member scored
     ok(env, "retrain_model.py", "-i", USER, "-a", json.dumps({s: f"Q{quadrant_of(s) + 1}" for s in json.loads(ranked.stdout)}))
     shutil.rmtree(env["dir"] / "data" / "audio")
+    del env["env"]["MER_AUDIO_DIR"]  # a pool without audio: MER_AUDIO_DIR unset, no <MER_DATA_DIR>/audio
     ranked = ok(env, "get_hard_tracks.py", "-i", USER, "-q", 2, "--json")
     names = ", ".join(f"musicnn_{k}" for k in range(5))
     assert f"note: member(s) {names} skipped: reads audio; no audio folder" in ranked.stderr

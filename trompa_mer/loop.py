@@ -70,25 +70,19 @@ def _audio_names(committee) -> list[str]:
     return [] if committee is None else [committee.members[i][0] for i in committee.of_kind("audio")]
 
 
-def _audio_folder_absent(audio_dirs) -> bool:
-    audio_dir, cache_dir = audio_dirs
-    return audio_dir is None or cache_dir is None or not Path(audio_dir).expanduser().is_dir()
-
-
-def absent_audio_note(audio_dirs) -> str:
-    where = "not given" if audio_dirs[0] is None else f"{Path(audio_dirs[0]).expanduser()} not found"
-    return (f"reads audio; no audio folder ({where}; set MER_AUDIO_DIR, default <MER_DATA_DIR>/audio, "
-            f"to a folder with <song_id>.<ext> per song to use them; docs/loop.md)")
+NO_AUDIO_NOTE = ("reads audio; no audio folder (MER_AUDIO_DIR is not set and <MER_DATA_DIR>/audio does not "
+                 "exist; put one <song_id>.<ext> per song there to use them; docs/loop.md)")
 
 
 def _without_absent_audio(committee, audio_dirs):
-    """(committee to score with, {skipped member: why}). When there is no audio folder at all
-    (not given, or not there) and the committee also has members of other kinds, its audio
-    members are left out (the default committee's musicnn members on a pool without audio);
-    otherwise the committee as it is: a committee of audio members only, a missing folder
-    for it, or a folder without some song's audio is refused by pool_audio_source."""
+    """(committee to score with, {skipped member: why}). With no audio folder (audio_dir None:
+    the scripts pass None when MER_AUDIO_DIR is unset and <MER_DATA_DIR>/audio does not exist,
+    a pool of feature files only) a committee that also has members of other kinds goes on
+    without its audio members (the default committee's musicnn members); otherwise the
+    committee as it is: a committee of audio members only, a folder named but missing, or a
+    folder without some song's audio is refused by pool_audio_source."""
     names = _audio_names(committee) + _audio_names(committee.evidence)
-    if not names or not _audio_folder_absent(audio_dirs):
+    if not names or audio_dirs[0] is not None:
         return committee, {}
     audio = set(committee.of_kind("audio"))
     keep = [i for i in range(len(committee.members)) if i not in audio]
@@ -102,8 +96,7 @@ def _without_absent_audio(committee, audio_dirs):
         if reduced is committee:
             reduced = committee.subset(keep)
     reduced.evidence = evidence
-    why = absent_audio_note(audio_dirs)
-    return reduced, {name: why for name in names}
+    return reduced, {name: NO_AUDIO_NOTE for name in names}
 
 
 # --- create_user ----------------------------------------------------------------------------

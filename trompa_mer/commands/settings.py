@@ -12,7 +12,8 @@ folder (MER_ROOT sets it):
   MER_SHARED_DATA  finer overrides (defaults derived from the two roots)
   MER_AUDIO_DIR    the pool's audio, one file per song, song id = lowercased file stem
                    (default <data>/audio); read only when the user's committee has audio
-                   (CNN) members, see docs/cnn.md "In the live loop"
+                   members (the default committee's musicnn members, the CNN, encoders; docs/loop.md);
+                   unset with no <data>/audio folder, those members are left out (a note says so)
   MER_AUDIO_CACHE_DIR  16 kHz .npy copies of that audio (default <cache>/audio16k, one
                    subfolder per audio folder), so the audio folder may be read-only
   MER_CACHE_DIR    caches (default <project>/.cache)
@@ -112,8 +113,11 @@ AUDIO_DIR = _path("MER_AUDIO_DIR", DATA_DIR / "audio")
 AUDIO_CACHE_DIR = _path("MER_AUDIO_CACHE_DIR", CACHE_DIR / "audio16k")
 # cost notes before long work (trompa_mer.cost): printed when the measured estimate reaches this
 COST_NOTE_S = _float("MER_COST_NOTE_SECONDS", 60.0, minimum=0.0)
-# what the loop steps whose committee may have audio members are passed
-AUDIO_FOLDERS = {"audio_dir": AUDIO_DIR, "audio_cache_dir": AUDIO_CACHE_DIR}
+# what the loop steps whose committee may have audio members are passed: no audio folder (None)
+# when MER_AUDIO_DIR is unset and <data>/audio does not exist, a pool of feature files only (the
+# committee's audio members are then left out, with a note); a folder MER_AUDIO_DIR names must exist
+AUDIO_FOLDERS = {"audio_dir": AUDIO_DIR if os.environ.get("MER_AUDIO_DIR") or AUDIO_DIR.is_dir() else None,
+                 "audio_cache_dir": AUDIO_CACHE_DIR}
 
 # --- hyperparameters ---------------------------------------------------------------------
 SEED = _int("MER_SEED", _hp.SEED)
