@@ -14,7 +14,8 @@ committee's training statistics plus Gaussian noise, so the committee sees reali
 Times, each step `--runs` times as a fresh process (median, min, max, and the median CPU time
 user + system), with the peak resident memory of that process (GNU time's %M):
   help           get_hard_tracks.py --help (interpreter + what the script imports)
-  create_user    a new mc user of the shipped committee (models/pretrained)
+  create_user    a new mc user of the shipped feature-only committee (models/pretrained-features:
+                 the synthetic pool has no audio for the default committee's musicnn members)
   hard_new       get_hard_tracks.py -q 10 for that new user
   retrain        retrain_model.py on 10 answers (cumulative)
   hard_retrained get_hard_tracks.py -q 10 right after that retrain (a committee never scored)
@@ -106,7 +107,7 @@ def write_synthetic_pool(feats_dir: Path, n_songs: int, n_windows: int, committe
 def env_for(base: Path, code: Path) -> dict:
     env = dict(os.environ)
     env.update(MER_MODELS_DIR=str(base / "models"), MER_DATA_DIR=str(base / "data"),
-               MER_PRETRAINED_DIR=str(ROOT / "models" / "pretrained"), PYTHONPATH=str(code))
+               MER_PRETRAINED_DIR=str(ROOT / "models" / "pretrained-features"), PYTHONPATH=str(code))
     for var in ("MER_USERS_DIR", "MER_FEATS_DIR", "MER_ANNOTATIONS"):
         env.pop(var, None)
     return env
@@ -227,7 +228,7 @@ def main(argv=None) -> int:
     code = Path(args.code).resolve()
     print(f"bench_scale: {args.songs} songs x {args.windows} windows in {base}, code {code}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
-    write_synthetic_pool(base / "data" / "feats", args.songs, args.windows, ROOT / "models" / "pretrained")
+    write_synthetic_pool(base / "data" / "feats", args.songs, args.windows, ROOT / "models" / "pretrained-features")
     results = run_steps(base, code, args.runs, args.candidates, steps, args.warm)
     load = os.getloadavg()[0]
     print(f"\nresults ({args.songs} songs x {args.windows} windows, code {code}, candidates "

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     pristine = base / "pristine-single"
     if pristine.exists():
         restore_single(feats, pristine)
-    B.write_synthetic_pool(feats, args.songs, args.windows, ROOT / "models" / "pretrained")
+    B.write_synthetic_pool(feats, args.songs, args.windows, ROOT / "models" / "pretrained-features")
     if not pristine.exists():
         pristine.mkdir()
         for entry in (feats / CACHE_NAME).iterdir():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Disk use of user folders with the shared store, and the cost of creating/loading/saving.
 
-  python benchmarks/bench_storage.py [--committee models/pretrained] [--dir /tmp/bench_storage]
+  python benchmarks/bench_storage.py [--committee models/pretrained-features] [--dir /tmp/bench_storage]
                                      [--users 20] [--rounds 10]
 
 In-process (interpreter start-up and imports excluded): creates --users users of the committee
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     from trompa_mer.users import UserStore
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--committee", default=str(ROOT / "models" / "pretrained"))
+    parser.add_argument("--committee", default=str(ROOT / "models" / "pretrained-features"))
     parser.add_argument("--dir", default="/tmp/bench_storage")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
