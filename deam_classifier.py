@@ -2,7 +2,8 @@
 """Pre-train and cross-validate committee members on a corpus; save the committee.
 
   python deam_classifier.py -cv 5 -m xgb                      # Emotify, report only
-  python deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained  # the default committee
+  python deam_classifier.py --dataset 4q -m xgb,musicnn --window-stride 2 -o models/pretrained  # the default committee
+  python deam_classifier.py --dataset 4q -m sgd,xgb --window-stride 2 -o models/pretrained-features  # features only
   python deam_classifier.py --dataset 4q --protocol paper -cv 10 -m sgd,xgb   # comparable with Panda et al. 2018
   python deam_classifier.py -m all -o DIR                                     # the Emotify committee
   python deam_classifier.py --dataset deam --deam-features DIR -m gnb,sgd,rf
