@@ -289,6 +289,29 @@ def test_the_shipped_default_committee_reads_the_audio_and_goes_on_without_it(en
     assert len(load_pool(env["dir"] / "data" / "feats").song_ids) == len(SONGS)
 
 
+def test_a_crowd_listener_of_a_musicnn_committee_reads_the_audio_for_its_evidence(env):
+    """A --crowd-member user of a committee with musicnn members: on songs no other listener
+    annotated, the crowd members' confidence is bounded by the audio committee's (the evidence),
+    whose musicnn member reads the pool audio; the ranking gets it (it was handed none)."""
+    annotations = env["dir"] / "data" / "annotations.csv"
+    rows = [(user, song, f"Q{(quadrant_of(song) + k) % 4 + 1}") for k, user in enumerate(("u1", "u2", "u3"))
+            for song in SONGS[:6]]  # clip06 and clip07: no other listener
+    annotations.write_text("user,song,quadrant\n" + "".join(f"{u},{s},{q}\n" for u, s, q in rows))
+    env["env"]["MER_ANNOTATIONS"] = str(annotations)
+    ok(env, "create_user.py", "-i", USER, "-m", "mc", "--crowd-member", "--committee", env["committee"])
+    songs = json.loads(ok(env, "get_hard_tracks.py", "-i", USER, "-q", 3, "--json").stdout)
+    assert len(songs) == 3
+    ok(env, "retrain_model.py", "-i", USER, "-a", json.dumps({s: f"Q{quadrant_of(s) + 1}" for s in songs}))
+    # without audio the evidence goes on without its musicnn member, and says so
+    import shutil
+
+    shutil.rmtree(env["dir"] / "data" / "audio")
+    del env["env"]["MER_AUDIO_DIR"]
+    ranked = ok(env, "get_hard_tracks.py", "-i", USER, "-q", 5, "--json")
+    assert sorted(json.loads(ranked.stdout) + songs) == SONGS
+    assert "note: member(s) musicnn_0 skipped" in ranked.stderr
+
+
 # --- what mutation testing found untested -----------------------------------------------------
 def test_samples_are_keyed_as_float32_and_embeddings_kept_in_memory(tmp_path, monkeypatch):
     samples = clip("clip03").astype(np.float64)
