@@ -297,6 +297,19 @@ class UserStore:
                     timeout, shared):
             yield
 
+    # --- one command's hold on a user -------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, user_id, lock_timeout: float = 60.0, shared: bool = False):
+        """A UserSession for the block: the user's lock (exclusive, or shared for a command that
+        only reads) taken once, the state read once, and under the exclusive lock what an
+        interrupted change left behind tidied before anything else is read."""
+        validate_user_id(user_id)
+        with self.lock(user_id, lock_timeout, shared=shared):
+            state = self.read_state(user_id)
+            if not shared:
+                self.tidy(user_id, state)
+            yield UserSession(self, user_id, state, shared)
+
     # --- state ----------------------------------------------------------------------------
     def read_state(self, user_id) -> dict:
         """The user's state, refused (MERError, nothing changed) when it is inconsistent with
@@ -642,6 +655,61 @@ class UserStore:
                     removed += 1
                 atomic.fsync_dir(self.blobs.path)
         return {"removed": removed, "freed_bytes": freed, "kept": kept}
+
+
+class UserSession:
+    """One command's hold on one user (UserStore.session): the state as read under the lock,
+    the committee loaded at most once (`committee`), and a change committed once (`commit`:
+    the new committee's folders saved and read back, the state naming them written, the
+    previous round's leftovers tidied). Only valid inside its `with` block."""
+
+    def __init__(self, store: UserStore, user_id: str, state: dict, shared: bool):
+        self.store, self.user_id, self.state, self.shared = store, user_id, state, shared
+        self._committees = {}
+
+    @property
+    def user_dir(self) -> Path:
+        return self.store.user_dir(self.user_id)
+
+    @property
+    def state_path(self) -> Path:
+        return self.store.state_path(self.user_id)
+
+    @property
+    def committee_dir(self) -> Path:
+        return self.store.committee_dir(self.user_id, self.state)
+
+    @property
+    def consensus_path(self) -> Path:
+        return self.store.consensus_path(self.user_id)
+
+    def committee(self, base: bool = False):
+        """The user's committee as the state names it (base=True: as the user was created),
+        loaded and verified on first use, then the same object."""
+        if base not in self._committees:
+            self._committees[base] = self.store.load_committee(self.user_id, self.state, base=base)
+        return self._committees[base]
+
+    def read_consensus(self):
+        return self.store.read_consensus(self.user_id)
+
+    def read_crowd_table(self):
+        return self.store.read_crowd_table(self.user_id)
+
+    def commit(self, new_state: dict, committee=None) -> dict:
+        """Write `new_state` (atomically: the commit point), after saving `committee`, when
+        given, as the folders of the next round (their names are added to the state). Returns
+        the state written, which the session holds from then on."""
+        if self.shared:
+            raise MERError(f"user {self.user_id!r}: a change needs the exclusive lock (internal error)")
+        if committee is not None:
+            new_state = {**new_state, **self.store.save_committee(self.user_id, committee,
+                                                                 int(self.state["iteration"]) + 1)}
+        self.store.write_state(self.user_id, new_state)
+        if committee is not None:
+            self.store.tidy(self.user_id, new_state)  # the folders of the round before go
+        self.state, self._committees = new_state, {}
+        return new_state
 
 
 def previous_state(state: dict, where: str = "state") -> dict:
