@@ -5,7 +5,7 @@ import json
 import pytest
 
 from test_loop_support import TEST_USER, loop_assets, loop_env  # noqa: F401
-from trompa_mer import loop, users
+from trompa_mer import atomic, loop
 from trompa_mer.committee import Committee
 from trompa_mer.errors import MERError
 from trompa_mer.users import UserStore
@@ -33,7 +33,7 @@ def test_a_retrain_locks_reads_loads_and_commits_once(loop_env, monkeypatch):
     env = loop_env
     _user(env)
     asked = loop.get_hard_tracks(TEST_USER, 4, env["users"], env["feats"])["songs"]
-    locks = _count(monkeypatch, users, "_flock")
+    locks = _count(monkeypatch, atomic, "flock")
     reads = _count(monkeypatch, UserStore, "read_state")
     loads = _count(monkeypatch, Committee, "load")
     writes = _count(monkeypatch, UserStore, "write_state")

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import MERError
@@ -172,3 +174,30 @@ def recover_dir(final_dir) -> None:
     old = final_dir.with_name(final_dir.name + ".old")
     if not final_dir.exists() and old.exists():
         os.replace(old, final_dir)
+
+
+@contextlib.contextmanager
+def flock(path: Path, who: str, timeout: float, shared: bool, poll: float = 0.05):
+    """An flock on `path` (created if missing), waited for up to `timeout` seconds, then a
+    MERError saying `who` is busy. The kernel releases it when the holder exits or is killed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        deadline = time.monotonic() + max(0.0, float(timeout))
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise MERError(
+                        f"{who} is busy: another process holds {path} "
+                        f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
