@@ -119,3 +119,44 @@ def test_an_unknown_user_is_refused_before_any_lock_file(loop_env):
     with pytest.raises(MERError, match="no such user"):
         with store.session("nobody"):
             pass
+
+
+def test_base_is_the_committee_the_user_was_created_with(loop_env, monkeypatch):
+    env = loop_env
+    _user(env)
+    asked = loop.get_hard_tracks(TEST_USER, 4, env["users"], env["feats"])["songs"]
+    loop.retrain(TEST_USER, json.dumps({s: "Q3" for s in asked}), env["users"], env["feats"], update="batch")
+    loads = _count(monkeypatch, Committee, "load")
+    with UserStore(env["users"]).session(TEST_USER, shared=True) as session:
+        session.committee(base=True)
+        session.committee()
+    assert [c[0].name for c in loads] == ["base-committee", "committee-0001"]
+
+
+def test_a_commit_with_a_committee_removes_the_round_before_the_previous_at_once(loop_env):
+    env = loop_env
+    _user(env)
+    folder = env["users"] / TEST_USER
+    for round_ in (1, 2):
+        with UserStore(env["users"]).session(TEST_USER) as session:
+            committee = session.committee()
+            state = dict(session.state, iteration=round_, committee=f"committee-{round_:04d}")
+            session.commit(state, committee)
+            # inside the same session: the round before the previous is gone, the previous kept
+            kept = sorted(p.name for p in folder.glob("committee-*"))
+            assert kept == (["committee-0000", "committee-0001"] if round_ == 1 else
+                            ["committee-0001", "committee-0002"])
+
+
+def test_the_session_reads_the_users_consensus_and_crowd_table(loop_env, monkeypatch):
+    env = loop_env
+    loop.create_user("hcuser", "hc", env["users"], env["dir"] / "pretrained",
+                     annotations_path=env["dir"] / "data" / "annotations.csv", feats_dir=env["feats"])
+    store = UserStore(env["users"])
+    tables = []
+    monkeypatch.setattr(UserStore, "read_crowd_table", lambda self, user_id: tables.append(user_id) or "table")
+    with store.session("hcuser", shared=True) as session:
+        consensus = session.read_consensus()
+        assert session.read_crowd_table() == "table" and tables == ["hcuser"]
+    assert consensus is not None and consensus.equals(store.read_consensus("hcuser"))
+    assert session.consensus_path == env["users"] / "hcuser" / "consensus.csv"
