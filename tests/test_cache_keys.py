@@ -601,3 +601,21 @@ def test_song_proba_looked_up_without_computing_and_keyed_by_the_given_listing(s
     other = dict(pool.listing)
     other[next(iter(other))] = [1, 1]
     assert cached_song_proba(committee, feats_dir, pool.song_ids, None, listing=other) is None
+
+
+def test_the_song_proba_key_is_the_sha256_of_the_whole_json_and_follows_every_part():
+    import hashlib
+    import json
+
+    from trompa_mer.pool_scoring import song_proba_key
+
+    listing = {"b.csv": [10, 2], "a.csv": [5, 1], "ü.csv": [1, 3]}
+    songs = np.array(["a", "b", "ü"])
+    whole = json.dumps({"committee": "d1", "pool": listing, "songs": [str(s) for s in songs]}, sort_keys=True)
+    assert song_proba_key("d1", listing, songs) == hashlib.sha256(whole.encode()).hexdigest()
+    keys = {song_proba_key("d1", listing, songs), song_proba_key("d2", listing, songs),
+            song_proba_key("d1", dict(listing, **{"c.csv": [1, 1]}), songs),
+            song_proba_key("d1", listing, songs[:2]), song_proba_key("d1", {**listing, "a.csv": [5, 9]}, songs)}
+    assert len(keys) == 5
+    # the same listing again (its JSON reused): the same key
+    assert song_proba_key("d1", listing, songs) == hashlib.sha256(whole.encode()).hexdigest()

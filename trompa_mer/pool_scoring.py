@@ -160,13 +160,29 @@ def saved_song_proba(committee_dir, feats_dir, song_ids, listing: dict | None = 
     return _cached_by_digest(saved[0], saved[1], feats_dir, song_ids, None, listing)
 
 
+# the JSON text of the last pool listing keyed: a ranking looks its committee's scores up twice
+# (from the saved manifest, then from the loaded committee) with the same listing, and at
+# 100,000 songs encoding it costs about a quarter of a second each time
+_listing_json: tuple = (None, "")
+
+
+def song_proba_key(digest, listing: dict, song_ids) -> str:
+    """The cache key of a committee's (`digest`) scores of `song_ids` on a pool folder
+    (`listing`): the sha256 of json.dumps({"committee", "pool", "songs"}, sort_keys=True),
+    assembled from the parts' JSON (the same text, the listing's encoded once per listing)."""
+    global _listing_json
+    if _listing_json[0] is not listing:
+        _listing_json = (listing, json.dumps(listing, sort_keys=True))
+    text = (f'{{"committee": {json.dumps(digest)}, "pool": {_listing_json[1]}, '
+            f'"songs": {json.dumps([str(s) for s in song_ids])}}}')
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _cached_by_digest(digest, n_members, feats_dir, song_ids, compute, listing):
     feats_dir = Path(feats_dir)
     if listing is None:
         listing = folder_listing(feats_dir)
-    key = hashlib.sha256(json.dumps({"committee": digest, "pool": listing,
-                                     "songs": [str(s) for s in song_ids]},
-                                    sort_keys=True).encode()).hexdigest()
+    key = song_proba_key(digest, listing, song_ids)
     cache_dir = feats_dir / SONG_PROBA_CACHE
     expected_shape = (n_members, len(song_ids), N_CLASSES)
     for path in _candidates(cache_dir, key):
