@@ -619,3 +619,27 @@ def test_the_song_proba_key_is_the_sha256_of_the_whole_json_and_follows_every_pa
     assert len(keys) == 5
     # the same listing again (its JSON reused): the same key
     assert song_proba_key("d1", listing, songs) == hashlib.sha256(whole.encode()).hexdigest()
+
+
+def test_a_lookup_on_a_pool_with_nothing_cached_computes_no_key(tmp_path, monkeypatch):
+    from trompa_mer import pool_scoring
+
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    (feats / "a.csv").write_text("x")
+
+    def no_key(*args):
+        raise AssertionError("key computed although nothing is cached")
+
+    monkeypatch.setattr(pool_scoring, "song_proba_key", no_key)
+    assert pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None) is None
+    (feats / pool_scoring.SONG_PROBA_CACHE).mkdir()
+    (feats / pool_scoring.SONG_PROBA_CACHE / "notes.txt").write_text("not an entry")
+    assert pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None) is None
+    # once anything is cached there, a lookup keys it (and finds its own entry)
+    monkeypatch.undo()
+    proba = np.full((2, 1, 4), 0.25)
+    assert np.array_equal(pool_scoring._cached_by_digest("d", 2, feats, ["a"], lambda: proba, None), proba)
+    monkeypatch.setattr(pool_scoring, "song_proba_key", lambda *a: (_ for _ in ()).throw(RuntimeError("keyed")))
+    with pytest.raises(RuntimeError, match="keyed"):
+        pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None)

@@ -116,6 +116,15 @@ def _read_checked(path: Path, what: str):
     return None
 
 
+def _any_npy(directory: Path) -> bool:
+    """Whether `directory` holds any .npy file (False when it is missing or unreadable)."""
+    try:
+        with os.scandir(directory) as entries:
+            return any(entry.name.endswith(".npy") for entry in entries)
+    except OSError:
+        return False
+
+
 def _candidates(directory: Path, stem: str) -> list:
     try:
         return sorted(directory.glob(f"{stem}-*.npy"))
@@ -180,10 +189,12 @@ def song_proba_key(digest, listing: dict, song_ids) -> str:
 
 def _cached_by_digest(digest, n_members, feats_dir, song_ids, compute, listing):
     feats_dir = Path(feats_dir)
+    cache_dir = feats_dir / SONG_PROBA_CACHE
+    if compute is None and not _any_npy(cache_dir):
+        return None  # nothing cached on this pool: no key to compute (the listing's encoding)
     if listing is None:
         listing = folder_listing(feats_dir)
     key = song_proba_key(digest, listing, song_ids)
-    cache_dir = feats_dir / SONG_PROBA_CACHE
     expected_shape = (n_members, len(song_ids), N_CLASSES)
     for path in _candidates(cache_dir, key):
         cached = _read_checked(path, "song probabilities")
