@@ -208,20 +208,25 @@ def flock(path: Path, who: str, timeout: float, shared: bool, poll: float = 0.05
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-        deadline = time.monotonic() + max(0.0, float(timeout))
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise MERError(
-                        f"{who} is busy: another process holds {path} "
-                        f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
-                time.sleep(poll)
+        _wait_for_flock(fd, path, who, timeout, shared, poll)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def _wait_for_flock(fd: int, path: Path, who: str, timeout: float, shared: bool, poll: float) -> None:
+    # apart from flock's generator: mutmut does not mutate decorated functions
+    mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+    deadline = time.monotonic() + max(0.0, float(timeout))
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+            return
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            if time.monotonic() >= deadline:
+                raise MERError(
+                    f"{who} is busy: another process holds {path} "
+                    f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
+            time.sleep(poll)

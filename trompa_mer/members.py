@@ -103,15 +103,25 @@ def hidden_modules(*names):
     """Inside, `import NAME` raises ImportError for each of `names` not imported yet (the
     import system's meaning of a None entry in sys.modules); on exit they are importable
     again. Yields the names it hid (one already imported is left alone)."""
-    hidden = [name for name in names if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None
+    hidden = _hide_modules(names)
     try:
         yield hidden
     finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+        _give_back_modules(hidden)
+
+
+# hidden_modules' two halves, apart from its generator: mutmut does not mutate decorated functions
+def _hide_modules(names) -> list:
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    return hidden
+
+
+def _give_back_modules(hidden) -> None:
+    for name in hidden:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 def import_sklearn():
