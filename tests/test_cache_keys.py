@@ -643,3 +643,39 @@ def test_a_lookup_on_a_pool_with_nothing_cached_computes_no_key(tmp_path, monkey
     monkeypatch.setattr(pool_scoring, "song_proba_key", lambda *a: (_ for _ in ()).throw(RuntimeError("keyed")))
     with pytest.raises(RuntimeError, match="keyed"):
         pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None)
+
+
+def test_the_listing_is_encoded_once_for_any_number_of_keys(monkeypatch):
+    import json
+
+    from trompa_mer import pool_scoring
+
+    listing = {f"s{i}.csv": [i, i] for i in range(5)}
+    encoded = []
+    real = json.dumps
+
+    def counting(value, *args, **kwargs):
+        if isinstance(value, dict):
+            encoded.append(1)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(pool_scoring.json, "dumps", counting)
+    keys = {pool_scoring.song_proba_key(d, listing, ["s1"]) for d in ("a", "b", "c")}
+    assert len(keys) == 3 and len(encoded) == 1
+    pool_scoring.song_proba_key("a", dict(listing), ["s1"])  # another listing: encoded again
+    assert len(encoded) == 2 and pool_scoring._listing_json[1] == real(listing, sort_keys=True)
+
+
+def test_a_committee_without_a_digest_only_computes(monkeypatch, tmp_path):
+    from trompa_mer import pool_scoring
+
+    class Unsaved:
+        members = [("m", None)]
+
+        def content_digest(self):
+            return None
+
+    assert pool_scoring.cached_song_proba(Unsaved(), tmp_path, ["a"], None) is None
+    proba = np.zeros((1, 1, 4))
+    assert pool_scoring.cached_song_proba(Unsaved(), tmp_path, ["a"], lambda: proba) is proba
+    assert not (tmp_path / pool_scoring.SONG_PROBA_CACHE).exists()
