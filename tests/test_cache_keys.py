@@ -601,3 +601,81 @@ def test_song_proba_looked_up_without_computing_and_keyed_by_the_given_listing(s
     other = dict(pool.listing)
     other[next(iter(other))] = [1, 1]
     assert cached_song_proba(committee, feats_dir, pool.song_ids, None, listing=other) is None
+
+
+def test_the_song_proba_key_is_the_sha256_of_the_whole_json_and_follows_every_part():
+    import hashlib
+    import json
+
+    from trompa_mer.pool_scoring import song_proba_key
+
+    listing = {"b.csv": [10, 2], "a.csv": [5, 1], "ü.csv": [1, 3]}
+    songs = np.array(["a", "b", "ü"])
+    whole = json.dumps({"committee": "d1", "pool": listing, "songs": [str(s) for s in songs]}, sort_keys=True)
+    assert song_proba_key("d1", listing, songs) == hashlib.sha256(whole.encode()).hexdigest()
+    keys = {song_proba_key("d1", listing, songs), song_proba_key("d2", listing, songs),
+            song_proba_key("d1", dict(listing, **{"c.csv": [1, 1]}), songs),
+            song_proba_key("d1", listing, songs[:2]), song_proba_key("d1", {**listing, "a.csv": [5, 9]}, songs)}
+    assert len(keys) == 5
+    # the same listing again (its JSON reused): the same key
+    assert song_proba_key("d1", listing, songs) == hashlib.sha256(whole.encode()).hexdigest()
+
+
+def test_a_lookup_on_a_pool_with_nothing_cached_computes_no_key(tmp_path, monkeypatch):
+    from trompa_mer import pool_scoring
+
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    (feats / "a.csv").write_text("x")
+
+    def no_key(*args):
+        raise AssertionError("key computed although nothing is cached")
+
+    monkeypatch.setattr(pool_scoring, "song_proba_key", no_key)
+    assert pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None) is None
+    (feats / pool_scoring.SONG_PROBA_CACHE).mkdir()
+    (feats / pool_scoring.SONG_PROBA_CACHE / "notes.txt").write_text("not an entry")
+    assert pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None) is None
+    # once anything is cached there, a lookup keys it (and finds its own entry)
+    monkeypatch.undo()
+    proba = np.full((2, 1, 4), 0.25)
+    assert np.array_equal(pool_scoring._cached_by_digest("d", 2, feats, ["a"], lambda: proba, None), proba)
+    monkeypatch.setattr(pool_scoring, "song_proba_key", lambda *a: (_ for _ in ()).throw(RuntimeError("keyed")))
+    with pytest.raises(RuntimeError, match="keyed"):
+        pool_scoring._cached_by_digest("d", 2, feats, ["a"], None, None)
+
+
+def test_the_listing_is_encoded_once_for_any_number_of_keys(monkeypatch):
+    import json
+
+    from trompa_mer import pool_scoring
+
+    listing = {f"s{i}.csv": [i, i] for i in range(5)}
+    encoded = []
+    real = json.dumps
+
+    def counting(value, *args, **kwargs):
+        if isinstance(value, dict):
+            encoded.append(1)
+        return real(value, *args, **kwargs)
+
+    monkeypatch.setattr(pool_scoring.json, "dumps", counting)
+    keys = {pool_scoring.song_proba_key(d, listing, ["s1"]) for d in ("a", "b", "c")}
+    assert len(keys) == 3 and len(encoded) == 1
+    pool_scoring.song_proba_key("a", dict(listing), ["s1"])  # another listing: encoded again
+    assert len(encoded) == 2 and pool_scoring._listing_json[1] == real(listing, sort_keys=True)
+
+
+def test_a_committee_without_a_digest_only_computes(monkeypatch, tmp_path):
+    from trompa_mer import pool_scoring
+
+    class Unsaved:
+        members = [("m", None)]
+
+        def content_digest(self):
+            return None
+
+    assert pool_scoring.cached_song_proba(Unsaved(), tmp_path, ["a"], None) is None
+    proba = np.zeros((1, 1, 4))
+    assert pool_scoring.cached_song_proba(Unsaved(), tmp_path, ["a"], lambda: proba) is proba
+    assert not (tmp_path / pool_scoring.SONG_PROBA_CACHE).exists()

@@ -286,6 +286,39 @@ def test_an_sgd_member_built_in_a_fresh_process_imports_no_pandas():
     assert seen == [True, False]
 
 
+def test_hidden_modules_refuses_their_import_inside_and_gives_them_back(tmp_path, monkeypatch):
+    from trompa_mer.members import hidden_modules
+
+    (tmp_path / "mer_probe_a.py").write_text("VALUE = 1\n")
+    (tmp_path / "mer_probe_b.py").write_text("VALUE = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mer_probe_b  # already imported: left alone
+
+    try:
+        with hidden_modules("mer_probe_a", "mer_probe_b") as hidden:
+            assert hidden == ["mer_probe_a"]
+            with pytest.raises(ImportError):
+                import mer_probe_a  # noqa: F401
+            import mer_probe_b as again
+            assert again is mer_probe_b
+        assert "mer_probe_a" not in sys.modules and sys.modules["mer_probe_b"] is mer_probe_b
+        import mer_probe_a
+
+        assert mer_probe_a.VALUE == 1
+        # a module imported for real inside (another way than `import`) is kept on exit
+        with hidden_modules("mer_probe_c") as hidden:
+            sys.modules["mer_probe_c"] = mer_probe_a
+        assert hidden == ["mer_probe_c"] and sys.modules["mer_probe_c"] is mer_probe_a
+        # and a failure inside gives the names back as well
+        with pytest.raises(RuntimeError):
+            with hidden_modules("mer_probe_d"):
+                raise RuntimeError("inside")
+        assert "mer_probe_d" not in sys.modules
+    finally:
+        for name in ("mer_probe_a", "mer_probe_b", "mer_probe_c", "mer_probe_d"):
+            sys.modules.pop(name, None)
+
+
 class _Payload:
     def __init__(self):
         self.value = 1

@@ -175,3 +175,43 @@ def test_sigkill_at_random_moments_leaves_a_loadable_user(loop_env):
     names = sorted(p.name for p in (env["users"] / TEST_USER).iterdir())
     previous = f"committee-{state['iteration'] - 1:04d}"  # kept for undo
     assert names == sorted(["state.json", "base-committee", previous, state["committee"]]), names
+
+
+def test_a_saved_committee_syncs_every_file_and_its_new_folder_once(tmp_path, monkeypatch):
+    """Durable before it is named: each file of a committee being saved is fsynced, its new
+    folder once (not once per file), and the folder it is renamed into after that."""
+    import os
+
+    from test_loop_support import build_committee
+    from trompa_mer import atomic
+    from trompa_mer.committee import Committee
+
+    build_committee(tmp_path / "source")
+    committee = Committee.load(tmp_path / "source")
+    synced_dirs, synced_files = [], []
+    real_fsync_dir, real_fsync = atomic.fsync_dir, os.fsync
+
+    def fsync_dir(path):
+        synced_dirs.append(os.path.basename(os.path.abspath(path)))
+        real_fsync_dir(path)
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.isfile(target):
+            synced_files.append(os.path.basename(target))
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    committee.save(tmp_path / "saved")
+    written = sorted(p.name for p in (tmp_path / "saved").iterdir())
+    temporary = [d for d in synced_dirs if d.startswith(".saved.")]
+    assert len(temporary) == 1, synced_dirs            # the new folder, once
+    assert synced_dirs[-1] == tmp_path.name              # then its parent, after the rename
+    assert len(synced_dirs) == 2, synced_dirs
+    # every file was synced under its temporary name before its rename into the new folder
+    assert len(synced_files) == len(written), (synced_files, written)
+    # outside a new folder a file write still syncs its folder
+    synced_dirs.clear()
+    atomic.write_text(tmp_path / "note.txt", "x")
+    assert synced_dirs == [tmp_path.name]

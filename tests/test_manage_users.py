@@ -149,15 +149,15 @@ def test_delete_forgets_one_user_and_collects_only_their_blobs(loop_env):
     call_ok(env, "create_user.py", "-i", "carol", "-m", "mc", "--committee", other)
     _round(env, "bob", lambda s: {s[0]: "Q1"})
     store = UserStore(env["users"])
-    alice_only = store.referenced_blobs()
+    alice_only = store.shared.referenced()
     bob_dir, carol_dir = snapshot(env["users"] / "bob"), snapshot(env["users"] / "carol")
     sizes = {p.name: p.stat().st_size for p in (env["users"] / ".shared").iterdir()}
 
     out = call_ok(env, "manage_users.py", "delete", "-i", TEST_USER, "--yes").stdout
     assert f"user {TEST_USER} deleted" in out
     assert not (env["users"] / TEST_USER).exists()
-    assert _blobs(env) == store.referenced_blobs(), "every blob left is referred to, and only those"
-    removed = alice_only - store.referenced_blobs()
+    assert _blobs(env) == store.shared.referenced(), "every blob left is referred to, and only those"
+    removed = alice_only - store.shared.referenced()
     freed = sum(sizes[name] for name in removed) / 1e6
     assert removed and f"shared store: {len(removed)} files no user refers to removed ({freed:.2f} MB)" in out
     assert len(removed) > 1, "the freed bytes are a sum"
@@ -176,7 +176,7 @@ def test_gc_waits_for_writers_and_stops_on_an_unreadable_manifest(loop_env):
     call_ok(env, "create_user.py", "-i", TEST_USER, "-m", "mc")
     call_ok(env, "create_user.py", "-i", "bob", "-m", "mc")
     store = UserStore(env["users"])
-    with store.store_lock():  # a create or a retrain's save in progress holds it shared
+    with store.shared.lock():  # a create or a retrain's save in progress holds it shared
         started = time.monotonic()
         with pytest.raises(MERError, match=r"the shared store .* is busy"):
             store.collect_garbage(timeout=0)
@@ -269,7 +269,7 @@ def test_gc_counts_every_manifest_and_refuses_malformed_ones(loop_env, tmp_path)
     # a crowd manifest alone in its folder counts as much as a committee's
     kept = env["users"] / "dave" / "crowd-0000"
     kept.mkdir(parents=True)
-    extra = store.blobs.add(b"a file only dave's crowd members name")
+    extra = store.shared.blobs.add(b"a file only dave's crowd members name")
     (kept / "crowd.json").write_text(json.dumps({"stored": {"m.npz": {"blob": extra}}}))
     result = store.collect_garbage()
     assert result == {"removed": 0, "freed_bytes": 0, "kept": len(blobs) + 1}

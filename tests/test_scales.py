@@ -94,6 +94,16 @@ def test_previous_state_undoes_record_answers_exactly():
     assert "pending_since" not in users.previous_state(old)
 
 
+def test_previous_state_restores_the_candidate_sample_the_round_ranked():
+    start = users.new_state("bob", "mc", False, "committee-0000")
+    sample = {"size": 8, "unlabelled": 40, "seed": [1987, 5, 0, 1]}
+    asked = users.record_queries(start, ["a", "b"], when="t-asked", candidates=sample)
+    after = users.record_answers(asked, {"a": 0}, "batch", "committee-0001", n_windows=7, when="t-answered")
+    assert "pending_candidates" not in after and after["history"][-1]["candidates"] == sample
+    undone = users.previous_state(after)
+    assert undone == asked and undone["pending_candidates"] == sample
+
+
 @pytest.mark.parametrize("damage", ["round", "asked", "skipped", "answers", "values", "no asked", "no skipped",
                                     "no answers", "values not an object", "entry not an object",
                                     "state skipped missing", "state answers missing",

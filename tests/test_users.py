@@ -373,7 +373,7 @@ def test_a_saved_committee_is_read_back_before_it_is_named(tmp_path, monkeypatch
     monkeypatch.setattr(Committee, "load", classmethod(lambda cls, folder, **kw: loaded.append((folder.name, kw))))
     assert store.save_committee("bob", Saved(), 3) == {"committee": "committee-0003", "crowd": "crowd-0003"}
     assert loaded == [("committee-0003", {"layout": COMMITTEE_LAYOUT}), ("crowd-0003", {"layout": CROWD_LAYOUT})]
-    assert all(s is store.blobs for s in stores)
+    assert all(s is store.shared.blobs for s in stores)
 
     class Full(Part):
         def save(self, folder, store=None):

@@ -69,7 +69,8 @@ def save_new_folder(directory, write) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
     try:
-        write(tmp)
+        with atomic.synced_once(tmp):
+            write(tmp)
         atomic.replace_dir(tmp, directory)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -26,7 +26,7 @@ from .prediction import (av_keys, committee_of_member_file, input_window_proba, 
 from .pool_scoring import TreeMarginCache, cached_song_proba, pool_song_proba, saved_song_proba
 from .quadrants import N_CLASSES, Labels, quadrant_name
 from .scales import INTERNAL
-from .users import (UPDATE_STRATEGIES, UserStore, parse_answer_labels, read_answers_arg, record_answers,
+from .users import (UPDATE_STRATEGIES, UserStore, committee_folder_name, parse_answer_labels, read_answers_arg, record_answers,
                     record_queries, record_recommendations, recommended_songs, stored_answers,
                     validate_user_id)
 
@@ -51,7 +51,7 @@ def _load_committee(path) -> Committee:
     return Committee.load(path)
 
 
-def _songs(committee, store, user_id, song_ids, X, offsets, audio_dirs) -> Songs:
+def _songs(committee, session, song_ids, X, offsets, audio_dirs) -> Songs:
     """`song_ids` (windows X, offsets) with what the committee's other member kinds read: the
     pool audio for audio members (the committee's, or those of the evidence a crowd listener's
     confidence is bounded by), the user's crowd rows for crowd-aware members."""
@@ -62,7 +62,7 @@ def _songs(committee, store, user_id, song_ids, X, offsets, audio_dirs) -> Songs
     if committee.of_kind("crowd+features"):
         from .crowd_loop import crowd_rows
 
-        crowd = crowd_rows(store.read_crowd_table(user_id), song_ids)
+        crowd = crowd_rows(session.read_crowd_table(), song_ids)
     return Songs.from_offsets(X, offsets, song_ids, audio=audio, crowd=crowd)
 
 
@@ -224,10 +224,8 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
     strat.parse_strategy(strategy)  # an unknown name is refused before anything is read
     if candidates is not None and int(candidates) < 1:
         raise MERError(f"candidates: expected a positive number of songs to rank, got {candidates}")
-    store = UserStore(users_dir)
-    with store.lock(user_id, lock_timeout):
-        state = store.read_state(user_id)
-        store.tidy(user_id, state)
+    with UserStore(users_dir).session(user_id, lock_timeout) as session:
+        state = session.state
         if state["pending"]:
             return {"songs": list(state["pending"]), "reused": True, "mode": state["mode"], "scores": {},
                     "candidates": state.get("pending_candidates")}
@@ -256,17 +254,17 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         # committee): taken from its verified manifest, no member built or its library imported
         whole = None
         if scored_by_committee and default_ranking and not state.get("crowd"):
-            whole = saved_song_proba(store.committee_dir(user_id, state), feats_dir, all_song_ids,
+            whole = saved_song_proba(session.committee_dir, feats_dir, all_song_ids,
                                      listing=pool.listing)
         if whole is not None:
             member_proba = whole if sample is None else whole[:, [pool.index_of(s) for s in song_ids.tolist()]]
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         elif scored_by_committee:
-            committee = store.load_committee(user_id, state)
+            committee = session.committee()
             listener, skipped_members = _without_absent_audio(committee.listener(), (audio_dir, audio_cache_dir))
             if sample is None:
-                pool_songs = _songs(listener, store, user_id, song_ids.tolist(), pool.X, pool.offsets,
+                pool_songs = _songs(listener, session, song_ids.tolist(), pool.X, pool.offsets,
                                     (audio_dir, audio_cache_dir))
                 # A saved committee scores a given pool the same way every time: reuse the cached
                 # song probabilities (every new user starts from the same default committee), and
@@ -286,7 +284,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
                 # only the sample's windows are read from the pool store; the tree-margin cache
                 # (per window of the whole pool) is not read for a sample that changes each round
                 part = pool.subset(song_ids.tolist())
-                part_songs = _songs(listener, store, user_id, song_ids.tolist(), part.X, part.offsets,
+                part_songs = _songs(listener, session, song_ids.tolist(), part.X, part.offsets,
                                     (audio_dir, audio_cache_dir))
                 # one chunk per job (MER_JOBS threads): a sample is smaller than one default chunk
                 per_job = max(1, -(-int(part.offsets[-1]) // max(1, int(jobs))))
@@ -295,9 +293,9 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
             machine = cons.machine_consensus(member_proba)
             predicted = machine.argmax(axis=1)
         if mode in ("hc", "mix"):
-            human = store.read_consensus(user_id)
+            human = session.read_consensus()
             if human is None:
-                raise MERError(f"{store.consensus_path(user_id)}: missing; mode {mode!r} needs the human "
+                raise MERError(f"{session.consensus_path}: missing; mode {mode!r} needs the human "
                                f"consensus (recreate the user)")
         if strategy == strat.DEFAULT_STRATEGY:  # the ranking every mode always had
             scores = cons.mode_scores(mode, song_ids, machine_proba=machine, human_freqs=human,
@@ -314,7 +312,7 @@ def get_hard_tracks(user_id: str, q: int, users_dir, feats_dir, lock_timeout: fl
         new_state = record_queries(state, songs, candidates=sample)
         if mode == "mc":
             new_state["strategy"] = new_state["pending_strategy"] = strategy
-        store.write_state(user_id, new_state)
+        session.commit(new_state)
     return {"songs": songs, "reused": False, "mode": mode, "scores": chosen_scores, "candidates": sample,
             **({"strategy": strategy} if mode == "mc" else {}),
             **({"skipped_members": skipped_members} if skipped_members else {})}
@@ -375,17 +373,15 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
     if update not in UPDATE_STRATEGIES:
         raise MERError(f"update strategy: expected one of {', '.join(UPDATE_STRATEGIES)}, got {update!r}")
     raw, source = read_answers_arg(answers_arg)
-    store = UserStore(users_dir)
-    with store.lock(user_id, lock_timeout):
-        state = store.read_state(user_id)
+    with UserStore(users_dir).session(user_id, lock_timeout) as session:
+        state = session.state
         answers, values = parse_answer_labels(raw, state, source, scale or INTERNAL)
         training, training_values = dict(answers), dict(values)
         if update == "cumulative":
-            training, training_values = stored_answers(state, str(store.state_path(user_id)))
+            training, training_values = stored_answers(state, str(session.state_path))
             training.update(answers)
             training_values.update(values)
-        store.tidy(user_id, state)
-        committee = store.load_committee(user_id, state, base=update == "cumulative")
+        committee = session.committee(base=update == "cumulative")
         songs = sorted(training)
         pool = open_pool(feats_dir)
         missing = [s for s in songs if s not in pool]
@@ -397,7 +393,7 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
         # no audio folder at all: the audio members keep what they knew (the answers are stored,
         # so a cumulative update with the audio back trains them on every answer so far)
         trained, skipped_members = _without_absent_audio(committee, (audio_dir, audio_cache_dir))
-        batch = _songs(trained, store, user_id, songs, np.concatenate(windows), offsets,
+        batch = _songs(trained, session, songs, np.concatenate(windows), offsets,
                        (audio_dir, audio_cache_dir))
         # a quadrant per song, and the listener's own (arousal, valence) where they gave them:
         # each member reads what its target kind needs (Committee.update)
@@ -405,14 +401,11 @@ def retrain(user_id: str, answers_arg, users_dir, feats_dir, update: str | None 
                         [training_values.get(s, (np.nan, np.nan)) for s in songs], where=source, names=songs)
         committee.update(batch, labels, only=[i for i, (name, _) in enumerate(committee.members)
                                               if name not in skipped_members])
-        folders = store.save_committee(user_id, committee, int(state["iteration"]) + 1)
-        new_state = record_answers(state, answers, update, folders["committee"], n_windows=int(offsets[-1]),
-                                   values=values)
+        answered = record_answers(state, answers, update, committee_folder_name(int(state["iteration"]) + 1),
+                                  n_windows=int(offsets[-1]), values=values)
         if skipped_members:
-            new_state["history"][-1]["not_updated"] = sorted(skipped_members)
-        new_state.update(folders)
-        store.write_state(user_id, new_state)  # the commit point
-        store.tidy(user_id, new_state)         # the previous committee folders go
+            answered["history"][-1]["not_updated"] = sorted(skipped_members)
+        new_state = session.commit(answered, committee)  # saved, read back, then the state names it
     return {"user_id": user_id, "iteration": new_state["iteration"], "answered": len(answers),
             "skipped": new_state["history"][-1]["skipped"], "update": update,
             "trained_songs": len(songs), "trained_windows": int(offsets[-1]),
@@ -435,13 +428,12 @@ def open_prediction_model(users_dir, pretrained_dir, model: str | None = "defaul
     committee in `pretrained_dir`), a committee folder, or one member file of a committee."""
     if user_id is not None:
         validate_user_id(user_id)
-        store = UserStore(users_dir)
         table = None
-        with store.lock(user_id, lock_timeout, shared=True):
-            state = store.read_state(user_id)
-            committee = store.load_committee(user_id, state)
+        with UserStore(users_dir).session(user_id, lock_timeout, shared=True) as session:
+            state = session.state
+            committee = session.committee()
             if committee.of_kind("crowd+features"):
-                table = store.read_crowd_table(user_id)
+                table = session.read_crowd_table()
         return PredictionModel(committee, f"user {user_id} (iteration {state['iteration']})", crowd_table=table)
     if model in (None, "default"):
         return PredictionModel(_load_committee(pretrained_dir), f"default committee ({Path(pretrained_dir)})")
@@ -658,9 +650,8 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
         groups = sorted(playlists["group"].unique())
         raise MERError(f"{playlists_path}: no group {group!r} (groups: {', '.join(groups[:20])}"
                        f"{' ...' if len(groups) > 20 else ''})")
-    store = UserStore(users_dir)
-    with store.lock(user_id, lock_timeout):
-        state = store.read_state(user_id)
+    with UserStore(users_dir).session(user_id, lock_timeout) as session:
+        state = session.state
         pool = open_pool(feats_dir)
         in_pool = set(np.asarray(pool.song_ids).tolist())
         done = recommended_songs(state)
@@ -675,12 +666,11 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
                  f"left out: {', '.join(without[:10])}{' ...' if len(without) > 10 else ''} "
                  f"(extract their features to recommend them)")
         sub = pool.subset(candidates)
-        committee = store.load_committee(user_id, state)
-        listener, skipped_members = _without_absent_audio(committee.listener(), (audio_dir, audio_cache_dir))
+        listener, skipped_members = _without_absent_audio(session.committee().listener(), (audio_dir, audio_cache_dir))
         if skipped_members:
             warn(f"member(s) {', '.join(sorted(skipped_members))} skipped: {next(iter(skipped_members.values()))}")
         sub_ids = np.asarray(sub.song_ids).tolist()
-        songs = _songs(listener, store, user_id, sub_ids, sub.X, sub.offsets, (audio_dir, audio_cache_dir))
+        songs = _songs(listener, session, sub_ids, sub.X, sub.offsets, (audio_dir, audio_cache_dir))
         proba = cons.machine_consensus(listener.song_proba(songs))
         picks, used = {}, set()
         for c in range(N_CLASSES):
@@ -689,5 +679,5 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
             picks[quadrant_name(c)] = pick
             if pick is not None:
                 used.add(pick)
-        store.write_state(user_id, record_recommendations(state, group, picks))
+        session.commit(record_recommendations(state, group, picks))
     return picks

@@ -99,30 +99,42 @@ SKOPS_TRUSTED_TYPES = [
 
 
 @contextlib.contextmanager
-def _pandas_hidden():
-    """While scikit-learn's modules are first imported, `import pandas` (and pyarrow) fails.
-
-    sklearn.utils.fixes imports pandas at module level (about 0.25 s with pyarrow) only to bind
-    a name `pd` that nothing in scikit-learn reads; a loop step that trains an SGD member never
-    touches a DataFrame. Nothing is hidden when pandas is loaded already, and the names are
-    given back on exit, so a later `import pandas` in the same process works as usual
-    (scikit-learn recognises DataFrames through sys.modules, not through that name).
-    """
-    hidden = [name for name in ("pandas", "pyarrow") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None   # the import system's "refuse this import"
+def hidden_modules(*names):
+    """Inside, `import NAME` raises ImportError for each of `names` not imported yet (the
+    import system's meaning of a None entry in sys.modules); on exit they are importable
+    again. Yields the names it hid (one already imported is left alone)."""
+    hidden = _hide_modules(names)
     try:
-        yield
+        yield hidden
     finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+        _give_back_modules(hidden)
+
+
+# hidden_modules' two halves, apart from its generator: mutmut does not mutate decorated functions
+def _hide_modules(names) -> list:
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
+    return hidden
+
+
+def _give_back_modules(hidden) -> None:
+    for name in hidden:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 def import_sklearn():
-    """scikit-learn's base and linear models, first imported without pandas (see above)."""
+    """scikit-learn's base and linear models, first imported without pandas and pyarrow.
+
+    sklearn.utils.fixes imports pandas at module level (about 0.25 s with pyarrow) only to bind
+    a name `pd` that nothing in scikit-learn reads, and a loop step that trains an SGD member
+    never hands it a DataFrame. Hidden only while scikit-learn's modules are first imported,
+    pandas stays importable afterwards, and scikit-learn recognises a DataFrame given to it
+    later through sys.modules, not through that name.
+    """
     if "sklearn.linear_model" not in sys.modules:
-        with _pandas_hidden():
+        with hidden_modules("pandas", "pyarrow"):
             import sklearn.base  # noqa: F401
             import sklearn.linear_model  # noqa: F401
     return sys.modules["sklearn"]
@@ -143,7 +155,7 @@ def skops_io():
         original = sklearn.utils.all_estimators
         sklearn.utils.all_estimators = lambda *args, **kwargs: []
         try:
-            with _pandas_hidden():
+            with hidden_modules("pandas", "pyarrow"):
                 import skops.io  # noqa: F401
         finally:
             sklearn.utils.all_estimators = original
@@ -200,18 +212,8 @@ def import_xgboost():
     scikit-learn for the duration of xgboost's import sends xgboost down its own
     no-scikit-learn branch; scikit-learn stays importable for whatever needs it afterwards.
     """
-    import sys
-
-    if "xgboost" in sys.modules or "sklearn" in sys.modules:
+    with hidden_modules("sklearn"):
         import xgboost
-
-        return xgboost
-    sys.modules["sklearn"] = None  # an import of it now raises ImportError
-    try:
-        import xgboost
-    finally:
-        if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
-            del sys.modules["sklearn"]
     return xgboost
 
 

@@ -116,6 +116,15 @@ def _read_checked(path: Path, what: str):
     return None
 
 
+def _any_npy(directory: Path) -> bool:
+    """Whether `directory` holds any .npy file (False when it is missing or unreadable)."""
+    try:
+        with os.scandir(directory) as entries:
+            return any(entry.name.endswith(".npy") for entry in entries)
+    except OSError:
+        return False
+
+
 def _candidates(directory: Path, stem: str) -> list:
     try:
         return sorted(directory.glob(f"{stem}-*.npy"))
@@ -160,14 +169,32 @@ def saved_song_proba(committee_dir, feats_dir, song_ids, listing: dict | None = 
     return _cached_by_digest(saved[0], saved[1], feats_dir, song_ids, None, listing)
 
 
+# the JSON text of the last pool listing keyed: a ranking looks its committee's scores up twice
+# (from the saved manifest, then from the loaded committee) with the same listing, and at
+# 100,000 songs encoding it costs about a quarter of a second each time
+_listing_json: tuple = (None, "")
+
+
+def song_proba_key(digest, listing: dict, song_ids) -> str:
+    """The cache key of a committee's (`digest`) scores of `song_ids` on a pool folder
+    (`listing`): the sha256 of json.dumps({"committee", "pool", "songs"}, sort_keys=True),
+    assembled from the parts' JSON (the same text, the listing's encoded once per listing)."""
+    global _listing_json
+    if _listing_json[0] is not listing:
+        _listing_json = (listing, json.dumps(listing, sort_keys=True))
+    text = (f'{{"committee": {json.dumps(digest)}, "pool": {_listing_json[1]}, '
+            f'"songs": {json.dumps([str(s) for s in song_ids])}}}')
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _cached_by_digest(digest, n_members, feats_dir, song_ids, compute, listing):
     feats_dir = Path(feats_dir)
+    cache_dir = feats_dir / SONG_PROBA_CACHE
+    if compute is None and not _any_npy(cache_dir):
+        return None  # nothing cached on this pool: no key to compute (the listing's encoding)
     if listing is None:
         listing = folder_listing(feats_dir)
-    key = hashlib.sha256(json.dumps({"committee": digest, "pool": listing,
-                                     "songs": [str(s) for s in song_ids]},
-                                    sort_keys=True).encode()).hexdigest()
-    cache_dir = feats_dir / SONG_PROBA_CACHE
+    key = song_proba_key(digest, listing, song_ids)
     expected_shape = (n_members, len(song_ids), N_CLASSES)
     for path in _candidates(cache_dir, key):
         cached = _read_checked(path, "song probabilities")

@@ -25,18 +25,17 @@ manifests are computed from the names, never resolved through links. One folder 
 user folder linked inside the users folder, a state of another user id, and a link among the
 user folder's own entries (OWN_ENTRIES, round folders) are refused before anything is read.
 
-Shared files: `<users_dir>/.shared/<sha256>` (checksummed.BlobStore) holds the pre-trained
-committee's files once for every user. create adds them (a blob is written atomically and never
-changed or deleted by a user's command) and writes committee-0000 and base-committee as
-manifests referring to them; a retrain's committee keeps in the user folder only the files that
-differ: changed GaussianNB/SGD members whole, an XGBoost member's appended rounds (its leading
-bytes are the shared pre-trained booster's). Every load verifies each file, shared or not,
-against the checksums as before. User folders written before the store (full copies) are read
-as they are (not migrated); their next rounds are saved like anyone's, referring to the blobs
-`.shared` holds (whole only where it holds none). Deleting a user folder forgets the
-user (`delete`); a blob no manifest names any longer is garbage, removed by
-`collect_garbage` under the store's lock (`.locks/.shared.lock`), which create and a
-retrain's save hold shared while their folders come to refer to blobs.
+Shared files: `<users_dir>/.shared/<sha256>` (trompa_mer.shared_store) holds the pre-trained
+committee's files once for every user. create adds them and writes committee-0000 and
+base-committee as manifests referring to them; a retrain's committee keeps in the user folder
+only the files that differ: changed GaussianNB/SGD members whole, an XGBoost member's appended
+rounds (its leading bytes are the shared pre-trained booster's). Every load verifies each file,
+shared or not, against the checksums as before. User folders written before the store (full
+copies) are read as they are (not migrated); their next rounds are saved like anyone's,
+referring to the blobs `.shared` holds (whole only where it holds none). Deleting a user folder
+forgets the user (`delete`); `collect_garbage` then removes the blobs nothing refers to, under
+the store's lock (`.locks/.shared.lock`), which create and a retrain's save hold shared while
+their folders come to refer to blobs.
 
 Crash safety: a retrain writes the next committee into a new `committee-NNNN` folder, loads it
 back, then rewrites state.json atomically to point at it, then removes the folders of the round
@@ -65,23 +64,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
-import fcntl
 import json
 import math
 import os
 import re
 import shutil
-import time
 import uuid
 from pathlib import Path
 
 
 from . import atomic
-from .checksummed import BLOB_NAME, BlobStore, share_folder
+from .checksummed import share_folder
 from .errors import MERError
 from .quadrants import QUADRANTS, parse_quadrant, quadrant_from_av, quadrant_name
 from .scales import INTERNAL, Scale
+from .shared_store import STORE_LOCK, SharedStore
 
 STATE_FORMAT = 1
 STATE_FILE = "state.json"
@@ -92,9 +89,6 @@ CROWD_PREFIX = "crowd-"  # crowd-NNNN: a --crowd-member user's crowd members (tr
 BASE_CROWD = "base-crowd"  # the crowd members as pre-trained at creation
 CROWD_FEATURES_FILE = "crowd_features.csv"  # the pool songs' crowd features without this user
 LOCKS_DIR = ".locks"
-SHARED_DIR = ".shared"  # the pre-trained committees' files, once for every user (BlobStore)
-# the store's lock beside the users' (a user id never starts with '.', so never this name)
-STORE_LOCK = ".shared.lock"
 # a user folder being deleted is first renamed to this (it vanishes from the users at once)
 DELETING = re.compile(r"\.deleting-([A-Za-z0-9_][A-Za-z0-9_-]{0,127})-[0-9a-f]{8}")
 # A name, never a path; a leading '-' is refused too, so an id never reads as a command flag.
@@ -108,32 +102,6 @@ OWN_ENTRIES = (STATE_FILE, BASE_COMMITTEE, BASE_CROWD, CONSENSUS_FILE, CROWD_FEA
 # the temporary folder of a create of user <id> (UserStore.create), removed when abandoned
 CREATE_TMP = re.compile(r"\.tmp-([A-Za-z0-9_][A-Za-z0-9_-]{0,127})-[0-9a-f]{8}")
 TEMPORARY = re.compile(r"\.[^/]+\.tmp(\.[A-Za-z0-9]+)?")
-
-
-@contextlib.contextmanager
-def _flock(path: Path, who: str, timeout: float, shared: bool, poll: float = 0.05):
-    """An flock on `path` (created if missing), waited for up to `timeout` seconds, then a
-    MERError saying `who` is busy. The kernel releases it when the holder exits or is killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-        deadline = time.monotonic() + max(0.0, float(timeout))
-        while True:
-            try:
-                fcntl.flock(fd, mode)
-                break
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise MERError(
-                        f"{who} is busy: another process holds {path} "
-                        f"(waited {timeout:g} s, setting MER_LOCK_TIMEOUT); try again later") from None
-                time.sleep(poll)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 def now_iso() -> str:
@@ -161,7 +129,7 @@ class UserStore:
 
     def __init__(self, users_dir):
         self.users_dir = Path(users_dir)
-        self.blobs = BlobStore(self.users_dir / SHARED_DIR)
+        self.shared = SharedStore(self.users_dir, self.users_dir / LOCKS_DIR / STORE_LOCK)
 
     # --- paths ----------------------------------------------------------------------------
     def user_dir(self, user_id) -> Path:
@@ -240,13 +208,13 @@ class UserStore:
 
         fields, saved = {}, []
         try:
-            with self.store_lock():  # the manifests refer to blobs: none may be collected meanwhile
+            with self.shared.lock():  # the manifests refer to blobs: none may be collected meanwhile
                 for part in committee.parts:
                     crowd = part.layout is CROWD_LAYOUT
                     name = crowd_folder_name(iteration) if crowd else committee_folder_name(iteration)
                     folder = self.user_dir(user_id) / name
                     saved.append(folder)
-                    part.save(folder, store=self.blobs)
+                    part.save(folder, store=self.shared.blobs)
                     fields["crowd" if crowd else "committee"] = name
                 # read back as every later command will, before a state names them (and so
                 # before the previous round's folders are removed): a folder that does not load
@@ -284,18 +252,21 @@ class UserStore:
         A second process waits up to `timeout` seconds, then gets a MERError. The lock is an
         flock on a file, so the kernel releases it when the holder exits or is killed.
         """
-        with _flock(self.lock_path(user_id), f"user {user_id!r}", timeout, shared, poll):
+        with atomic.flock(self.lock_path(user_id), f"user {user_id!r}", timeout, shared, poll):
             yield
 
+    # --- one command's hold on a user -------------------------------------------------------
     @contextlib.contextmanager
-    def store_lock(self, timeout: float = 60.0, shared: bool = True):
-        """Hold the shared store's lock for the block: shared by every writer that makes a
-        folder refer to blobs (create, a retrain's save), exclusive for collecting the blobs no
-        folder refers to (`collect_garbage`), so a blob is never removed between a writer
-        finding it in the store and its manifest naming it."""
-        with _flock(self.users_dir / LOCKS_DIR / STORE_LOCK, f"the shared store {self.blobs.path}",
-                    timeout, shared):
-            yield
+    def session(self, user_id, lock_timeout: float = 60.0, shared: bool = False):
+        """A UserSession for the block: the user's lock (exclusive, or shared for a command that
+        only reads) taken once, the state read once, and under the exclusive lock what an
+        interrupted change left behind tidied before anything else is read."""
+        validate_user_id(user_id)
+        with self.lock(user_id, lock_timeout, shared=shared):
+            state = self.read_state(user_id)
+            if not shared:
+                self.tidy(user_id, state)
+            yield UserSession(self, user_id, state, shared)
 
     # --- state ----------------------------------------------------------------------------
     def read_state(self, user_id) -> dict:
@@ -412,7 +383,7 @@ class UserStore:
         self.remove_abandoned_creates(user_id)
         tmp = self.users_dir / f".tmp-{user_id}-{uuid.uuid4().hex[:8]}"
         try:
-            with self.store_lock():  # the folder refers to blobs from before its rename on
+            with self.shared.lock():  # the folder refers to blobs from before its rename on
                 return self._assemble(user_id, tmp, committee_source, mode, balanced, consensus,
                                       annotations_source, crowd)
         except BaseException:
@@ -429,7 +400,7 @@ class UserStore:
         # the committee's files once in the shared store; both folders refer to them
         from .committee import COMMITTEE_LAYOUT
 
-        written = share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.blobs)
+        written = share_folder(committee_source, tmp / committee_name, COMMITTEE_LAYOUT.manifest, self.shared.blobs)
         if written.get("stored"):  # its files are found through the store: read back as later
             self._loads_back(tmp / committee_name, COMMITTEE_LAYOUT, user_dir / committee_name)
         shutil.copytree(tmp / committee_name, tmp / BASE_COMMITTEE)
@@ -585,63 +556,77 @@ class UserStore:
                 shutil.rmtree(aside)
         return {"user_id": user_id, "folder": str(user_dir)}
 
-    def referenced_blobs(self) -> set:
-        """Every blob a manifest under the users folder refers to (committed, uncommitted or
-        abandoned folders alike: a blob is kept if anything names it). MERError naming a
-        manifest that cannot be read: what it refers to is unknown, so nothing may go."""
-        from .committee import CROWD_LAYOUT, MANIFEST
-
-        names, referenced = (MANIFEST, CROWD_LAYOUT.manifest), set()
-        with os.scandir(self.users_dir) as entries:
-            tops = sorted(e.name for e in entries if e.name not in (SHARED_DIR, LOCKS_DIR))
-        for top in tops:
-            if not (self.users_dir / top).is_dir():
-                continue
-            for folder, _dirs, files in os.walk(self.users_dir / top):
-                for name in names:
-                    if name not in files:
-                        continue
-                    manifest = Path(folder) / name
-                    stored = atomic.read_json_object(manifest).get("stored", {})
-                    specs = list(stored.values()) if isinstance(stored, dict) else None
-                    if specs is None or not all(isinstance(x, dict) and isinstance(x.get("blob"), str)
-                                                for x in specs):
-                        raise MERError(f"{manifest}: field 'stored' is not {{file: {{\"blob\": sha256}}}}; "
-                                       f"which shared files it needs is unknown")
-                    referenced.update(x["blob"] for x in specs)
-        return referenced
-
     def collect_garbage(self, timeout: float = 60.0) -> dict:
-        """Remove the shared store's blobs no manifest refers to any longer (a deleted user's),
-        holding the store's lock exclusively: no create or retrain is between finding a blob
-        and naming it meanwhile. Leftovers of an interrupted delete go first. A manifest that
-        cannot be read stops it before anything is removed (MERError naming it)."""
-        if not self.users_dir.is_dir():
-            return {"removed": 0, "freed_bytes": 0, "kept": 0}
-        with self.store_lock(timeout, shared=False):
-            with os.scandir(self.users_dir) as entries:
-                leftovers = [e.name for e in entries if DELETING.fullmatch(e.name)]
-            for name in leftovers:  # renamed aside by a delete that was interrupted
-                aside = self.users_dir / name
-                if aside.is_symlink():
-                    shutil.rmtree(os.path.realpath(aside), ignore_errors=True)
-                    aside.unlink()
-                else:
-                    shutil.rmtree(aside, ignore_errors=True)
-            referenced = self.referenced_blobs()
-            removed = freed = kept = 0
-            if self.blobs.path.is_dir():
-                with os.scandir(self.blobs.path) as entries:
-                    blobs = [e for e in entries if BLOB_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
-                for entry in blobs:
-                    if entry.name in referenced:
-                        kept += 1
-                        continue
-                    freed += entry.stat(follow_symlinks=False).st_size
-                    os.unlink(entry.path)
-                    removed += 1
-                atomic.fsync_dir(self.blobs.path)
-        return {"removed": removed, "freed_bytes": freed, "kept": kept}
+        """The shared store's blobs no manifest refers to any longer (a deleted user's) removed
+        (shared_store.SharedStore.collect_garbage), the folders of an interrupted delete first."""
+        return self.shared.collect_garbage(timeout, before=self._remove_interrupted_deletes)
+
+    def _remove_interrupted_deletes(self) -> None:
+        """Remove the folders a delete renamed aside and was stopped before removing."""
+        with os.scandir(self.users_dir) as entries:
+            leftovers = [e.name for e in entries if DELETING.fullmatch(e.name)]
+        for name in leftovers:
+            aside = self.users_dir / name
+            if aside.is_symlink():
+                shutil.rmtree(os.path.realpath(aside), ignore_errors=True)
+                aside.unlink()
+            else:
+                shutil.rmtree(aside, ignore_errors=True)
+
+
+class UserSession:
+    """One command's hold on one user (UserStore.session): the state as read under the lock,
+    the committee loaded at most once (`committee`), and a change committed once (`commit`:
+    the new committee's folders saved and read back, the state naming them written, the
+    previous round's leftovers tidied). Only valid inside its `with` block."""
+
+    def __init__(self, store: UserStore, user_id: str, state: dict, shared: bool):
+        self.store, self.user_id, self.state, self.shared = store, user_id, state, shared
+        self._committees = {}
+
+    @property
+    def user_dir(self) -> Path:
+        return self.store.user_dir(self.user_id)
+
+    @property
+    def state_path(self) -> Path:
+        return self.store.state_path(self.user_id)
+
+    @property
+    def committee_dir(self) -> Path:
+        return self.store.committee_dir(self.user_id, self.state)
+
+    @property
+    def consensus_path(self) -> Path:
+        return self.store.consensus_path(self.user_id)
+
+    def committee(self, base: bool = False):
+        """The user's committee as the state names it (base=True: as the user was created),
+        loaded and verified on first use, then the same object."""
+        if base not in self._committees:
+            self._committees[base] = self.store.load_committee(self.user_id, self.state, base=base)
+        return self._committees[base]
+
+    def read_consensus(self):
+        return self.store.read_consensus(self.user_id)
+
+    def read_crowd_table(self):
+        return self.store.read_crowd_table(self.user_id)
+
+    def commit(self, new_state: dict, committee=None) -> dict:
+        """Write `new_state` (atomically: the commit point), after saving `committee`, when
+        given, as the folders of the next round (their names are added to the state). Returns
+        the state written, which the session holds from then on."""
+        if self.shared:
+            raise MERError(f"user {self.user_id!r}: a change needs the exclusive lock (internal error)")
+        if committee is not None:
+            new_state = {**new_state, **self.store.save_committee(self.user_id, committee,
+                                                                 int(self.state["iteration"]) + 1)}
+        self.store.write_state(self.user_id, new_state)
+        if committee is not None:
+            self.store.tidy(self.user_id, new_state)  # the folders of the round before go
+        self.state, self._committees = new_state, {}
+        return new_state
 
 
 def previous_state(state: dict, where: str = "state") -> dict:
