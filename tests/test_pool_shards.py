@@ -50,6 +50,14 @@ def _csv_rows(folder, song):
     return table[FEATURE_NAMES].to_numpy(np.float32), table["frameTime"].to_numpy(np.float32)
 
 
+def _assert_every_song_is_its_csv(folder, pool):
+    for i, song in enumerate(pool.song_ids.tolist()):
+        X, times = _csv_rows(folder, song)
+        lo, hi = int(pool.offsets[i]), int(pool.offsets[i + 1])
+        assert np.asarray(pool.X[lo:hi]).tobytes() == X.tobytes(), song
+        assert np.asarray(pool.frame_times[lo:hi]).tobytes() == times.tobytes(), song
+
+
 def _bump(path):
     os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns + 10_000_000))
 
@@ -103,6 +111,8 @@ def test_a_changed_song_rewrites_its_shard_only(feats, monkeypatch):
     assert len(rewritten) == 1 and new_manifest["retired"] == [holder]
     assert new_manifest["shards"][rewritten.pop()]["csvs"] == manifest["shards"][holder]["csvs"]
     assert np.asarray(pool.windows("s05")).tobytes() == changed[FEATURE_NAMES].to_numpy(np.float32).tobytes()
+    # the changed song's neighbours, copied from the old shard into the new one: their own rows
+    _assert_every_song_is_its_csv(feats, pool)
     # a new song fills the newest shard (3 of 4 songs); a removed one rewrites its shard
     write_feature_csv(_song(np.random.default_rng(7), 2), feats / "S11.csv")
     (feats / "S00.csv").unlink()
@@ -179,6 +189,9 @@ def test_the_single_file_store_of_before_opens_and_is_converted_when_consolidati
     assert converted.shards is not None and not (feats / P.CACHE_NAME).exists()
     assert np.asarray(converted.X).tobytes() == expected.tobytes()
     assert converted.signature == old.signature  # caches keyed by the pool stay valid
+    # the frame times travel with the rows (a shard's first column)
+    assert np.asarray(converted.frame_times).tobytes() == np.asarray(old.frame_times).tobytes()
+    _assert_every_song_is_its_csv(feats, converted)
 
 
 def test_a_copied_folder_hashes_the_shards_it_reads_and_consolidate_records_them(feats, tmp_path):
@@ -388,3 +401,20 @@ def test_lazy_rows_describe_themselves_and_cut_inside_a_song(feats):
     expected = np.concatenate([_csv_rows(feats, s)[0] for s in pool.song_ids.tolist()])
     for lo, hi in ((1, 2), (int(pool.offsets[2]) + 1, int(pool.offsets[4]) - 1), (3, n - 1)):
         assert pool.X[lo:hi].tobytes() == expected[lo:hi].tobytes(), (lo, hi)
+
+
+def test_a_shard_whose_songs_are_all_removed_goes_and_the_others_stay(feats):
+    P.load_pool(feats)
+    first = min(_manifest(feats)["shards"].items())[1]["csvs"]
+    assert len(first) == PER_SHARD
+    for name in first:
+        (feats / name).unlink()
+    # and one song changed in a later shard, so shards after the emptied one are rewritten too
+    write_feature_csv(_song(np.random.default_rng(5), 2), feats / "S09.csv")
+    _bump(feats / "S09.csv")
+    pool = P.load_pool(feats)
+    gone = {n[:-4].lower() for n in first}
+    assert pool.song_ids.tolist() == [f"s{i:02d}" for i in range(N_SONGS) if f"s{i:02d}" not in gone]
+    _assert_every_song_is_its_csv(feats, pool)
+    assert sum(len(r["csvs"]) for r in _manifest(feats)["shards"].values()) == N_SONGS - PER_SHARD
+
