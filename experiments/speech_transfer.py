@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
-"""The speech-transfer study (issue 15; docs/speech_encoders.md): SCAE/CPC encoders pre-trained
-without labels on English speech, Mandarin speech, their mixture (half of each) or unlabelled
-music, or randomly initialised, then transferred to Emotify quadrants (av-median) as a frozen
-feature extractor (FE) or fine-tuned (Full).
+"""The speech-transfer study (issues 15 and 20; docs/speech_encoders.md): SCAE/CPC encoders
+pre-trained without labels on English speech, Mandarin speech, their mixture (half of each) or
+unlabelled music, or randomly initialised, then transferred to the target corpus's quadrants
+as a frozen feature extractor (FE) or fine-tuned (Full). Targets: Emotify (av-median quadrants)
+or 4Q (commercial clips, perceived-emotion quadrants).
 
   python experiments/speech_transfer.py --out /work/results/speech
+  python experiments/speech_transfer.py --target 4q --out /work/results/speech4q
 
-Music pre-training: a seeded third of the Emotify songs is set aside, used (without labels) to
+Music pre-training: a seeded third of the target's songs is set aside, used (without labels) to
 pre-train the "music" encoders and never evaluated; every column is evaluated on the same
-remaining songs, with the same stratified song splits (FE: --fe-splits, Full: --full-splits).
-Random-initialisation rows use the normalisation statistics of those set-aside songs.
+remaining songs, with the same splits (FE: --fe-splits, Full: the first --full-splits of them).
+Emotify: stratified song splits holding out --test-size. 4Q: the set-aside third is drawn by
+artist, and the splits are stratified folds grouped by artist (StratifiedGroupKFold,
+--fe-splits folds), so no artist of a test song is trained on or pre-trained on.
+Random-initialisation rows use the normalisation statistics of those set-aside songs, and
+their batch-norm statistics are estimated on up to 4096 of those songs' patches
+(encoder.calibrate_batch_norm; without it, random-init CPC-Full collapsed to one class).
 
 Resumable: each encoder is pre-trained in its own folder (checkpoint per epoch) and every
 (row, column, split) result is appended to <out>/cells.jsonl as it finishes; a rerun skips
@@ -29,13 +36,21 @@ import settings  # noqa: E402  (MER_SHARED_DATA; outside the venv it prints the 
 import numpy as np  # noqa: E402
 
 COLUMNS = ("english", "mandarin", "music", "mixture")
+TARGETS = ("emotify", "4q")
+CALIBRATION_PATCHES = 4096  # set-aside patches that estimate a random encoder's batch-norm statistics
+TITLES = {"emotify": "Emotify quadrants (av-median)", "4q": "4Q quadrants (artist-grouped folds)"}
 
 
 def parse_args(argv=None):
     shared = settings.SHARED_DATA_DIR  # ../shared/data, or MER_SHARED_DATA (/shared in the image)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="results folder (created; reruns resume)")
+    p.add_argument("--target", choices=TARGETS, default="emotify",
+                   help="the music corpus transferred to (and pre-trained on in the music column) "
+                        "(default %(default)s)")
     p.add_argument("--emotify", default=str(shared / "emotify"), help="Emotify folder (audio/, annotations.csv)")
+    p.add_argument("--fourq", default=str(shared / "4q"),
+                   help="4Q folder (audio/, annotations.csv, metadata.csv), with --target 4q")
     p.add_argument("--speech", default=str(shared / "speech"), help="folder with english/ and mandarin/")
     p.add_argument("--cache-dir", default=None, help="decoded audio and log-mel cache (default <out>/cache)")
     p.add_argument("--columns", default=",".join(COLUMNS),
@@ -50,10 +65,12 @@ def parse_args(argv=None):
                    help="random patches per training clip per fine-tuning epoch (default %(default)s)")
     p.add_argument("--fe-splits", type=int, default=5, help="song splits of the FE rows (default %(default)s)")
     p.add_argument("--full-splits", type=int, default=3, help="song splits of the Full rows (first of the FE splits) (default %(default)s)")
-    p.add_argument("--test-size", type=float, default=0.25, help="share of evaluation songs tested per split (default %(default)s)")
+    p.add_argument("--test-size", type=float, default=0.25,
+                   help="share of evaluation songs tested per split; Emotify only, 4Q folds hold out "
+                        "1/--fe-splits (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=128, help="transfer batch size (default %(default)s)")
     p.add_argument("--seed", type=int, default=1987, help="seed of the music hold-out, splits and models (default %(default)s)")
-    p.add_argument("--max-songs", type=int, default=None, help="use only this many Emotify songs (smoke runs)")
+    p.add_argument("--max-songs", type=int, default=None, help="use only this many of the target's songs (smoke runs)")
     p.add_argument("--max-files-per-folder", type=int, default=None, help="speech files per folder (smoke runs)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -69,13 +86,9 @@ def macro_f1(y, pred):
 def main():
     args = parse_args()
     import torch
-    from sklearn.model_selection import StratifiedShuffleSplit
-    from tqdm.auto import tqdm
 
     from trompa_mer import atomic, logmel
     from trompa_mer import encoder as E
-    from trompa_mer.audio_cache import AudioCache
-    from trompa_mer.datasets.emotify import track_labels
     from trompa_mer.errors import MERError
     from trompa_mer.transfer import EncoderMember, embed_patches, song_patches
 
@@ -90,22 +103,17 @@ def main():
         print(f"[{time.time() - started:7.0f} s] {text}", flush=True)
 
     # --- songs, labels, music hold-out, splits ------------------------------------------------------
-    labels = track_labels(Path(args.emotify) / "annotations.csv", "av-median")
-    audio = AudioCache.from_folder(Path(args.emotify) / "audio", cache / "emotify16k")
-    songs = np.array(sorted((str(s) for s in labels.index if str(s) in audio), key=lambda s: int(s) if s.isdigit() else s))
+    songs, y_all, groups_all, audio = target_songs(args, cache)
     if args.max_songs:
-        songs = np.random.default_rng(args.seed).permutation(songs)[:args.max_songs]
-    y_all = np.array([int(labels.loc[type(labels.index[0])(s)]) for s in songs])
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(songs))
-    n_music = len(songs) // 3
-    music_idx, eval_idx = np.sort(order[:n_music]), np.sort(order[n_music:])
+        keep = np.sort(np.random.default_rng(args.seed).permutation(len(songs))[:args.max_songs])
+        songs, y_all, groups_all = songs[keep], y_all[keep], groups_all[keep]
+    music_idx, eval_idx = music_holdout(args.target, groups_all, args.seed)
     music_songs, eval_songs, y = songs[music_idx], songs[eval_idx], y_all[eval_idx]
-    splitter = StratifiedShuffleSplit(n_splits=args.fe_splits, test_size=args.test_size, random_state=args.seed)
-    splits = list(splitter.split(np.zeros(len(y)), y))
+    splits = evaluation_splits(args, y, groups_all[eval_idx])
     atomic.write_json(out / "design.json", {
         "args": vars(args), "music_pretraining_songs": music_songs.tolist(), "evaluation_songs": eval_songs.tolist(),
-        "evaluation_classes": np.bincount(y, minlength=4).tolist(),
+        "evaluation_classes": np.bincount(y, minlength=4).tolist(), "target": args.target,
+        "grouped_by": "artist" if args.target == "4q" else "song",
         "test_songs": [eval_songs[t].tolist() for _, t in splits]})
     say(f"{len(songs)} songs: {len(music_songs)} for music pre-training, {len(eval_songs)} evaluated, "
         f"classes {np.bincount(y, minlength=4).tolist()}")
@@ -145,13 +153,21 @@ def main():
                             {"music_songs": len(music_songs), "heldout_songs": len(test)})
         return music_frames
 
+    def calibration_patches(limit=CALIBRATION_PATCHES):
+        chosen = np.concatenate(song_patches(music_songs, audio))
+        rows = np.random.default_rng(args.seed).permutation(len(chosen))[:limit]
+        return chosen[np.sort(rows)]
+
     speech = Path(args.speech)
 
     def get_encoder(method, column):
         if column == "random":
             mean, std = logmel.band_stats(music_stream()[0])
             torch.manual_seed(args.seed)
-            return E.PatchEncoder(method, args.width, mean, std).eval()
+            encoder = E.PatchEncoder(method, args.width, mean, std)
+            # its batch-norm statistics from the set-aside songs' patches (never the evaluated
+            # ones): uncalibrated, random-init CPC-Full collapsed to one class
+            return E.calibrate_batch_norm(encoder, calibration_patches())
         folder = out / "encoders" / f"{method}-{column}"
         if (folder / E.MANIFEST).is_file():
             try:
@@ -220,12 +236,68 @@ def main():
                     f"({time.time() - t0:.0f} s)")
             fe_scores = [done[(fe_row, column, k)]["song_f1"] for k in range(args.fe_splits) if (fe_row, column, k) in done]
             say(f"{fe_row}/{column}: song F1 {np.mean(fe_scores):.3f}")
-            write_report(out, done, methods, columns)
-    write_report(out, done, methods, columns)
+            write_report(out, done, methods, columns, args.target)
+    write_report(out, done, methods, columns, args.target)
     say(f"done; {out / 'speech_transfer.md'}")
 
 
-def write_report(out, done, methods, columns):
+def target_songs(args, cache):
+    """(song ids, quadrant codes, split groups, audio source) of the target corpus; 4Q's groups
+    are artists, Emotify's songs (it has no artist that repeats)."""
+    from trompa_mer.audio_cache import AudioCache
+    from trompa_mer.errors import MERError
+
+    if args.target == "4q":
+        from trompa_mer.datasets.fourq import read_artists, read_quadrants
+
+        root = Path(args.fourq)
+        labels = read_quadrants(root / "annotations.csv")
+        audio = AudioCache.from_folder(root / "audio", cache / "4q16k")
+        without = sorted(set(labels) - set(audio))
+        if without:
+            raise MERError(f"{root / 'audio'}: no audio for annotated song {without[0]!r}"
+                           + (f" (and {len(without) - 1} more)" if len(without) > 1 else ""))
+        songs = np.array(sorted(labels))
+        artists = read_artists(root / "metadata.csv", list(songs))
+        return (songs, np.array([labels[s] for s in songs], dtype=np.int64),
+                np.array([artists[s] for s in songs]), audio)
+    from trompa_mer.datasets.emotify import track_labels
+
+    labels = track_labels(Path(args.emotify) / "annotations.csv", "av-median")
+    audio = AudioCache.from_folder(Path(args.emotify) / "audio", cache / "emotify16k")
+    songs = np.array(sorted((str(s) for s in labels.index if str(s) in audio), key=lambda s: int(s) if s.isdigit() else s))
+    y = np.array([int(labels.loc[type(labels.index[0])(s)]) for s in songs])
+    return songs, y, songs.copy(), audio
+
+
+def music_holdout(target, groups, seed):
+    """(set-aside indices, evaluated indices): a seeded third of the songs for the music column's
+    pre-training; on 4Q a third of the artists' songs (GroupShuffleSplit), so no evaluated
+    artist's clip is pre-trained on."""
+    if target == "4q":
+        from sklearn.model_selection import GroupShuffleSplit
+
+        evaluated, held = next(GroupShuffleSplit(n_splits=1, test_size=1 / 3, random_state=seed)
+                               .split(np.zeros(len(groups)), groups=groups))
+        return np.sort(held), np.sort(evaluated)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n_music = len(groups) // 3
+    return np.sort(order[:n_music]), np.sort(order[n_music:])
+
+
+def evaluation_splits(args, y, groups):
+    """[(train, test)] over the evaluated songs: Emotify stratified song splits, 4Q stratified
+    folds grouped by artist."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+
+    if args.target == "4q":
+        splitter = StratifiedGroupKFold(n_splits=args.fe_splits, shuffle=True, random_state=args.seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+    splitter = StratifiedShuffleSplit(n_splits=args.fe_splits, test_size=args.test_size, random_state=args.seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def write_report(out, done, methods, columns, target="emotify"):
     import pandas as pd
     from scipy.stats import ttest_rel
 
@@ -235,7 +307,7 @@ def write_report(out, done, methods, columns):
         return
     table = pd.DataFrame(list(done.values()))
     table.to_csv(out / "cells.csv", index=False)
-    lines = ["# Speech-pretrained encoders on Emotify quadrants (av-median)", "",
+    lines = [f"# Speech-pretrained encoders on {TITLES[target]}", "",
              "Macro F1, mean ± sd over song splits (n = splits); p: paired t-test over the same splits "
              "against the same row from random initialisation.", ""]
     rows_summary = []

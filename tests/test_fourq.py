@@ -62,6 +62,29 @@ def test_the_feature_cache_follows_the_audio_folder(tmp_path):
     assert (changed.groups == "mt01").sum() < (part.groups == "mt01").sum()
 
 
+def test_the_corpus_signature_follows_the_content_not_the_copy(tmp_path):
+    """The same clips copied again (new modification times) or elsewhere keep their caches; a
+    clip with other bytes of the same size, or renamed, does not."""
+    import os
+    import shutil
+
+    from trompa_mer.datasets.corpus_cache import folder_signature
+
+    root = _corpus(tmp_path)
+    first = folder_signature(root / "audio")
+    os.utime(root / "audio" / "MT01.wav", ns=(1, 1))
+    copy = shutil.copytree(root / "audio", tmp_path / "elsewhere" / "audio")
+    assert folder_signature(root / "audio") == first == folder_signature(copy)
+    clip = copy / "MT02.wav"
+    data = bytearray(clip.read_bytes())
+    data[-1] ^= 1
+    clip.write_bytes(bytes(data))
+    changed = folder_signature(copy)
+    assert changed != first
+    clip.rename(copy / "MT22.wav")
+    assert folder_signature(copy) not in (first, changed)
+
+
 @pytest.mark.parametrize("case, annotations, metadata, message", [
     ("no audio", "Song,Quadrant\nMT01,Q1\nMT99,Q2\n", None,
      r"annotations.csv: annotated song 'mt99' has no audio in .*audio"),

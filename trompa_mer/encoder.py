@@ -159,6 +159,40 @@ class PatchEncoder(nn.Module):
         return self.embed_normalised(self.normalise(x))
 
 
+
+@torch.no_grad()
+def calibrate_batch_norm(encoder: PatchEncoder, patches: np.ndarray, batch: int = 256) -> PatchEncoder:
+    """Estimate every batch-norm layer's running statistics on `patches` (raw log-mel, (n, 128,
+    31)) without changing a weight: the cumulative mean and variance over batches, as training
+    mode would accumulate them, with dropout off. For a randomly initialised encoder, whose
+    statistics have never seen data. Its layers in inference mode then use the initial
+    statistics (mean 0, variance 1), so the default initialisation, which does not preserve
+    the variance, shrinks the embeddings layer by layer: a random CPC encoder's are about 6e-4
+    per dimension. Standardised for the heads, such embeddings are moved by dozens of their
+    standard deviations by one fine-tuning step at lr 5e-5, and the heads collapse onto one
+    class (docs/speech_encoders.md). Returns the encoder, in inference mode."""
+    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if len(patches) < 2:
+        raise MERError(f"batch-norm calibration: expected at least 2 patches, got {len(patches)}")
+    momenta = [m.momentum for m in norms]
+    encoder.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over all batches, not an exponential one
+        m.train()
+    device = next(encoder.parameters()).device
+    try:
+        for i in range(0, len(patches), batch):
+            chunk = patches[i:i + batch]
+            if len(chunk) < 2:
+                continue  # batch norm cannot take statistics of one patch
+            encoder(torch.as_tensor(chunk, dtype=torch.float32, device=device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        encoder.eval()
+    return encoder
+
 class SCAE(nn.Module):
     def __init__(self, width: int, mean=None, std=None):
         super().__init__()

@@ -1,0 +1,180 @@
+"""Audio members on 4Q (issue 20 item 3 and 5): batch-norm calibration of a random encoder, the
+speech-transfer study with 4Q as target, and the CNN study, end to end on a generated corpus."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import ROOT
+from trompa_mer import encoder as E
+from trompa_mer import logmel
+from trompa_mer.errors import MERError
+
+# 14 songs, 7 artists of two songs each, every quadrant present
+SONGS = [(f"MT{i:02d}", f"Q{i % 4 + 1}", f"artist {i // 2}") for i in range(14)]
+
+
+def _corpus(tmp_path, seconds=4.0):
+    root = tmp_path / "4q"
+    (root / "audio").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sr = 16000
+    t = np.arange(int(seconds * sr)) / sr
+    for i, (song, quadrant, _) in enumerate(SONGS):
+        q = int(quadrant[1])
+        tone = 0.2 * np.sin(2 * np.pi * 110 * q * t) * (1 + 0.5 * np.sin(2 * np.pi * q * t))
+        sf.write(root / "audio" / f"{song}.wav", (tone + 0.05 * rng.normal(size=t.size)).astype(np.float32), sr)
+    (root / "annotations.csv").write_text("Song,Quadrant\n" + "".join(f"{s},{q}\n" for s, q, _ in SONGS))
+    (root / "metadata.csv").write_text("Song,Artist,Title,Quadrant\n"
+                                       + "".join(f"{s},{a},t,{q}\n" for s, q, a in SONGS))
+    return root
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _patches(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, logmel.N_MELS, 31)) * 2 - 5).astype(np.float32)
+
+
+# --- calibrate_batch_norm -----------------------------------------------------------------------------
+def test_calibration_gives_a_random_encoder_unit_scale_without_moving_a_weight():
+    torch.manual_seed(0)
+    patches = _patches()
+    encoder = E.PatchEncoder("cpc", 4, patches.mean(axis=(0, 2)), patches.std(axis=(0, 2)))
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    with torch.no_grad():
+        raw = encoder.eval()(torch.from_numpy(patches)).std(dim=0).median()
+    out = E.calibrate_batch_norm(encoder, patches, batch=16)
+    assert out is encoder and not encoder.training and not any(m.training for m in encoder.modules())
+    with torch.no_grad():
+        calibrated = encoder(torch.from_numpy(patches)).std(dim=0).median()
+    # uncalibrated, the default initialisation shrinks the embeddings; calibrated, the projection's
+    # batch norm standardises its input, and the last linear layer keeps it near unit scale
+    assert raw < 0.05 and calibrated > 0.2
+    after = encoder.state_dict()
+    for name, value in before.items():
+        if "running" in name or "num_batches" in name:
+            continue
+        assert torch.equal(value, after[name]), name  # weights and band statistics untouched
+    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert all(m.momentum == 0.1 for m in norms)  # the default momentum is given back
+    # the input layer's statistics are the cumulative ones over every patch (four equal batches)
+    normalised = encoder.normalise(torch.from_numpy(patches))
+    assert torch.allclose(encoder.conv.in_bn.running_mean, normalised.mean().reshape(1), atol=1e-5)
+    assert torch.allclose(encoder.conv.in_bn.running_var, normalised.var().reshape(1), rtol=1e-3)
+    assert int(encoder.conv.in_bn.num_batches_tracked) == 4
+
+
+def test_calibration_skips_a_last_single_patch_and_refuses_fewer_than_two():
+    encoder = E.PatchEncoder("scae", 2)
+    E.calibrate_batch_norm(encoder, _patches(17), batch=8)  # batches of 8, 8, then one patch left out
+    assert int(encoder.conv.in_bn.num_batches_tracked) == 2
+    with pytest.raises(MERError, match="batch-norm calibration: expected at least 2 patches, got 1"):
+        E.calibrate_batch_norm(encoder, _patches(1))
+
+
+# --- the speech-transfer study on 4Q ------------------------------------------------------------------
+def test_emotify_holdout_and_splits_are_the_ones_the_published_table_used():
+    study = _load("speech_transfer")
+    groups = np.array([str(i) for i in range(30)])
+    music, evaluated = study.music_holdout("emotify", groups, 1987)
+    order = np.random.default_rng(1987).permutation(30)
+    assert music.tolist() == sorted(order[:10]) and evaluated.tolist() == sorted(order[10:])
+
+
+def test_4q_holdout_and_folds_never_share_an_artist():
+    study = _load("speech_transfer")
+    artists = np.repeat([f"a{i}" for i in range(20)], 3)
+    y = np.tile([0, 1, 2, 3], 15)
+    music, evaluated = study.music_holdout("4q", artists, 1987)
+    assert len(music) + len(evaluated) == 60 and 15 <= len(music) <= 27
+    assert not set(artists[music]) & set(artists[evaluated])
+    args = study.parse_args(["--out", "x", "--target", "4q", "--fe-splits", "4"])
+    splits = study.evaluation_splits(args, y[evaluated], artists[evaluated])
+    assert len(splits) == 4
+    tested = np.concatenate([test for _, test in splits])
+    assert sorted(tested) == list(range(len(evaluated)))  # folds: every song tested once
+    for train, test in splits:
+        assert not set(artists[evaluated][train]) & set(artists[evaluated][test])
+
+
+def test_speech_transfer_study_on_4q_end_to_end(tmp_path):
+    root = _corpus(tmp_path)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "speech_transfer.py"), "--target", "4q", "--fourq", str(root),
+         "--out", str(out), "--columns", "music", "--width", "2", "--pretrain-epochs", "1", "--fe-epochs", "1",
+         "--full-epochs", "1", "--fe-splits", "2", "--full-splits", "1", "--threads", "1", "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    design = json.loads((out / "design.json").read_text())
+    assert design["target"] == "4q" and design["grouped_by"] == "artist"
+    artist = {s: a for s, _, a in SONGS}
+    music = {artist[s.upper()] for s in design["music_pretraining_songs"]}
+    evaluated = {artist[s.upper()] for s in design["evaluation_songs"]}
+    assert music and evaluated and not music & evaluated
+    cells = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
+    # random + music columns; per method two FE splits and one Full split
+    assert sorted({(c["row"], c["column"]) for c in cells}) == sorted(
+        (f"{m}-{k}", c) for m in ("SCAE", "CPC") for k in ("FE", "Full") for c in ("random", "music"))
+    assert len(cells) == 12 and all(0 <= c["song_f1"] <= 1 for c in cells)
+    report = (out / "speech_transfer.md").read_text()
+    assert report.startswith("# Speech-pretrained encoders on 4Q quadrants (artist-grouped folds)")
+
+
+def test_speech_transfer_refuses_an_annotated_song_without_audio(tmp_path):
+    root = _corpus(tmp_path)
+    (root / "audio" / "MT03.wav").unlink()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "speech_transfer.py"), "--target", "4q", "--fourq", str(root),
+         "--out", str(tmp_path / "out"), "--columns", "", "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode != 0
+    assert "no audio for annotated song 'mt03'" in result.stderr
+
+
+# --- the CNN study on 4Q ------------------------------------------------------------------------------
+def test_cnn_study_folds_are_deam_classifiers_artist_folds():
+    from types import SimpleNamespace
+
+    from trompa_mer.splits import make_splits
+
+    study = _load("fourq_cnn")
+    artists = np.repeat([f"a{i}" for i in range(10)], 2)
+    y = np.tile([0, 1, 2, 3], 5)
+    folds = study.artist_folds(y, artists, 5, 7)
+    data = SimpleNamespace(y=y, groups=np.array([f"s{i:03d}" for i in range(20)]), split_groups=artists)
+    expected, _ = make_splits(data, protocol="kfold", cv=5, seed=7)
+    assert [t.tolist() for _, t in folds] == [t.tolist() for _, t in expected]
+    for train, test in folds:
+        assert not set(artists[train]) & set(artists[test])
+
+
+def test_cnn_study_end_to_end_and_resumes(tmp_path):
+    root = _corpus(tmp_path)
+    out = tmp_path / "cnn"
+    command = [sys.executable, str(ROOT / "experiments" / "fourq_cnn.py"), "--fourq", str(root), "--out", str(out),
+               "--n-channels", "2", "--epochs", "1", "-cv", "2", "--run-folds", "1", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (fold,) = [json.loads(line) for line in (out / "folds.jsonl").read_text().splitlines()]
+    assert fold["n_train"] + fold["n_test"] == len(SONGS) and sum(map(sum, fold["confusion"])) == fold["n_test"]
+    assert (out / "cnn_0.pt").is_file() and (out / "cnn_0_log.csv").read_text().count("\n") == 2
+    again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert again.returncode == 0 and "fold 0:" not in again.stdout  # the finished fold is not retrained
+    too_many = subprocess.run(command[:-2] + ["3", "--quiet"], capture_output=True, text=True, cwd=ROOT,
+                              env=env, timeout=600)
+    assert too_many.returncode != 0 and "--run-folds 3: only 2 folds" in too_many.stderr
