@@ -639,7 +639,8 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
     """For each quadrant, the group's song the user's listener members (a crowd user's crowd
     members, else the whole committee) rate highest for it, among the group's songs not
     recommended to this user before; the picks are recorded in the state.
-    Returns {"Q1": song or None, ...} (a song is used for one quadrant at most)."""
+    Returns {"picks": {"Q1": song or None, ...}} (a song is used for one quadrant at most), with
+    "skipped_members" ({name: why}) when audio members were left out, as the other verbs do."""
     from .datasets.playlists import read_playlists
 
     validate_user_id(user_id)
@@ -667,8 +668,6 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
                  f"(extract their features to recommend them)")
         sub = pool.subset(candidates)
         listener, skipped_members = _without_absent_audio(session.committee().listener(), (audio_dir, audio_cache_dir))
-        if skipped_members:
-            warn(f"member(s) {', '.join(sorted(skipped_members))} skipped: {next(iter(skipped_members.values()))}")
         sub_ids = np.asarray(sub.song_ids).tolist()
         songs = _songs(listener, session, sub_ids, sub.X, sub.offsets, (audio_dir, audio_cache_dir))
         proba = cons.machine_consensus(listener.song_proba(songs))
@@ -680,4 +679,4 @@ def recommend(user_id: str, group: str, playlists_path, users_dir, feats_dir,
             if pick is not None:
                 used.add(pick)
         session.commit(record_recommendations(state, group, picks))
-    return picks
+    return {"picks": picks, **({"skipped_members": skipped_members} if skipped_members else {})}

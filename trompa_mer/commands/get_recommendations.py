@@ -4,10 +4,11 @@
   python get_recommendations.py -i USER_ID -r GROUP [--playlists CSV] [--json]
 """
 import json
+import sys
 
 from trompa_mer.commands import settings
 from trompa_mer import loop
-from trompa_mer.cli import main_wrapper, user_parser
+from trompa_mer.cli import main_wrapper, skipped_note, user_parser
 
 
 def parse_args(argv=None):
@@ -25,8 +26,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    picks = loop.recommend(args.user_id, args.group, args.playlists, settings.USERS_DIR,
-                           settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S, **settings.AUDIO_FOLDERS)
+    result = loop.recommend(args.user_id, args.group, args.playlists, settings.USERS_DIR,
+                            settings.FEATS_DIR, lock_timeout=settings.LOCK_TIMEOUT_S, **settings.AUDIO_FOLDERS)
+    if result.get("skipped_members"):
+        print(skipped_note(result["skipped_members"]), file=sys.stderr)
+    picks = result["picks"]
     if args.json:
         print(json.dumps(picks))
     else:
