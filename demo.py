@@ -192,11 +192,25 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def demo_limit(text: str) -> int:
+    """MER_DEMO_LIMIT as a whole number, at least the songs the rounds ask about (ROUNDS x
+    PER_ROUND): with fewer, the last round would have nothing left to ask."""
+    need = ROUNDS * PER_ROUND
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = None
+    if limit is None or limit < need:
+        raise SystemExit(f"demo: MER_DEMO_LIMIT={text!r}: expected a whole number of at least {need} "
+                         f"(the {ROUNDS} rounds ask about {PER_ROUND} songs each)")
+    return limit
+
+
 def main(argv=None) -> int:
     parse_args(argv)
     demo_dir = Path(os.environ.get("MER_DEMO_DIR", ROOT / "data" / "demo")).resolve()
     real_audio = os.environ.get("MER_DEMO_AUDIO")
-    limit = int(os.environ.get("MER_DEMO_LIMIT", "40"))
+    limit = demo_limit(os.environ.get("MER_DEMO_LIMIT", "40"))
     data_dir, models_dir = demo_dir / "data", demo_dir / "models"
     feats_dir = data_dir / "feats"
     shutil.rmtree(models_dir / "users" / USER, ignore_errors=True)  # a fresh demo user each run

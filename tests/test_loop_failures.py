@@ -230,3 +230,25 @@ def test_demo_help_does_not_run_the_demo(tmp_path):
     result = run({"env": dict(os.environ, MER_DEMO_DIR=str(tmp_path / "demo")), "dir": tmp_path}, "demo.py", "--help")
     assert result.returncode == 0 and "usage:" in result.stdout and "MER_DEMO_DIR" in result.stdout
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("limit", ["5", "8", "forty", ""])
+def test_demo_refuses_a_limit_too_small_for_its_rounds_before_writing(tmp_path, limit):
+    env = dict(os.environ, MER_DEMO_DIR=str(tmp_path / "demo"), MER_DEMO_LIMIT=limit,
+               MER_DEMO_AUDIO=str(tmp_path))
+    result = run({"env": env, "dir": tmp_path}, "demo.py")
+    assert result.returncode != 0
+    assert f"demo: MER_DEMO_LIMIT={limit!r}: expected a whole number of at least 9 (the 3 rounds ask about " \
+           "3 songs each)" in result.stderr
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_limit_takes_exactly_the_rounds_songs():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_script", ROOT / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.demo_limit("9") == 9 and demo.demo_limit(" 40 ") == 40
+    with pytest.raises(SystemExit):
+        demo.demo_limit("8")
