@@ -11,6 +11,14 @@ Prints each algorithm's and each composition's song macro F1 (mean ± sd over sp
 and how far each algorithm's probabilities are from uniform on held-out songs (mean and 95th
 percentile of max |p - 1/4| after tempering: a member within .02 of uniform adds nothing to the
 consensus entropy). docs/pretraining.md ("4Q") has the measured table.
+
+With --encoder DIR|random an encoder member (docs/speech_encoders.md) joins as the algorithm
+"encoder", scored on the same splits: the encoder stays frozen (feature extractor), each split
+trains the dense layers and heads on its training songs' patches. "random" is a randomly
+initialised encoder whose band and batch-norm statistics come from unlabelled clips of another
+corpus (--calibration-audio, Emotify by default), so nothing of a held-out 4Q song is seen.
+
+  python experiments/fourq_members.py -m xgb,musicnn --encoder random --repeats 3
 """
 import argparse
 import itertools
@@ -40,6 +48,54 @@ def composition_scores(report, algorithms):
     return float(np.mean(rows)), float(np.std(rows)), temps
 
 
+def study_encoder(args):
+    """The encoder of --encoder: loaded, or randomly initialised with another corpus' statistics."""
+    import torch
+
+    from trompa_mer import encoder as E
+    from trompa_mer import logmel
+    from trompa_mer.audio_cache import AudioCache, get_audio
+
+    if args.encoder != "random":
+        return E.load_encoder(args.encoder)[0].eval()
+    source = AudioCache.from_folder(args.calibration_audio, settings.CACHE_DIR / "calibration16k")
+    chosen = np.random.default_rng(settings.SEED).permutation(sorted(source))[:args.calibration_songs]
+    frames = [logmel.logmel(get_audio(source, s)) for s in sorted(chosen)]
+    mean, std = logmel.band_stats(np.concatenate(frames, axis=1))
+    torch.manual_seed(settings.SEED)
+    encoder = E.PatchEncoder(args.encoder_method, args.encoder_width, mean, std)
+    patches = np.concatenate([logmel.patches(get_audio(source, s)) for s in sorted(chosen)])
+    return E.calibrate_batch_norm(encoder, patches)
+
+
+def encoder_held_out(data, splits_like, encoder, epochs, seed, batch_size=128):
+    """[(test song indices, truth, song proba)] of an encoder member (frozen encoder, heads trained
+    per split) on the same held-out songs as `splits_like` (another algorithm's held_out list)."""
+    from trompa_mer.errors import MERError
+    from trompa_mer.pretrain import song_truth
+    from trompa_mer.transfer import EncoderMember, embed_patches, song_patches
+
+    y, groups = np.asarray(data.y, dtype=np.int64), np.asarray(data.groups).astype(str)
+    song_ids, song_index = np.unique(groups, return_inverse=True)
+    truth = song_truth(y, song_index, len(song_ids))
+    patches = song_patches(song_ids, data.audio)
+    counts = np.array([len(x) for x in patches])
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    embeddings = embed_patches(encoder, np.concatenate(patches), "cpu")
+    rows = lambda songs: np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in songs])
+    out = []
+    for test, truth_like, _ in splits_like:
+        if not np.array_equal(truth[test], truth_like):  # the same songs, in the same order
+            raise MERError("encoder member: the held-out songs do not match the other members'")
+        train = np.setdiff1d(np.arange(len(song_ids)), test)
+        member = EncoderMember(encoder, transfer="feature-extractor", epochs=epochs, batch_size=batch_size,
+                               seed=seed, device="cpu")
+        member.fit_patches([patches[i] for i in train], truth[train], embeddings=embeddings[rows(train)])
+        proba, _ = member.predict_proba_embeddings(embeddings[rows(test)], counts[test])
+        out.append((test, truth[test], proba))
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", default="gnb,sgd,xgb,song-sgd,song-gnb,song-xgb",
@@ -50,6 +106,20 @@ def main():
                    help="window members train on 1 in N windows (default %(default)s)")
     p.add_argument("--fourq", default=str(settings.SHARED_DATA_DIR / "4q"), help="4Q folder (default %(default)s)")
     p.add_argument("--jobs", type=positive_int, default=settings.JOBS, help="extraction processes")
+    p.add_argument("--encoder", metavar="DIR|random", default=None,
+                   help="also score an encoder member (algorithm 'encoder'): a pre-trained encoder "
+                        "folder (pretrain_encoder.py --out) or 'random' (see above)")
+    p.add_argument("--encoder-method", choices=("scae", "cpc"), default="scae",
+                   help="with --encoder random: the architecture (default %(default)s)")
+    p.add_argument("--encoder-width", type=positive_int, default=8,
+                   help="with --encoder random: the width w (default %(default)s)")
+    p.add_argument("--encoder-epochs", type=positive_int, default=15,
+                   help="epochs of the dense layers and heads per split (default %(default)s)")
+    p.add_argument("--calibration-audio", default=str(settings.SHARED_DATA_DIR / "emotify" / "audio"),
+                   help="with --encoder random: unlabelled clips whose statistics the encoder takes "
+                        "(default %(default)s)")
+    p.add_argument("--calibration-songs", type=positive_int, default=100,
+                   help="with --encoder random: how many of those clips, seeded (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args()
 
@@ -70,6 +140,14 @@ def main():
                                   progress=not args.quiet, window_stride=args.window_stride,
                                   keep_predictions=True)
     print(pretrain.format_report({k: v for k, v in report.items() if k not in ("held_out",)}))
+    if args.encoder:
+        encoder = study_encoder(args)
+        report["held_out"]["encoder"] = encoder_held_out(data, report["held_out"][algorithms[0]], encoder,
+                                                         args.encoder_epochs, settings.SEED)
+        mean, sd, _ = composition_scores(report, ["encoder"])
+        print(f"\nencoder member ({args.encoder}): song macro F1 {mean:.3f} ± {sd:.3f} "
+              f"over {report['splits']} splits")
+        algorithms = algorithms + ["encoder"]
     print("\ndistance from uniform on held-out songs (tempered): mean and 95th percentile of max |p - 1/4|")
     for a in algorithms:
         _, _, temps = composition_scores(report, [a])

@@ -178,3 +178,40 @@ def test_cnn_study_end_to_end_and_resumes(tmp_path):
     too_many = subprocess.run(command[:-2] + ["3", "--quiet"], capture_output=True, text=True, cwd=ROOT,
                               env=env, timeout=600)
     assert too_many.returncode != 0 and "--run-folds 3: only 2 folds" in too_many.stderr
+
+
+# --- an encoder member beside the feature members (experiments/fourq_members.py --encoder) -----------
+def test_member_study_scores_a_random_encoder_member_on_the_same_folds(tmp_path):
+    from trompa_mer import pretrain
+    from trompa_mer.datasets import fourq
+
+    root = _corpus(tmp_path)
+    calibration = tmp_path / "other_corpus"
+    calibration.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        sf.write(calibration / f"c{i}.wav", (0.1 * rng.normal(size=32000)).astype(np.float32), 16000)
+    env = dict(os.environ, MER_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "fourq_members.py"), "--fourq", str(root), "-m", "sgd",
+         "-cv", "2", "--repeats", "1", "--encoder", "random", "--encoder-width", "2", "--encoder-epochs", "2",
+         "--calibration-audio", str(calibration), "--calibration-songs", "2", "--quiet"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "encoder member (random): song macro F1" in result.stdout
+    compositions = result.stdout.split("committee compositions")[1].splitlines()[1:]
+    assert sorted(line.split()[-1] for line in compositions) == ["encoder", "sgd", "sgd+encoder"]
+
+    # in process: the encoder's held-out songs are the other member's, and a mismatch is refused
+    study = _load("fourq_members")
+    data = fourq.load_4q(root, tmp_path / "cache", progress=False)
+    report, _ = pretrain.pretrain(data, ["sgd"], cv=2, protocol="kfold", repeats=1, seed=5,
+                                  build_committee=False, progress=False, keep_predictions=True)
+    encoder = E.calibrate_batch_norm(E.PatchEncoder("scae", 2), _patches(8))
+    held = study.encoder_held_out(data, report["held_out"]["sgd"], encoder, 1, 0)
+    for (test, truth, proba), (their_test, their_truth, _) in zip(held, report["held_out"]["sgd"]):
+        assert np.array_equal(test, their_test) and np.array_equal(truth, their_truth)
+        assert proba.shape == (len(test), 4) and np.allclose(proba.sum(axis=1), 1)
+    wrong = [(test, (truth + 1) % 4, proba) for test, truth, proba in report["held_out"]["sgd"]]
+    with pytest.raises(MERError, match="the held-out songs do not match"):
+        study.encoder_held_out(data, wrong, encoder, 1, 0)
