@@ -160,7 +160,6 @@ class PatchEncoder(nn.Module):
 
 
 
-@torch.no_grad()
 def calibrate_batch_norm(encoder: PatchEncoder, patches: np.ndarray, batch: int = 256) -> PatchEncoder:
     """Estimate every batch-norm layer's running statistics on `patches` (raw log-mel, (n, 128,
     31)) without changing a weight: the cumulative mean and variance over batches, as training
@@ -182,11 +181,12 @@ def calibrate_batch_norm(encoder: PatchEncoder, patches: np.ndarray, batch: int 
         m.train()
     device = next(encoder.parameters()).device
     try:
-        for i in range(0, len(patches), batch):
-            chunk = patches[i:i + batch]
-            if len(chunk) < 2:
-                continue  # batch norm cannot take statistics of one patch
-            encoder(torch.as_tensor(chunk, dtype=torch.float32, device=device))
+        with torch.no_grad():  # not a decorator: mutmut leaves decorated functions unmutated
+            for i in range(0, len(patches), batch):
+                chunk = patches[i:i + batch]
+                if len(chunk) < 2:
+                    continue  # batch norm cannot take statistics of one patch
+                encoder(torch.as_tensor(chunk, dtype=torch.float32, device=device))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
