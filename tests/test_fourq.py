@@ -72,6 +72,7 @@ def test_the_corpus_signature_follows_the_content_not_the_copy(tmp_path):
 
     root = _corpus(tmp_path)
     first = folder_signature(root / "audio")
+    assert len(first) == 12 and int(first, 16) >= 0  # the cache folder names' 12 hex digits
     os.utime(root / "audio" / "MT01.wav", ns=(1, 1))
     copy = shutil.copytree(root / "audio", tmp_path / "elsewhere" / "audio")
     assert folder_signature(root / "audio") == first == folder_signature(copy)

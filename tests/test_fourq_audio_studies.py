@@ -81,6 +81,16 @@ def test_calibration_skips_a_last_single_patch_and_refuses_fewer_than_two():
     encoder = E.PatchEncoder("scae", 2)
     E.calibrate_batch_norm(encoder, _patches(17), batch=8)  # batches of 8, 8, then one patch left out
     assert int(encoder.conv.in_bn.num_batches_tracked) == 2
+    E.calibrate_batch_norm(encoder, _patches(18), batch=8)  # a last batch of two patches counts
+    assert int(encoder.conv.in_bn.num_batches_tracked) == 3
+    E.calibrate_batch_norm(encoder, _patches(2))  # two patches are enough
+    assert int(encoder.conv.in_bn.num_batches_tracked) == 1
+    # the default batch is 256 patches: 258 are two batches, 256 and 2
+    E.calibrate_batch_norm(encoder, _patches(258))
+    assert int(encoder.conv.in_bn.num_batches_tracked) == 2
+    # float64 patches (numpy's default) are taken as the float32 the encoder computes in
+    E.calibrate_batch_norm(encoder, _patches(4).astype(np.float64))
+    assert int(encoder.conv.in_bn.num_batches_tracked) == 1
     with pytest.raises(MERError, match="batch-norm calibration: expected at least 2 patches, got 1"):
         E.calibrate_batch_norm(encoder, _patches(1))
 
