@@ -68,7 +68,7 @@ def study_encoder(args):
     return E.calibrate_batch_norm(encoder, patches)
 
 
-def encoder_held_out(data, splits_like, encoder, epochs, seed, batch_size=128):
+def encoder_held_out(data, splits_like, encoder, epochs, seed, batch_size=128, progress=False):
     """[(test song indices, truth, song proba)] of an encoder member (frozen encoder, heads trained
     per split) on the same held-out songs as `splits_like` (another algorithm's held_out list)."""
     from trompa_mer.errors import MERError
@@ -93,6 +93,8 @@ def encoder_held_out(data, splits_like, encoder, epochs, seed, batch_size=128):
         member.fit_patches([patches[i] for i in train], truth[train], embeddings=embeddings[rows(train)])
         proba, _ = member.predict_proba_embeddings(embeddings[rows(test)], counts[test])
         out.append((test, truth[test], proba))
+        if progress:
+            print(f"encoder member: split {len(out)} of {len(splits_like)} done", file=sys.stderr, flush=True)
     return out
 
 
@@ -120,6 +122,8 @@ def main():
                         "(default %(default)s)")
     p.add_argument("--calibration-songs", type=positive_int, default=100,
                    help="with --encoder random: how many of those clips, seeded (default %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch threads for the encoder member (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args()
 
@@ -141,9 +145,12 @@ def main():
                                   keep_predictions=True)
     print(pretrain.format_report({k: v for k, v in report.items() if k not in ("held_out",)}))
     if args.encoder:
+        import torch
+
+        torch.set_num_threads(args.threads)
         encoder = study_encoder(args)
         report["held_out"]["encoder"] = encoder_held_out(data, report["held_out"][algorithms[0]], encoder,
-                                                         args.encoder_epochs, settings.SEED)
+                                                         args.encoder_epochs, settings.SEED, progress=True)
         mean, sd, _ = composition_scores(report, ["encoder"])
         print(f"\nencoder member ({args.encoder}): song macro F1 {mean:.3f} ± {sd:.3f} "
               f"over {report['splits']} splits")
