@@ -48,6 +48,22 @@ def composition_scores(report, algorithms):
     return float(np.mean(rows)), float(np.std(rows)), temps
 
 
+def save_held_out(path, held_out, song_ids):
+    """One .npz: song_ids, and per algorithm a and split k a_k_test, a_k_truth, a_k_proba."""
+    import io
+
+    from trompa_mer import atomic
+
+    arrays = {"song_ids": np.asarray(song_ids)}
+    for algorithm, splits in held_out.items():
+        for k, (test, truth, proba) in enumerate(splits):
+            arrays.update({f"{algorithm}_{k}_test": test, f"{algorithm}_{k}_truth": truth,
+                           f"{algorithm}_{k}_proba": proba})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic.write_bytes(path, buffer.getvalue())
+
+
 def study_encoder(args):
     """The encoder of --encoder: loaded, or randomly initialised with another corpus' statistics."""
     import torch
@@ -122,6 +138,10 @@ def main():
                         "(default %(default)s)")
     p.add_argument("--calibration-songs", type=positive_int, default=100,
                    help="with --encoder random: how many of those clips, seeded (default %(default)s)")
+    p.add_argument("--held-out", metavar="FILE.npz", default=None,
+                   help="also write every algorithm's held-out song probabilities (per split: test song "
+                        "indices, truth, probabilities; with the song ids) for compositions with members "
+                        "scored elsewhere on the same splits (experiments/fourq_cnn.py)")
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads for the encoder member (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -155,6 +175,8 @@ def main():
         print(f"\nencoder member ({args.encoder}): song macro F1 {mean:.3f} ± {sd:.3f} "
               f"over {report['splits']} splits")
         algorithms = algorithms + ["encoder"]
+    if args.held_out:
+        save_held_out(args.held_out, report["held_out"], np.unique(np.asarray(data.groups).astype(str)))
     print("\ndistance from uniform on held-out songs (tempered): mean and 95th percentile of max |p - 1/4|")
     for a in algorithms:
         _, _, temps = composition_scores(report, [a])

@@ -205,12 +205,20 @@ def test_member_study_scores_a_random_encoder_member_on_the_same_folds(tmp_path)
     result = subprocess.run(
         [sys.executable, str(ROOT / "experiments" / "fourq_members.py"), "--fourq", str(root), "-m", "sgd",
          "-cv", "2", "--repeats", "1", "--encoder", "random", "--encoder-width", "2", "--encoder-epochs", "2",
-         "--calibration-audio", str(calibration), "--calibration-songs", "2", "--quiet"],
+         "--calibration-audio", str(calibration), "--calibration-songs", "2", "--held-out",
+         str(tmp_path / "held.npz"), "--quiet"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "encoder member (random): song macro F1" in result.stdout
     compositions = result.stdout.split("committee compositions")[1].splitlines()[1:]
     assert sorted(line.split()[-1] for line in compositions) == ["encoder", "sgd", "sgd+encoder"]
+    held = np.load(tmp_path / "held.npz")
+    assert sorted(held["song_ids"]) == sorted(s.lower() for s, _, _ in SONGS)
+    for algorithm in ("sgd", "encoder"):  # two folds, every song held out once
+        tested = np.concatenate([held[f"{algorithm}_{k}_test"] for k in range(2)])
+        assert sorted(tested) == list(range(len(SONGS))) and f"{algorithm}_2_test" not in held
+        assert held[f"{algorithm}_0_proba"].shape == (len(held[f"{algorithm}_0_test"]), 4)
+    assert np.array_equal(held["sgd_1_truth"], held["encoder_1_truth"])
 
     # in process: the encoder's held-out songs are the other member's, and a mismatch is refused
     study = _load("fourq_members")
