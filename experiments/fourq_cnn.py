@@ -43,6 +43,10 @@ def parse_args(argv=None):
                    help="random 3.7 s chunks per training song per epoch (default %(default)s)")
     p.add_argument("--seed", type=int, default=settings.SEED, help="folds and training seed (default %(default)s)")
     p.add_argument("--max-songs", type=positive_int, default=None, help="use only this many songs (smoke runs)")
+    p.add_argument("--compose", metavar="HELD_OUT.npz", default=None,
+                   help="experiments/fourq_members.py --held-out file of the same corpus: also score every "
+                        "committee composition of its algorithms and the CNN on the folds run (tempered "
+                        "mean, temperatures chosen on those folds' held-out songs)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
@@ -69,6 +73,50 @@ def scores(truth, predicted) -> dict:
             "accuracy": float(accuracy_score(truth, predicted)),
             "predicted_classes": np.bincount(predicted, minlength=4).tolist(),
             "confusion": confusion_matrix(truth, predicted, labels=[0, 1, 2, 3]).tolist()}
+
+
+def save_held_out(path, test, proba):
+    import io
+
+    from trompa_mer import atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, test=np.asarray(test), proba=np.asarray(proba))
+    atomic.write_bytes(path, buffer.getvalue())
+
+
+def compose(path, cnn_held, y, songs) -> list:
+    """Lines: song macro F1 (mean ± sd over the folds run) of every composition of the members in
+    `path` (fourq_members.py --held-out; its first splits are these folds) and the CNN."""
+    import itertools
+
+    from trompa_mer.errors import MERError
+    from trompa_mer.pretrain import _best_temperature, temper
+
+    other = np.load(path)
+    if other["song_ids"].tolist() != songs.tolist():
+        raise MERError(f"{path}: song_ids: expected the 4Q songs this study reads, in the same order")
+    algorithms = sorted({key.rsplit("_", 2)[0] for key in other.files if key.endswith("_proba")})
+    held = {a: [(other[f"{a}_{k}_test"], other[f"{a}_{k}_proba"]) for k in range(len(cnn_held))]
+            for a in algorithms}
+    for a in algorithms:
+        for k, ((test, _), (cnn_test, _)) in enumerate(zip(held[a], cnn_held)):
+            if not np.array_equal(test, cnn_test):
+                raise MERError(f"{path}: {a}_{k}_test: expected the same held-out songs as CNN fold {k}")
+    held["cnn"] = cnn_held
+    temps = {a: _best_temperature(np.concatenate([p for _, p in h]), np.concatenate([y[t] for t, _ in h]))
+             for a, h in held.items()}
+    rows = []
+    for size in range(1, len(held) + 1):
+        for subset in itertools.combinations(held, size):
+            f1 = [scores(y[held[subset[0]][k][0]], np.mean([temper(held[a][k][1], temps[a]) for a in subset],
+                                                            axis=0).argmax(axis=1))["f1_macro"]
+                  for k in range(len(cnn_held))]
+            rows.append((float(np.mean(f1)), float(np.std(f1)), "+".join(subset)))  # sd as pretrain reports it
+    lines = [f"committee compositions on the {len(cnn_held)} fold(s) run, song macro F1 (temperatures "
+             + ", ".join(f"{a} {t:g}" for a, t in temps.items()) + ")"]
+    lines += [f"  {mean:.3f} ± {sd:.3f}  {name}" for mean, sd, name in sorted(rows, reverse=True)]
+    return lines
 
 
 def main():
@@ -112,16 +160,29 @@ def main():
                            chunks_per_song=args.chunks_per_song, seed=args.seed + k, device="cpu",
                            progress=not args.quiet, log_path=out / f"cnn_{k}_log.csv")
         member.fit_songs(songs[train], y[train], audio)
-        predicted = member.predict_proba_songs(songs[test], audio).argmax(axis=1)
+        proba = member.predict_proba_songs(songs[test], audio)
+        predicted = proba.argmax(axis=1)
         member.save(out / f"cnn_{k}")
+        save_held_out(out / f"cnn_{k}_held_out.npz", test, proba)
         done[k] = {"fold": k, **scores(y[test], predicted), "n_train": len(train), "n_test": len(test),
                    "best_epoch": member.best_epoch_, "seconds": round(time.time() - started, 1)}
         atomic.write_text(log, "".join(json.dumps(r) + "\n" for r in done.values()))
         print(f"fold {k}: song macro F1 {done[k]['f1_macro']:.3f}, accuracy {done[k]['accuracy']:.3f}, "
               f"best epoch {done[k]['best_epoch']}, {done[k]['seconds']:.0f} s", flush=True)
+    held = []
+    for k in range(args.run_folds):  # folds trained before the probabilities were kept: from the model
+        path = out / f"cnn_{k}_held_out.npz"
+        if not path.is_file():
+            test = splits[k][1]
+            save_held_out(path, test, CNNMember.load(out / f"cnn_{k}").predict_proba_songs(songs[test], audio))
+        with np.load(path) as saved:
+            held.append((saved["test"], saved["proba"]))
+    if args.compose:
+        for line in compose(args.compose, held, y, songs):
+            print(line)
     f1 = [done[k]["f1_macro"] for k in range(args.run_folds)]
     summary = {"args": vars(args), "folds_run": args.run_folds, "f1_macro_mean": float(np.mean(f1)),
-               "f1_macro_sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else 0.0,
+               "f1_macro_sd": float(np.std(f1)),  # population sd, as deam_classifier's reports
                "seconds": sum(done[k]["seconds"] for k in range(args.run_folds))}
     atomic.write_json(out / "summary.json", summary)
     print(f"song macro F1 over {len(f1)} fold(s): {summary['f1_macro_mean']:.3f} ± {summary['f1_macro_sd']:.3f}")

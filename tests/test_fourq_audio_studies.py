@@ -189,6 +189,29 @@ def test_cnn_study_end_to_end_and_resumes(tmp_path):
                               env=env, timeout=600)
     assert too_many.returncode != 0 and "--run-folds 3: only 2 folds" in too_many.stderr
 
+    # compositions with members scored elsewhere on the same folds (fourq_members.py --held-out)
+    study = _load("fourq_cnn")
+    songs = np.array(sorted(s.lower() for s, _, _ in SONGS))
+    y = np.array([int(q[1]) - 1 for _, q, _ in sorted(SONGS)])
+    folds = study.artist_folds(y, [a for _, _, a in sorted(SONGS)], 2, 1987)
+    with np.load(out / "cnn_0_held_out.npz") as saved:
+        cnn = [(saved["test"], saved["proba"])]
+    assert np.array_equal(cnn[0][0], folds[0][1]) and np.allclose(cnn[0][1].sum(axis=1), 1)
+    truth_proba = np.eye(4)[y[folds[0][1]]]  # a member that is always right
+    np.savez(tmp_path / "members.npz", song_ids=songs, oracle_0_test=folds[0][1],
+             oracle_0_truth=y[folds[0][1]], oracle_0_proba=truth_proba)
+    lines = study.compose(tmp_path / "members.npz", cnn, y, songs)
+    assert lines[0].startswith("committee compositions on the 1 fold(s) run") and len(lines) == 4
+    scored = {line.split()[-1]: float(line.split()[0]) for line in lines[1:]}
+    assert set(scored) == {"oracle", "cnn", "oracle+cnn"} and scored["oracle"] == 1.0
+    assert scored["cnn"] == round(fold["f1_macro"], 3)  # a temperature never changes an argmax
+    np.savez(tmp_path / "other.npz", song_ids=songs, oracle_0_test=folds[1][1],
+             oracle_0_truth=y[folds[1][1]], oracle_0_proba=np.eye(4)[y[folds[1][1]]])
+    with pytest.raises(MERError, match="oracle_0_test: expected the same held-out songs as CNN fold 0"):
+        study.compose(tmp_path / "other.npz", cnn, y, songs)
+    with pytest.raises(MERError, match="song_ids: expected the 4Q songs"):
+        study.compose(tmp_path / "members.npz", cnn, y, songs[::-1])
+
 
 # --- an encoder member beside the feature members (experiments/fourq_members.py --encoder) -----------
 def test_member_study_scores_a_random_encoder_member_on_the_same_folds(tmp_path):
