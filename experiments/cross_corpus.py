@@ -38,7 +38,8 @@ def main():
     from trompa_mer.pool import load_pool
 
     committee = Committee.load(args.committee)
-    trained_on = (committee.manifest.get("corpus") or {}).get("name", "?")
+    corpus = committee.manifest.get("corpus") or {}
+    trained_on = corpus.get("name", "?") if isinstance(corpus, dict) else str(corpus)
     root = Path(args.shared) / args.corpus
     if args.corpus == "4q":
         labels = fourq.read_quadrants(root / "annotations.csv")
@@ -50,7 +51,17 @@ def main():
     pool = load_pool(corpus_features(args.corpus, root / "audio", settings.CACHE_DIR, args.jobs, True), jobs=args.jobs)
     ids = np.asarray(pool.song_ids).astype(str)
     keep = np.array([s in labels for s in ids])
-    proba = committee.song_proba(pool).mean(axis=0)[keep]
+    songs = pool
+    if committee.of_kind("audio"):  # its audio members (the default's musicnn) read the clips
+        from trompa_mer.audio_cache import AudioCache
+        from trompa_mer.committee import Songs
+        from trompa_mer.datasets.corpus_cache import folder_signature
+
+        # the cache folder deam_classifier.py --dataset uses, so embeddings made there are reused
+        audio = AudioCache.from_folder(root / "audio", settings.CACHE_DIR
+                                       / f"{args.corpus}-audio-{folder_signature(root / 'audio')}")
+        songs = Songs.from_offsets(pool.X, pool.offsets, ids.tolist(), audio=audio)
+    proba = committee.song_proba(songs).mean(axis=0)[keep]
     truth = np.array([labels[s] for s in ids[keep]])
     predicted = proba.argmax(axis=1)
     print(f"committee {args.committee} (trained on {trained_on}) on {len(truth)} {args.corpus} songs: "

@@ -424,3 +424,33 @@ def test_member_defaults_and_an_unwritable_index(tmp_path):
     with pytest.warns(Warning, match="not written.*hashed again next time") as caught:
         out = tagger.embed(["clip00"], source)
     assert tagger.SOURCES_INDEX in str(caught[0].message) and np.isfinite(out).all()
+
+
+def test_cross_corpus_scores_a_committee_with_musicnn_members(assets, tmp_path):
+    """experiments/cross_corpus.py with the default committee's kind of members: the musicnn
+    members read the corpus' clips (before, it stopped: audio members need song ids and an audio
+    source), cached where deam_classifier.py --dataset caches them."""
+    import os
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from conftest import ROOT
+    from trompa_mer.datasets.corpus_cache import folder_signature
+
+    root = tmp_path / "shared" / "4q"
+    (root / "audio").mkdir(parents=True)
+    for song in SONGS:
+        sf.write(root / "audio" / f"{song}.wav", clip(song), SR)
+    (root / "annotations.csv").write_text(
+        "Song,Quadrant\n" + "".join(f"{s},Q{quadrant_of(s) + 1}\n" for s in SONGS))
+    (root / "metadata.csv").write_text("Song,Artist\n" + "".join(f"{s},a{s}\n" for s in SONGS))
+    env = dict(os.environ, MER_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / "experiments" / "cross_corpus.py"), "--committee",
+                             str(assets / "committee"), "--corpus", "4q", "--shared", str(tmp_path / "shared"),
+                             "--jobs", "1"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(x for x in result.stdout.splitlines() if " on 8 4q songs: macro F1" in x)
+    assert float(line.split("accuracy ")[1]) > 0.5  # the clips it learned, in their quadrants
+    assert list((tmp_path / "cache" / f"4q-audio-{folder_signature(root / 'audio')}").glob("musicnn-*"))
