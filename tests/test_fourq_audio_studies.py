@@ -256,3 +256,33 @@ def test_member_study_scores_a_random_encoder_member_on_the_same_folds(tmp_path)
     wrong = [(test, (truth + 1) % 4, proba) for test, truth, proba in report["held_out"]["sgd"]]
     with pytest.raises(MERError, match="the held-out songs do not match"):
         study.encoder_held_out(data, wrong, encoder, 1, 0)
+
+
+# --- the window XGBoost member's depth and feature selection by nested CV ------------------------------
+def test_xgb_nested_study_scores_the_chosen_configuration_on_outer_folds(tmp_path):
+    from trompa_mer.datasets import fourq
+    from trompa_mer.splits import make_splits
+
+    study = _load("fourq_xgb_nested")
+    root = _corpus(tmp_path)
+    data = fourq.load_4q(root, tmp_path / "cache", progress=False)
+    windows = study.Windows(data, 2)
+    # 1 in 2 windows of every song trains; each song keeps its own truth and artist
+    for s in range(len(windows.song_ids)):
+        rows = np.flatnonzero(windows.song == s)
+        assert windows.trains[rows].tolist() == [i % 2 == 0 for i in range(len(rows))]
+    assert windows.artist.tolist() == [a for _, _, a in sorted(SONGS)]
+    split_windows, _ = make_splits(data, "kfold", 2, 0.2, 1987, 1)
+    outer = [(np.unique(windows.song[a]), np.unique(windows.song[b])) for a, b in split_windows]
+    configs = [(2, None), (3, 20)]
+    lines = []
+    nested, fixed, chosen = study.nested_scores(windows, outer, configs, 2, 1987, say=lines.append)
+    assert len(nested) == len(chosen) == len(lines) == 2 and set(chosen) <= set(configs)
+    for k, best in enumerate(chosen):  # the nested score is the chosen configuration's outer score
+        assert nested[k] == fixed[best][k]
+        assert fixed[best][k] == windows.song_f1(*best, *outer[k], 1987)
+    assert all(0 <= f <= 1 for scores in fixed.values() for f in scores)
+    with pytest.raises(SystemExit, match="--features: expected a comma list of positive whole numbers or all"):
+        study.parse_args(["--features", "all,0"])
+    with pytest.raises(SystemExit, match="--depths: expected a comma list of positive whole numbers, got 'x'"):
+        study.parse_args(["--depths", "x"])
