@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from conftest import ROOT
+from test_fourq import _corpus as fourq_corpus
 from trompa_mer import encoder as E
 from trompa_mer import logmel
 from trompa_mer.errors import MERError
@@ -20,20 +21,9 @@ from trompa_mer.errors import MERError
 SONGS = [(f"MT{i:02d}", f"Q{i % 4 + 1}", f"artist {i // 2}") for i in range(14)]
 
 
-def _corpus(tmp_path, seconds=4.0):
-    root = tmp_path / "4q"
-    (root / "audio").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    sr = 16000
-    t = np.arange(int(seconds * sr)) / sr
-    for i, (song, quadrant, _) in enumerate(SONGS):
-        q = int(quadrant[1])
-        tone = 0.2 * np.sin(2 * np.pi * 110 * q * t) * (1 + 0.5 * np.sin(2 * np.pi * q * t))
-        sf.write(root / "audio" / f"{song}.wav", (tone + 0.05 * rng.normal(size=t.size)).astype(np.float32), sr)
-    (root / "annotations.csv").write_text("Song,Quadrant\n" + "".join(f"{s},{q}\n" for s, q, _ in SONGS))
-    (root / "metadata.csv").write_text("Song,Artist,Title,Quadrant\n"
-                                       + "".join(f"{s},{a},t,{q}\n" for s, q, a in SONGS))
-    return root
+def _corpus(tmp_path):
+    """A 4Q folder (audio/, annotations.csv, metadata.csv) of SONGS, 4 s clips."""
+    return fourq_corpus(tmp_path, songs=SONGS, seconds=4.0)
 
 
 def _load(name):
