@@ -159,7 +159,6 @@ class PatchEncoder(nn.Module):
         return self.embed_normalised(self.normalise(x))
 
 
-
 def calibrate_batch_norm(encoder: PatchEncoder, patches: np.ndarray, batch: int = 256) -> PatchEncoder:
     """Estimate every batch-norm layer's running statistics on `patches` (raw log-mel, (n, 128,
     31)) without changing a weight: the cumulative mean and variance over batches, as training
@@ -192,6 +191,7 @@ def calibrate_batch_norm(encoder: PatchEncoder, patches: np.ndarray, batch: int 
             m.momentum = momentum
         encoder.eval()
     return encoder
+
 
 class SCAE(nn.Module):
     def __init__(self, width: int, mean=None, std=None):
