@@ -153,10 +153,14 @@ def main():
                             {"music_songs": len(music_songs), "heldout_songs": len(test)})
         return music_frames
 
+    calibration = []  # cut once, for both methods' random encoders
+
     def calibration_patches(limit=CALIBRATION_PATCHES):
-        chosen = np.concatenate(song_patches(music_songs, audio))
-        rows = np.random.default_rng(args.seed).permutation(len(chosen))[:limit]
-        return chosen[np.sort(rows)]
+        if not calibration:
+            chosen = np.concatenate(song_patches(music_songs, audio))
+            rows = np.random.default_rng(args.seed).permutation(len(chosen))[:limit]
+            calibration.append(chosen[np.sort(rows)])
+        return calibration[0]
 
     speech = Path(args.speech)
 
